@@ -1,0 +1,58 @@
+// The host's own config, ~/.aegis/edge/aegis-config.yaml: what the daemon offers and how it
+// behaves. Written by `aegis edge enroll` from a host-aware template; edited by people.
+import { z } from "zod";
+import { parse, stringify } from "yaml";
+import { AegisError } from "../errors.ts";
+import { configError } from "./zod_error.ts";
+
+export const EdgeConfigSchema = z.object({
+  node: z.object({
+    name: z.string().min(1).max(128).optional(),
+    labels: z.record(
+      z.string().regex(/^[A-Za-z0-9_.\/-]{1,63}$/, "label keys use letters, digits, _ . / -"),
+      z.string().max(256),
+    )
+      .default({}),
+  }).strict().default({ labels: {} }),
+  cluster: z.object({
+    role: z.literal("edge").default("edge"),
+    /** Filled in from the enrollment token's `cep`; several may be listed for failover. */
+    endpoints: z.array(z.string().min(1)).default([]),
+  }).strict().default({ role: "edge", endpoints: [] }),
+  edge: z.object({
+    heartbeat_interval_secs: z.number().int().min(1).max(3600).default(30),
+    token_refresh_margin_secs: z.number().int().min(10).default(3600),
+    max_concurrent_calls: z.number().int().min(1).max(1024).default(4),
+    ca_file: z.string().optional(),
+  }).strict().default({
+    heartbeat_interval_secs: 30,
+    token_refresh_margin_secs: 3600,
+    max_concurrent_calls: 4,
+  }),
+  local_tools: z.array(z.string().min(1)).default([]),
+  mount_points: z.array(z.string().min(1)).default([]),
+  secrets: z.object({
+    backend: z.enum(["file", "openbao"]).default("file"),
+  }).strict().default({ backend: "file" }),
+}).strict();
+
+export type EdgeConfig = z.infer<typeof EdgeConfigSchema>;
+
+export function parseEdgeConfig(text: string, source = "aegis-config.yaml"): EdgeConfig {
+  let raw: unknown;
+  try {
+    raw = parse(text) ?? {};
+  } catch (error) {
+    throw new AegisError(
+      "CONFIG_INVALID",
+      `${source} is not valid YAML: ${(error as Error).message}`,
+    );
+  }
+  const result = EdgeConfigSchema.safeParse(raw);
+  if (!result.success) throw configError(source, result.error);
+  return result.data;
+}
+
+export function renderEdgeConfig(config: EdgeConfig, header = ""): string {
+  return header + stringify(config, { lineWidth: 0 });
+}

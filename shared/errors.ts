@@ -1,0 +1,145 @@
+// One error type for the whole product. Each code has a fixed exit status (CLI), HTTP status
+// (REST) and a short default hint, so every transport says the same thing about the same failure.
+
+export const ERROR_CODES = {
+  // Bad input on the command line or in a request.
+  INVALID_ARGUMENT: { exit: 2, http: 400, hint: "" },
+  CONFIG_INVALID: { exit: 78, http: 500, hint: "Fix the named key in the config file." },
+  // Enrollment tokens.
+  ENROLL_TOKEN_MALFORMED: {
+    exit: 65,
+    http: 400,
+    hint: "Copy the whole token again: it is the long text after `aegis edge enroll`.",
+  },
+  ENROLL_TOKEN_EXPIRED: {
+    exit: 65,
+    http: 401,
+    hint: "Issue a fresh enrollment token (they last 15 minutes by default).",
+  },
+  ENROLL_TOKEN_REDEEMED: {
+    exit: 65,
+    http: 409,
+    hint: "Tokens are one-time use. Issue a fresh enrollment token.",
+  },
+  ENROLL_TOKEN_WRONG_CONTROLLER: {
+    exit: 65,
+    http: 401,
+    hint:
+      "This token was issued by a different controller. Issue one from the controller you enroll with.",
+  },
+  CLOCK_SKEW: {
+    exit: 65,
+    http: 401,
+    hint: "Fix the host clock (chronyd, systemd-timesyncd, Windows Time) and retry.",
+  },
+  RATE_LIMITED: { exit: 75, http: 429, hint: "Wait a minute and retry." },
+  UNREACHABLE: {
+    exit: 69,
+    http: 503,
+    hint: "Check that the endpoint is right and that outbound traffic to it is allowed.",
+  },
+  TLS_FAILED: {
+    exit: 69,
+    http: 503,
+    hint: "Pass the controller's CA with --ca-file (or DENO_CERT); never disable verification.",
+  },
+  // Node identity.
+  KEY_TOKEN_MISMATCH: {
+    exit: 65,
+    http: 401,
+    hint:
+      "Delete ~/.aegis/edge/node.key* and ~/.aegis/edge/node.token, then run `aegis edge enroll <fresh-token>`.",
+  },
+  NODE_TOKEN_INVALID: {
+    exit: 77,
+    http: 401,
+    hint: "Re-enroll this host with a fresh token: `aegis edge enroll <token> --force`.",
+  },
+  NODE_TOKEN_EXPIRED: {
+    exit: 77,
+    http: 401,
+    hint: "Run `aegis edge token refresh`, or re-enroll with a fresh token.",
+  },
+  NODE_REVOKED: {
+    exit: 77,
+    http: 403,
+    hint:
+      "This host was revoked. Re-enroll it with a fresh token: `aegis edge enroll <token> --force`.",
+  },
+  NOT_ENROLLED: {
+    exit: 78,
+    http: 404,
+    hint: "Enroll first: `aegis edge enroll <token>`.",
+  },
+  SIGNATURE_INVALID: { exit: 77, http: 401, hint: "" },
+  REPLAYED: { exit: 77, http: 401, hint: "" },
+  CHALLENGE_INVALID: { exit: 65, http: 400, hint: "Run the enrollment again." },
+  // Operators.
+  UNAUTHENTICATED: {
+    exit: 77,
+    http: 401,
+    hint: "Pass an operator token (AEGIS_TOKEN or --token).",
+  },
+  FORBIDDEN: { exit: 77, http: 403, hint: "" },
+  NOT_FOUND: { exit: 1, http: 404, hint: "" },
+  CONFLICT: { exit: 1, http: 409, hint: "" },
+  // Local state and plans.
+  ABORTED: { exit: 1, http: 400, hint: "" },
+  WOULD_PROMPT: {
+    exit: 64,
+    http: 400,
+    hint: "Pass --force (overwrite) or --keep-existing (reuse), or run interactively.",
+  },
+  UNSAFE_REUSE: { exit: 65, http: 400, hint: "" },
+  INTERNAL: { exit: 70, http: 500, hint: "" },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface AegisErrorOptions {
+  hint?: string;
+  details?: Record<string, string>;
+  cause?: unknown;
+}
+
+export class AegisError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string;
+  readonly details: Record<string, string>;
+
+  constructor(code: ErrorCode, message: string, options: AegisErrorOptions = {}) {
+    super(message, { cause: options.cause });
+    this.name = "AegisError";
+    this.code = code;
+    this.hint = options.hint ?? ERROR_CODES[code].hint;
+    this.details = options.details ?? {};
+  }
+
+  get exitCode(): number {
+    return ERROR_CODES[this.code].exit;
+  }
+
+  get httpStatus(): number {
+    return ERROR_CODES[this.code].http;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      code: this.code,
+      message: this.message,
+      ...(this.hint ? { hint: this.hint } : {}),
+      ...(Object.keys(this.details).length ? { details: this.details } : {}),
+    };
+  }
+}
+
+export function isErrorCode(value: string): value is ErrorCode {
+  return Object.hasOwn(ERROR_CODES, value);
+}
+
+/** Normalises anything thrown into an AegisError, once, at a boundary. */
+export function toAegisError(error: unknown): AegisError {
+  if (error instanceof AegisError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new AegisError("INTERNAL", message, { cause: error });
+}
