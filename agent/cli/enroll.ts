@@ -1,0 +1,81 @@
+// `aegis edge enroll <token>`: bootstrap plan, attestation, node token, service, first stream.
+import { select } from "@inquirer/prompts";
+import { AegisError } from "../../shared/errors.ts";
+import { decodeEnrollmentToken } from "../../shared/tokens/claims.ts";
+import { parseEndpoint } from "../../shared/endpoint.ts";
+import type { Io } from "../../shared/cli/io.ts";
+import { edgePaths, homeDir } from "../state/paths.ts";
+import { inspectHost } from "../enroll/inspect.ts";
+import { buildPlan, type ConflictPolicy, type Prompter } from "../enroll/plan.ts";
+import { applyPlan } from "../enroll/apply.ts";
+import { planJson, renderPlan, renderResult, resultJson } from "../enroll/render.ts";
+import { createNodeClient } from "../client/node_client.ts";
+import { probeService, serviceContext, serviceStep } from "./service_step.ts";
+import { readToken } from "./token_input.ts";
+
+export interface EnrollOptions {
+  tokenFile?: string;
+  nonInteractive?: boolean;
+  force?: boolean;
+  keepExisting?: boolean;
+  dryRun?: boolean;
+  output?: string;
+  service?: boolean;
+  caFile?: string;
+}
+
+export async function enroll(tokenArg: string | undefined, options: EnrollOptions, io: Io): Promise<number> {
+  if (options.force && options.keepExisting) {
+    throw new AegisError("INVALID_ARGUMENT", "--force and --keep-existing contradict each other; pass one");
+  }
+  const json = options.output === "json";
+  const token = await readToken(tokenArg, options.tokenFile);
+  const claims = decodeEnrollmentToken(token);
+  const endpoint = parseEndpoint(claims.cep);
+  const env = Deno.env.toObject();
+  const home = homeDir(env);
+  const paths = edgePaths(home);
+  const facts = inspectHost(env, home);
+  const policy: ConflictPolicy = options.force ? "force" : options.keepExisting ? "keep" : "prompt";
+  const canPrompt = io.interactive && !options.nonInteractive && !options.dryRun && !json;
+  const svc = serviceContext(home, env);
+  const noService = options.service === false;
+
+  const plan = await buildPlan({
+    paths,
+    enrollmentToken: token,
+    policy,
+    preview: Boolean(options.dryRun),
+    prompt: canPrompt ? inquirerPrompt : undefined,
+    service: { ...(await probeService(svc)), disabled: noService },
+  });
+
+  if (options.dryRun) {
+    io.out(json ? JSON.stringify(planJson(plan, claims, endpoint, true), null, 2) + "\n" : renderPlan(plan, claims, endpoint, home));
+    return 0;
+  }
+
+  const client = await createNodeClient(endpoint, { caFile: options.caFile });
+  const result = await applyPlan({
+    plan,
+    paths,
+    facts,
+    token,
+    claims,
+    endpoint,
+    client,
+    service: noService ? undefined : serviceStep(svc),
+    log: (line) => io.err(line + "\n"),
+  });
+  if (json) {
+    io.out(JSON.stringify({ ...resultJson(result, home), plan: planJson(plan, claims, endpoint, false) }, null, 2) + "\n");
+  } else {
+    io.out(renderResult(result, home));
+    if (noService || !result.serviceStarted) {
+      io.out(`  Keep it connected: run \`aegis edge run\` (or install the service: \`aegis edge service install\`).\n`);
+    }
+  }
+  return 0;
+}
+
+const inquirerPrompt: Prompter = (question, choices) => select({ message: question, choices });

@@ -1,0 +1,22 @@
+// `aegis edge run`: the daemon in the foreground (what the service manager starts).
+import type { Io } from "../../shared/cli/io.ts";
+import { edgePaths } from "../state/paths.ts";
+import { runDaemon } from "../daemon/daemon.ts";
+
+export async function run(options: { caFile?: string }, io: Io): Promise<number> {
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  Deno.addSignalListener("SIGINT", onSignal);
+  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
+  try {
+    return await runDaemon({
+      paths: edgePaths(),
+      signal: stop.signal,
+      caFile: options.caFile,
+      log: (message) => io.err(`${new Date().toISOString()} ${message}\n`),
+    });
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+}

@@ -1,0 +1,119 @@
+// `aegis edge status`: the node as the controller sees it; local facts when it cannot be asked.
+// The JSON keys are a stable API: node_id, tenant, status, since, endpoint, heartbeat_age
+// (seconds, or null), capabilities {os, arch, local_tools}, labels, key_fingerprint, token_expires.
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { AegisError } from "../../shared/errors.ts";
+import { formatAge } from "../../shared/duration.ts";
+import { randomBytes } from "../../shared/crypto/encoding.ts";
+import { sealEnvelope } from "../../shared/crypto/envelope.ts";
+import type { Io } from "../../shared/cli/io.ts";
+import { edgePaths } from "../state/paths.ts";
+import { type Identity, loadIdentity } from "../state/identity.ts";
+import { readDaemonState } from "../daemon/state.ts";
+import { callNode, createNodeClient } from "../client/node_client.ts";
+
+export interface NodeStatus {
+  node_id: string;
+  tenant: string;
+  status: "Connected" | "Disconnected" | "Revoked" | "Pending";
+  since: string | null;
+  endpoint: string;
+  heartbeat_age: number | null;
+  capabilities: { os: string; arch: string; local_tools: string[] };
+  labels: Record<string, string>;
+  key_fingerprint: string;
+  token_expires: string;
+}
+
+export async function status(options: { output?: string }, io: Io): Promise<number> {
+  const paths = edgePaths();
+  const identity = await loadIdentity(paths);
+  let view: NodeStatus;
+  try {
+    view = await askController(identity);
+  } catch (error) {
+    const aegis = error instanceof AegisError ? error : new AegisError("INTERNAL", String(error));
+    view = await localView(identity, paths.state);
+    if (aegis.code === "NODE_REVOKED") {
+      view.status = "Revoked";
+      io.err(`! the controller says this node was revoked: ${aegis.message}\n  → ${aegis.hint}\n`);
+    } else {
+      io.err(`! the controller at ${view.endpoint} could not be asked (${aegis.message}); showing what this host knows.\n`);
+    }
+  }
+  io.out(options.output === "json" ? JSON.stringify(view, null, 2) + "\n" : renderStatus(view));
+  return 0;
+}
+
+async function askController(identity: Identity): Promise<NodeStatus> {
+  const endpoint = identity.endpoints[0];
+  const client = await createNodeClient(endpoint, { caFile: identity.config.edge.ca_file, timeoutMs: 5000 });
+  const envelope = sealEnvelope({
+    key: identity.key,
+    token: identity.token,
+    nodeId: identity.claims.sub,
+    streamNonce: randomBytes(16),
+    seq: 1n,
+    body: { case: "describe", value: {} as never },
+  });
+  const r = await callNode(endpoint, () => client.describeNode(envelope));
+  const serverNow = r.serverTime ? timestampDate(r.serverTime).getTime() : Date.now();
+  return {
+    node_id: r.nodeId,
+    tenant: r.tenantId,
+    status: r.status as NodeStatus["status"],
+    since: r.since ? timestampDate(r.since).toISOString() : null,
+    endpoint: endpoint.display,
+    heartbeat_age: r.lastHeartbeatAt
+      ? Math.max(0, Math.round((serverNow - timestampDate(r.lastHeartbeatAt).getTime()) / 1000))
+      : null,
+    capabilities: {
+      os: r.capabilities?.os ?? "",
+      arch: r.capabilities?.arch ?? "",
+      local_tools: r.capabilities?.localTools ?? [],
+    },
+    labels: { ...r.labels },
+    key_fingerprint: r.keyFingerprint,
+    token_expires: r.tokenExpiresAt ? timestampDate(r.tokenExpiresAt).toISOString() : "",
+  };
+}
+
+async function localView(identity: Identity, statePath: string): Promise<NodeStatus> {
+  const state = await readDaemonState(statePath);
+  const lastAck = state?.last_heartbeat_ack_at ? Date.parse(state.last_heartbeat_ack_at) : undefined;
+  return {
+    node_id: identity.claims.sub,
+    tenant: identity.claims.tenant_id,
+    status: "Disconnected",
+    since: state?.status === "connected" ? null : state?.since ?? null,
+    endpoint: identity.endpoints[0].display,
+    heartbeat_age: lastAck ? Math.round((Date.now() - lastAck) / 1000) : null,
+    capabilities: { os: Deno.build.os, arch: Deno.build.arch, local_tools: identity.config.local_tools },
+    labels: identity.config.node.labels,
+    key_fingerprint: identity.fingerprint,
+    token_expires: new Date(identity.claims.exp * 1000).toISOString(),
+  };
+}
+
+export function renderStatus(s: NodeStatus): string {
+  const labels = Object.entries(s.labels).map(([k, v]) => `${k}: ${v}`).join(", ");
+  const rows: [string, string][] = [
+    ["node_id", s.node_id],
+    ["tenant", s.tenant],
+    ["status", s.status],
+    ["since", s.since ?? "-"],
+    ["endpoint", s.endpoint],
+    ["heartbeat_age", s.heartbeat_age === null ? "-" : formatAge(s.heartbeat_age * 1000)],
+  ];
+  const lines = rows.map(([k, v]) => `${(k + ":").padEnd(17)}${v}`);
+  lines.push(
+    "capabilities:",
+    `  ${"os:".padEnd(15)}${s.capabilities.os}`,
+    `  ${"arch:".padEnd(15)}${s.capabilities.arch}`,
+    `  ${"local_tools:".padEnd(15)}[${s.capabilities.local_tools.join(", ")}]`,
+    `  ${"labels:".padEnd(15)}{ ${labels} }`,
+    `${"key_fingerprint:".padEnd(17)}${s.key_fingerprint}`,
+    `${"token_expires:".padEnd(17)}${s.token_expires}`,
+  );
+  return lines.join("\n") + "\n";
+}

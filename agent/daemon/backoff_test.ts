@@ -1,0 +1,20 @@
+import assert from "node:assert/strict";
+import { backoffDelay, sleep } from "./backoff.ts";
+
+Deno.test("backoffDelay() grows exponentially up to the cap, drawn with full jitter", () => {
+  const policy = { baseMs: 1000, capMs: 60_000 };
+  assert.equal(backoffDelay(0, policy, () => 1), 1000);
+  assert.equal(backoffDelay(3, policy, () => 1), 8000);
+  assert.equal(backoffDelay(10, policy, () => 1), 60_000);
+  assert.equal(backoffDelay(500, policy, () => 0.5), 30_000);
+  assert.equal(backoffDelay(3, policy, () => 0), 0);
+});
+
+Deno.test("sleep() returns at once when aborted", async () => {
+  const controller = new AbortController();
+  const started = Date.now();
+  const pending = sleep(60_000, controller.signal);
+  controller.abort();
+  await pending;
+  assert.ok(Date.now() - started < 1000);
+});

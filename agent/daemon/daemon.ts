@@ -1,0 +1,131 @@
+// The edge daemon: keep one stream to the controller open, heartbeat on it, and come back with
+// jittered backoff whenever it drops. It stops only when told to, or when the controller refuses
+// this node for good (revoked, token refused): then it says so and what to do.
+import { hostname } from "node:os";
+import { AegisError } from "../../shared/errors.ts";
+import { isRetryable } from "../../shared/rpc_errors.ts";
+import type { Endpoint } from "../../shared/endpoint.ts";
+import type { EdgePaths } from "../state/paths.ts";
+import { type Identity, loadIdentity } from "../state/identity.ts";
+import { createNodeClient } from "../client/node_client.ts";
+import { EdgeConnection } from "./connection.ts";
+import { backoffDelay, sleep } from "./backoff.ts";
+import { type DaemonState, readDaemonState, writeDaemonState } from "./state.ts";
+
+export type Log = (message: string) => void;
+
+export interface DaemonOptions {
+  paths: EdgePaths;
+  log: Log;
+  signal: AbortSignal;
+  caFile?: string;
+}
+
+/** Runs until the signal aborts (returns 0) or the node is refused (throws the typed error). */
+export async function runDaemon(options: DaemonOptions): Promise<number> {
+  const { paths, log, signal } = options;
+  let identity = await loadIdentity(paths);
+  const previous = await readDaemonState(paths.state);
+  let failures = previous?.node_id === identity.claims.sub ? previous.failures : 0;
+  let endpointIndex = 0;
+  log(`aegis edge daemon for node ${identity.claims.sub} (${identity.fingerprint})`);
+
+  while (!signal.aborted) {
+    const endpoint = identity.endpoints[endpointIndex % identity.endpoints.length];
+    let retryAfterMs: number | undefined;
+    try {
+      retryAfterMs = await serveOneStream(identity, endpoint, options, () => failures = 0);
+    } catch (error) {
+      const aegis = error instanceof AegisError ? error : new AegisError("INTERNAL", String(error));
+      if (!isRetryable(aegis)) {
+        await saveState(paths, identity, endpoint, "refused", failures, aegis.message);
+        log(`✖ the controller refused this node: ${aegis.message}`);
+        if (aegis.hint) log(`  → ${aegis.hint}`);
+        throw aegis;
+      }
+      failures++;
+      endpointIndex++;
+      log(`stream to ${endpoint.display} failed: ${aegis.message}`);
+      await saveState(paths, identity, endpoint, "disconnected", failures, aegis.message);
+    }
+    if (signal.aborted) break;
+    const wait = retryAfterMs ?? backoffDelay(failures);
+    if (wait > 0) log(`reconnecting in ${(wait / 1000).toFixed(1)}s`);
+    await sleep(wait, signal);
+    // The key or token may have been replaced on disk (rotation, refresh, re-enrollment).
+    identity = await loadIdentity(paths).catch(() => identity);
+  }
+  return 0;
+}
+
+/** Serves one stream until it ends; returns the controller's requested delay, if any. */
+async function serveOneStream(
+  identity: Identity,
+  endpoint: Endpoint,
+  options: DaemonOptions,
+  onConnected: () => void,
+): Promise<number | undefined> {
+  const { paths, log, signal } = options;
+  const client = await createNodeClient(endpoint, { caFile: options.caFile ?? identity.config.edge.ca_file });
+  const connection = await EdgeConnection.open(
+    client,
+    endpoint,
+    { nodeId: identity.claims.sub, key: identity.key, token: identity.token },
+    identity.config,
+    hostname(),
+  );
+  onConnected();
+  log(`✔ stream connected to ${endpoint.display}`);
+  await saveState(paths, identity, endpoint, "connected", 0);
+  const stop = () => connection.close();
+  signal.addEventListener("abort", stop, { once: true });
+  const intervalMs = (connection.helloAck.heartbeatIntervalSecs || identity.config.edge.heartbeat_interval_secs) * 1000;
+  const started = Date.now();
+  const heartbeat = setInterval(() => {
+    connection.send({
+      case: "heartbeat",
+      value: { runningCalls: 0, uptimeSecs: BigInt(Math.floor((Date.now() - started) / 1000)) } as never,
+    });
+  }, intervalMs);
+  try {
+    for await (const message of connection.messages()) {
+      const body = message.body;
+      if (body.case === "heartbeatAck") {
+        await saveState(paths, identity, endpoint, "connected", 0, undefined, new Date());
+      } else if (body.case === "goaway") {
+        log(`controller says goaway (${body.value.code}): ${body.value.message}`);
+        return body.value.retryAfterMs;
+      }
+    }
+    if (!signal.aborted) log(`stream to ${endpoint.display} ended`);
+    return undefined;
+  } finally {
+    clearInterval(heartbeat);
+    signal.removeEventListener("abort", stop);
+    connection.close();
+    if (signal.aborted) await saveState(paths, identity, endpoint, "disconnected", 0);
+  }
+}
+
+async function saveState(
+  paths: EdgePaths,
+  identity: Identity,
+  endpoint: Endpoint,
+  status: DaemonState["status"],
+  failures: number,
+  lastError?: string,
+  heartbeatAck?: Date,
+): Promise<void> {
+  const previous = await readDaemonState(paths.state);
+  const sameStatus = previous?.status === status && previous.node_id === identity.claims.sub;
+  await writeDaemonState(paths.state, {
+    node_id: identity.claims.sub,
+    pid: Deno.pid,
+    status,
+    since: sameStatus ? previous!.since : new Date().toISOString(),
+    endpoint: endpoint.display,
+    last_heartbeat_ack_at: heartbeatAck?.toISOString() ?? (sameStatus ? previous?.last_heartbeat_ack_at : undefined),
+    last_error: lastError,
+    failures,
+  }).catch(() => {});
+}

@@ -1,0 +1,85 @@
+// The operator REST API. Routes only translate HTTP to the domain services.
+import { Hono } from "hono";
+import { z } from "zod";
+import type { EnrollmentService } from "../app/enrollment.ts";
+import type { TokenAuthority } from "../app/tokens.ts";
+import { type DaemonRecord, type DaemonRepository, displayStatus, effectiveStatus } from "../app/daemons.ts";
+import { resolveTenant } from "../app/operators.ts";
+import type { Clock } from "../app/clock.ts";
+import { type ApiEnv, requireOperator } from "./auth.ts";
+import { onApiError } from "./errors.ts";
+import { parseBody } from "./validation.ts";
+
+export interface ApiDeps {
+  tokens: TokenAuthority;
+  enrollment: EnrollmentService;
+  daemons: DaemonRepository;
+  clock: Clock;
+  heartbeatIntervalSecs: number;
+  role: string;
+  isServing: () => Promise<boolean>;
+  log: (message: string) => void;
+}
+
+const EnrollmentTokenRequest = z.object({
+  name: z.string().max(128).optional(),
+  tenant_id: z.string().min(1).max(128).optional(),
+  ttl_secs: z.number().int().min(30).max(7 * 86400).optional(),
+}).strict();
+
+export function createApi(deps: ApiDeps): Hono<ApiEnv> {
+  const app = new Hono<ApiEnv>();
+  app.onError(onApiError(deps.log));
+  app.notFound((c) => c.json({ error: { code: "NOT_FOUND", message: `no route ${c.req.method} ${c.req.path}` } }, 404));
+
+  app.get("/healthz", async (c) => {
+    const serving = await deps.isServing();
+    return c.json({ status: serving ? "SERVING" : "NOT_SERVING", role: deps.role }, serving ? 200 : 503);
+  });
+  app.get("/.well-known/jwks.json", (c) => c.json(deps.tokens.jwks));
+
+  const v1 = new Hono<ApiEnv>();
+  v1.use("*", requireOperator(deps.tokens));
+
+  v1.post("/edge/enrollment-tokens", async (c) => {
+    const body = await parseBody(c, EnrollmentTokenRequest);
+    const issued = await deps.enrollment.issueToken(c.get("operator"), body);
+    return c.json(issued, 201);
+  });
+
+  v1.get("/edge/hosts", async (c) => {
+    const tenant = resolveTenant(c.get("operator"), c.req.query("tenant_id"));
+    const hosts = await deps.daemons.list(tenant);
+    return c.json({ hosts: hosts.map((h) => hostView(h, deps)) });
+  });
+
+  v1.get("/edge/hosts/:nodeId", async (c) => {
+    const tenant = resolveTenant(c.get("operator"), c.req.query("tenant_id"));
+    const host = await deps.daemons.require(c.req.param("nodeId"), tenant);
+    return c.json(hostView(host, deps));
+  });
+
+  app.route("/v1", v1);
+  return app;
+}
+
+function hostView(record: DaemonRecord, deps: Pick<ApiDeps, "clock" | "heartbeatIntervalSecs">) {
+  const now = deps.clock();
+  return {
+    node_id: record.node_id,
+    name: record.name,
+    tenant: record.tenant_id,
+    status: displayStatus(effectiveStatus(record, deps.heartbeatIntervalSecs, now)),
+    since: record.status_since.toISOString(),
+    heartbeat_age: record.last_heartbeat_at
+      ? Math.round((now.getTime() - record.last_heartbeat_at.getTime()) / 1000)
+      : null,
+    endpoint: record.endpoint,
+    capabilities: record.capabilities,
+    labels: record.labels,
+    tags: record.tags,
+    key_fingerprint: record.key_fingerprint,
+    token_expires: record.token_expires_at?.toISOString() ?? null,
+    reconnects: record.reconnects,
+  };
+}

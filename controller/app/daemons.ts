@@ -1,0 +1,124 @@
+// The edge_daemons records: connection state as the controller sees it.
+import type { Queryable } from "../store/db.ts";
+import { AegisError } from "../../shared/errors.ts";
+import type { Clock } from "./clock.ts";
+
+export type DaemonStatus = "pending" | "connected" | "disconnected" | "revoked";
+
+export interface Capabilities {
+  os?: string;
+  arch?: string;
+  hostname?: string;
+  local_tools?: string[];
+  mount_points?: string[];
+  agent_version?: string;
+  max_concurrent_calls?: number;
+}
+
+export interface DaemonRecord {
+  node_id: string;
+  tenant_id: string;
+  name: string;
+  public_key: string;
+  key_fingerprint: string;
+  status: DaemonStatus;
+  status_since: Date;
+  last_heartbeat_at: Date | null;
+  capabilities: Capabilities;
+  labels: Record<string, string>;
+  tags: string[];
+  endpoint: string;
+  relay_id: string | null;
+  remote_addr: string | null;
+  reconnects: number;
+  token_expires_at: Date | null;
+  created_at: Date;
+}
+
+export interface ConnectedInfo {
+  relayId: string;
+  remoteAddr: string;
+  capabilities: Capabilities;
+  labels: Record<string, string>;
+}
+
+export class DaemonRepository {
+  constructor(private readonly db: Queryable, private readonly clock: Clock) {}
+
+  async get(nodeId: string): Promise<DaemonRecord | undefined> {
+    const rows = await this.db.query<DaemonRecord>(`SELECT * FROM edge_daemons WHERE node_id = $1`, [nodeId]);
+    return rows[0];
+  }
+
+  async require(nodeId: string, tenantId?: string): Promise<DaemonRecord> {
+    const record = await this.get(nodeId);
+    // Another tenant's host is reported exactly like a missing one: no existence oracle.
+    if (!record || (tenantId !== undefined && record.tenant_id !== tenantId)) {
+      throw new AegisError("NOT_FOUND", `no edge host ${nodeId}`);
+    }
+    return record;
+  }
+
+  async list(tenantId: string): Promise<DaemonRecord[]> {
+    return await this.db.query<DaemonRecord>(
+      `SELECT * FROM edge_daemons WHERE tenant_id = $1 ORDER BY created_at, node_id`,
+      [tenantId],
+    );
+  }
+
+  /** A stream said Hello. A node that was connected before counts one more reconnect. */
+  async markConnected(nodeId: string, info: ConnectedInfo): Promise<void> {
+    await this.db.query(
+      `UPDATE edge_daemons SET
+         status = 'connected', status_since = $2, last_heartbeat_at = $2, relay_id = $3,
+         remote_addr = $4, capabilities = capabilities || $5::jsonb, labels = $6::jsonb,
+         reconnects = reconnects + CASE WHEN status = 'pending' THEN 0 ELSE 1 END
+       WHERE node_id = $1 AND status <> 'revoked'`,
+      [
+        nodeId,
+        this.clock(),
+        info.relayId,
+        info.remoteAddr,
+        JSON.stringify(info.capabilities),
+        JSON.stringify(info.labels),
+      ],
+    );
+  }
+
+  async heartbeat(nodeId: string): Promise<void> {
+    await this.db.query(
+      `UPDATE edge_daemons SET last_heartbeat_at = $2 WHERE node_id = $1 AND status = 'connected'`,
+      [nodeId, this.clock()],
+    );
+  }
+
+  /** The stream held by this relay ended. A stream that moved elsewhere is left alone. */
+  async markDisconnected(nodeId: string, relayId: string): Promise<void> {
+    await this.db.query(
+      `UPDATE edge_daemons SET status = 'disconnected', status_since = $3
+         WHERE node_id = $1 AND relay_id = $2 AND status = 'connected'`,
+      [nodeId, relayId, this.clock()],
+    );
+  }
+
+  /** At start-up: streams this relay held before it stopped are gone. */
+  async releaseRelay(relayId: string): Promise<number> {
+    const rows = await this.db.query(
+      `UPDATE edge_daemons SET status = 'disconnected', status_since = $2
+         WHERE relay_id = $1 AND status = 'connected' RETURNING node_id`,
+      [relayId, this.clock()],
+    );
+    return rows.length;
+  }
+}
+
+/** The status people see: a record left "connected" whose heartbeats stopped is not. */
+export function effectiveStatus(record: DaemonRecord, heartbeatIntervalSecs: number, now: Date): DaemonStatus {
+  if (record.status !== "connected" || !record.last_heartbeat_at) return record.status;
+  const silentMs = now.getTime() - record.last_heartbeat_at.getTime();
+  return silentMs > 3 * heartbeatIntervalSecs * 1000 ? "disconnected" : "connected";
+}
+
+export function displayStatus(status: DaemonStatus): string {
+  return { pending: "Pending", connected: "Connected", disconnected: "Disconnected", revoked: "Revoked" }[status];
+}

@@ -1,0 +1,281 @@
+// Enrollment: issuing one-time tokens, the anonymous attestation challenge, and redeeming a
+// token for a node identity. The jti is spent in the same transaction that creates the node and
+// issues its token, and redeeming it again with the same key returns the same node, so a
+// retried enrollment never strands a host or leaves two records.
+import { AegisError } from "../../shared/errors.ts";
+import { NodePublicKey } from "../../shared/crypto/node_key.ts";
+import { challengeBytes } from "../../shared/crypto/signed_bytes.ts";
+import { fromBase64, randomBytes, toBase64 } from "../../shared/crypto/encoding.ts";
+import type { Db, Queryable } from "../store/db.ts";
+import type { Clock } from "./clock.ts";
+import type { TokenAuthority } from "./tokens.ts";
+import { type Operator, requireWriter, resolveTenant } from "./operators.ts";
+import type { RateLimiter } from "./rate_limit.ts";
+
+const CHALLENGE_TTL_MS = 5 * 60_000;
+
+export interface EnrollmentSettings {
+  /** The endpoint written into tokens as `cep`. */
+  publicEndpoint: string;
+  enrollmentTtlSecs: number;
+  nodeTokenTtlSecs: number;
+  clockSkewLeewaySecs: number;
+}
+
+export interface IssuedEnrollmentToken {
+  token: string;
+  command: string;
+  expires_at: string;
+  jti: string;
+  tenant_id: string;
+  name: string;
+}
+
+export interface AttestInput {
+  publicKey: Uint8Array;
+  hostname: string;
+  os: string;
+  arch: string;
+  clientTime?: Date;
+  remoteAddr: string;
+}
+
+export interface Challenge {
+  challengeId: string;
+  nonce: Uint8Array;
+  expiresAt: Date;
+  serverTime: Date;
+}
+
+export interface Enrolled {
+  nodeId: string;
+  tenantId: string;
+  nodeName: string;
+  token: string;
+  tokenExpiresAt: Date;
+  endpoint: string;
+}
+
+export class EnrollmentService {
+  constructor(
+    private readonly db: Db,
+    private readonly tokens: TokenAuthority,
+    private readonly limiter: RateLimiter,
+    private readonly settings: EnrollmentSettings,
+    private readonly clock: Clock,
+  ) {}
+
+  async issueToken(
+    operator: Operator,
+    request: { name?: string; tenant_id?: string; ttl_secs?: number },
+  ): Promise<IssuedEnrollmentToken> {
+    requireWriter(operator, "issue enrollment tokens");
+    const tenantId = resolveTenant(operator, request.tenant_id);
+    const name = request.name ?? "";
+    const ttlSecs = request.ttl_secs ?? this.settings.enrollmentTtlSecs;
+    const { token, claims } = await this.tokens.issueEnrollment({
+      tenantId,
+      name,
+      cep: this.settings.publicEndpoint,
+      ttlSecs,
+    });
+    const expiresAt = new Date(claims.exp * 1000);
+    await this.db.query(
+      `INSERT INTO enrollment_tokens (jti, tenant_id, name, issued_by, expires_at)
+       VALUES ($1, $2, $3, $4, $5)`,
+      [claims.jti, tenantId, name, operator.sub, expiresAt],
+    );
+    return {
+      token,
+      command: `aegis edge enroll ${token}`,
+      expires_at: expiresAt.toISOString(),
+      jti: claims.jti,
+      tenant_id: tenantId,
+      name,
+    };
+  }
+
+  async attest(input: AttestInput): Promise<Challenge> {
+    const waitMs = this.limiter.take(input.remoteAddr);
+    if (waitMs > 0) {
+      throw new AegisError(
+        "RATE_LIMITED",
+        `too many attestations from ${input.remoteAddr}; try again in ${Math.ceil(waitMs / 1000)}s`,
+        { details: { retry_after_secs: String(Math.ceil(waitMs / 1000)) } },
+      );
+    }
+    const publicKey = new NodePublicKey(input.publicKey);
+    const serverTime = this.clock();
+    this.#checkSkew(input.clientTime, serverTime);
+    const challengeId = crypto.randomUUID();
+    const nonce = randomBytes(32);
+    const expiresAt = new Date(serverTime.getTime() + CHALLENGE_TTL_MS);
+    await this.db.query(
+      `INSERT INTO attest_challenges (challenge_id, public_key, nonce, hostname, os, arch, remote_addr, expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+      [
+        challengeId,
+        publicKey.toBase64(),
+        toBase64(nonce),
+        input.hostname,
+        input.os,
+        input.arch,
+        input.remoteAddr,
+        expiresAt,
+      ],
+    );
+    return { challengeId, nonce, expiresAt, serverTime };
+  }
+
+  /** Answers a challenge with the enrollment token as bootstrap proof. */
+  async enroll(input: { challengeId: string; signature: Uint8Array; enrollmentToken: string }): Promise<Enrolled> {
+    const challenge = await this.#takeChallenge(input.challengeId, input.signature);
+    const claims = await this.tokens.verifyEnrollment(input.enrollmentToken);
+    const publicKey = NodePublicKey.fromBase64(challenge.public_key);
+    const fingerprint = await publicKey.fingerprint();
+    const now = this.clock();
+
+    return await this.db.transaction(async (tx) => {
+      const nodeId = newNodeId();
+      const won = await tx.query<{ node_id: string }>(
+        `INSERT INTO enrollment_tokens (jti, tenant_id, name, issued_by, expires_at, redeemed_at, node_id, redeemed_public_key)
+         VALUES ($1, $2, $3, 'unrecorded', $4, $5, $6, $7)
+         ON CONFLICT (jti) DO UPDATE SET redeemed_at = $5, node_id = $6, redeemed_public_key = $7
+           WHERE enrollment_tokens.redeemed_at IS NULL
+         RETURNING node_id`,
+        [claims.jti, claims.tenant_id, claims.name, new Date(claims.exp * 1000), now, nodeId, challenge.public_key],
+      );
+      if (won.length === 0) return await this.#redeemAgain(tx, claims.jti, challenge.public_key, fingerprint);
+
+      const name = claims.name || challenge.hostname || nodeId;
+      const capabilities = { os: challenge.os, arch: challenge.arch, hostname: challenge.hostname };
+      const issued = await this.tokens.issueNode({
+        nodeId,
+        tenantId: claims.tenant_id,
+        keyFingerprint: fingerprint,
+        ttlSecs: this.settings.nodeTokenTtlSecs,
+      });
+      const tokenExpiresAt = new Date(issued.claims.exp * 1000);
+      await tx.query(
+        `INSERT INTO edge_daemons (node_id, tenant_id, name, public_key, key_fingerprint, status, status_since,
+           capabilities, endpoint, remote_addr, token_jti, token_expires_at, enrollment_jti)
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7::jsonb, $8, $9, $10, $11, $12)`,
+        [
+          nodeId,
+          claims.tenant_id,
+          name,
+          challenge.public_key,
+          fingerprint,
+          now,
+          JSON.stringify(capabilities),
+          claims.cep,
+          challenge.remote_addr,
+          issued.claims.jti,
+          tokenExpiresAt,
+          claims.jti,
+        ],
+      );
+      return {
+        nodeId,
+        tenantId: claims.tenant_id,
+        nodeName: name,
+        token: issued.token,
+        tokenExpiresAt,
+        endpoint: claims.cep,
+      };
+    });
+  }
+
+  /** Removes challenges nobody answered. */
+  async pruneChallenges(): Promise<void> {
+    await this.db.query(`DELETE FROM attest_challenges WHERE expires_at < $1`, [this.clock()]);
+  }
+
+  #checkSkew(clientTime: Date | undefined, serverTime: Date): void {
+    if (!clientTime) return;
+    const skewSecs = Math.round((clientTime.getTime() - serverTime.getTime()) / 1000);
+    if (Math.abs(skewSecs) <= this.settings.clockSkewLeewaySecs) return;
+    throw new AegisError(
+      "CLOCK_SKEW",
+      `the host clock is ${Math.abs(skewSecs)}s ${skewSecs > 0 ? "ahead of" : "behind"} the controller ` +
+        `(host ${iso(clientTime)}, controller ${iso(serverTime)}; leeway ${this.settings.clockSkewLeewaySecs}s)`,
+      { details: { host_time: iso(clientTime), server_time: iso(serverTime) } },
+    );
+  }
+
+  async #takeChallenge(challengeId: string, signature: Uint8Array) {
+    const rows = await this.db.query<ChallengeRow>(
+      `DELETE FROM attest_challenges WHERE challenge_id = $1 RETURNING *`,
+      [challengeId],
+    );
+    const challenge = rows[0];
+    if (!challenge || challenge.expires_at.getTime() < this.clock().getTime()) {
+      throw new AegisError("CHALLENGE_INVALID", "the attestation challenge is unknown, used or expired");
+    }
+    const publicKey = NodePublicKey.fromBase64(challenge.public_key);
+    const signed = challengeBytes(challengeId, fromBase64(challenge.nonce), publicKey.bytes);
+    if (!publicKey.verify(signature, signed)) {
+      throw new AegisError("SIGNATURE_INVALID", "the challenge signature does not match the attested key");
+    }
+    return challenge;
+  }
+
+  /** The same key redeeming the same token again (a retried enrollment) gets the same node. */
+  async #redeemAgain(tx: Queryable, jti: string, publicKey: string, fingerprint: string): Promise<Enrolled> {
+    const rows = await tx.query<{ redeemed_public_key: string | null; node_id: string | null }>(
+      `SELECT redeemed_public_key, node_id FROM enrollment_tokens WHERE jti = $1`,
+      [jti],
+    );
+    const previous = rows[0];
+    if (!previous?.node_id || previous.redeemed_public_key !== publicKey) {
+      throw new AegisError("ENROLL_TOKEN_REDEEMED", "this enrollment token was already redeemed");
+    }
+    const daemons = await tx.query<{ tenant_id: string; name: string; status: string; endpoint: string }>(
+      `SELECT tenant_id, name, status, endpoint FROM edge_daemons WHERE node_id = $1`,
+      [previous.node_id],
+    );
+    const daemon = daemons[0];
+    if (!daemon || daemon.status === "revoked") {
+      throw new AegisError("ENROLL_TOKEN_REDEEMED", "this enrollment token was already redeemed");
+    }
+    const issued = await this.tokens.issueNode({
+      nodeId: previous.node_id,
+      tenantId: daemon.tenant_id,
+      keyFingerprint: fingerprint,
+      ttlSecs: this.settings.nodeTokenTtlSecs,
+    });
+    const tokenExpiresAt = new Date(issued.claims.exp * 1000);
+    await tx.query(
+      `UPDATE edge_daemons SET token_jti = $2, token_expires_at = $3 WHERE node_id = $1`,
+      [previous.node_id, issued.claims.jti, tokenExpiresAt],
+    );
+    return {
+      nodeId: previous.node_id,
+      tenantId: daemon.tenant_id,
+      nodeName: daemon.name,
+      token: issued.token,
+      tokenExpiresAt,
+      endpoint: daemon.endpoint,
+    };
+  }
+}
+
+interface ChallengeRow {
+  challenge_id: string;
+  public_key: string;
+  nonce: string;
+  hostname: string;
+  os: string;
+  arch: string;
+  remote_addr: string;
+  expires_at: Date;
+}
+
+function newNodeId(): string {
+  const bytes = randomBytes(8);
+  return "n-" + [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function iso(date: Date): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, "Z");
+}

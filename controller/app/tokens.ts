@@ -1,0 +1,230 @@
+// Issues and verifies every JWT the controller signs. Verification failures become distinct,
+// typed errors: malformed, expired, from another controller, wrong kind.
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  errors as joseErrors,
+  type JWTPayload,
+  jwtVerify,
+  SignJWT,
+} from "jose";
+import type { z } from "zod";
+import { AegisError, type ErrorCode } from "../../shared/errors.ts";
+import {
+  AUDIENCE,
+  type EnrollmentClaims,
+  EnrollmentClaimsSchema,
+  type NodeClaims,
+  NodeClaimsSchema,
+  type OperatorClaims,
+  OperatorClaimsSchema,
+  type OperatorRole,
+} from "../../shared/tokens/claims.ts";
+import type { SigningKey } from "./signing_key.ts";
+import { type Clock, seconds, systemClock } from "./clock.ts";
+
+/** Leeway for exp/nbf on tokens we verify: a few minutes, as common practice. */
+export const EXPIRY_LEEWAY_SECS = 120;
+
+export interface ExternalOperatorIdp {
+  jwksUrl: string;
+  issuer?: string;
+  audience?: string;
+}
+
+export class TokenAuthority {
+  readonly #key: SigningKey;
+  readonly #jwks: ReturnType<typeof createLocalJWKSet>;
+  readonly #external?: { jwks: ReturnType<typeof createRemoteJWKSet>; idp: ExternalOperatorIdp };
+  readonly issuer: string;
+  readonly #clock: Clock;
+
+  constructor(key: SigningKey, issuer: string, clock: Clock = systemClock, external?: ExternalOperatorIdp) {
+    this.#key = key;
+    this.issuer = issuer;
+    this.#clock = clock;
+    this.#jwks = createLocalJWKSet({ keys: [key.publicJwk] });
+    if (external) {
+      this.#external = { jwks: createRemoteJWKSet(new URL(external.jwksUrl)), idp: external };
+    }
+  }
+
+  get jwks(): { keys: unknown[] } {
+    return { keys: [this.#key.publicJwk] };
+  }
+
+  async issueEnrollment(input: {
+    tenantId: string;
+    name: string;
+    cep: string;
+    ttlSecs: number;
+  }): Promise<{ token: string; claims: EnrollmentClaims }> {
+    const iat = seconds(this.#clock());
+    const claims: EnrollmentClaims = {
+      iss: this.issuer,
+      aud: AUDIENCE.enrollment,
+      jti: crypto.randomUUID(),
+      iat,
+      exp: iat + input.ttlSecs,
+      cep: input.cep,
+      tenant_id: input.tenantId,
+      name: input.name,
+    };
+    return { token: await this.#sign(claims), claims };
+  }
+
+  async issueNode(input: {
+    nodeId: string;
+    tenantId: string;
+    keyFingerprint: string;
+    ttlSecs: number;
+  }): Promise<{ token: string; claims: NodeClaims }> {
+    const iat = seconds(this.#clock());
+    const claims: NodeClaims = {
+      iss: this.issuer,
+      aud: AUDIENCE.node,
+      sub: input.nodeId,
+      jti: crypto.randomUUID(),
+      iat,
+      exp: iat + input.ttlSecs,
+      tenant_id: input.tenantId,
+      cnf: { kfp: input.keyFingerprint },
+    };
+    return { token: await this.#sign(claims), claims };
+  }
+
+  async issueOperator(input: {
+    subject: string;
+    tenantId: string;
+    role: OperatorRole;
+    tenants?: string[];
+    ttlSecs: number;
+  }): Promise<string> {
+    const iat = seconds(this.#clock());
+    return await this.#sign({
+      iss: this.issuer,
+      aud: AUDIENCE.operator,
+      sub: input.subject,
+      jti: crypto.randomUUID(),
+      iat,
+      exp: iat + input.ttlSecs,
+      tenant_id: input.tenantId,
+      aegis_role: input.role,
+      tenants: input.tenants ?? [],
+    });
+  }
+
+  verifyEnrollment(token: string): Promise<EnrollmentClaims> {
+    return this.#verify(token, AUDIENCE.enrollment, EnrollmentClaimsSchema, {
+      malformed: "ENROLL_TOKEN_MALFORMED",
+      expired: "ENROLL_TOKEN_EXPIRED",
+      foreign: "ENROLL_TOKEN_WRONG_CONTROLLER",
+      what: "enrollment token",
+    });
+  }
+
+  verifyNode(token: string): Promise<NodeClaims> {
+    return this.#verify(token, AUDIENCE.node, NodeClaimsSchema, {
+      malformed: "NODE_TOKEN_INVALID",
+      expired: "NODE_TOKEN_EXPIRED",
+      foreign: "NODE_TOKEN_INVALID",
+      what: "node token",
+    });
+  }
+
+  async verifyOperator(token: string): Promise<OperatorClaims> {
+    const kinds = {
+      malformed: "UNAUTHENTICATED",
+      expired: "UNAUTHENTICATED",
+      foreign: "UNAUTHENTICATED",
+      what: "operator token",
+    } as const;
+    try {
+      return await this.#verify(token, AUDIENCE.operator, OperatorClaimsSchema, kinds);
+    } catch (error) {
+      if (!this.#external) throw error;
+      const { jwks, idp } = this.#external;
+      const { payload } = await jwtVerify(token, jwks, {
+        issuer: idp.issuer,
+        audience: idp.audience,
+        clockTolerance: EXPIRY_LEEWAY_SECS,
+        currentDate: this.#clock(),
+      }).catch((cause) => {
+        throw this.#mapJoseError(cause, kinds);
+      });
+      return parseClaims(payload, OperatorClaimsSchema, kinds);
+    }
+  }
+
+  #sign(claims: JWTPayload): Promise<string> {
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg: "EdDSA", kid: this.#key.kid, typ: "JWT" })
+      .sign(this.#key.privateKey);
+  }
+
+  async #verify<S extends z.ZodType>(
+    token: string,
+    audience: string,
+    schema: S,
+    kinds: ErrorKinds,
+  ): Promise<z.infer<S>> {
+    try {
+      const { payload } = await jwtVerify(token.trim(), this.#jwks, {
+        issuer: this.issuer,
+        audience,
+        algorithms: ["EdDSA"],
+        clockTolerance: EXPIRY_LEEWAY_SECS,
+        currentDate: this.#clock(),
+      });
+      return parseClaims(payload, schema, kinds);
+    } catch (error) {
+      throw this.#mapJoseError(error, kinds);
+    }
+  }
+
+  #mapJoseError(error: unknown, kinds: ErrorKinds): AegisError {
+    if (error instanceof AegisError) return error;
+    if (error instanceof joseErrors.JWTExpired) {
+      const exp = Number((error.payload as JWTPayload).exp);
+      return new AegisError(kinds.expired, `the ${kinds.what} expired at ${isoSeconds(exp)}`, {
+        details: { expired_at: isoSeconds(exp), server_time: this.#clock().toISOString() },
+      });
+    }
+    if (error instanceof joseErrors.JWKSNoMatchingKey) {
+      return new AegisError(kinds.foreign, `the ${kinds.what} was signed by a different controller`);
+    }
+    if (error instanceof joseErrors.JWTClaimValidationFailed) {
+      if (error.claim === "iss") {
+        return new AegisError(kinds.foreign, `the ${kinds.what} was issued by a different controller`);
+      }
+      if (error.claim === "aud") {
+        return new AegisError(kinds.malformed, `this is not an ${kinds.what} (wrong audience)`);
+      }
+      return new AegisError(kinds.malformed, `the ${kinds.what} is invalid: ${error.message}`);
+    }
+    if (error instanceof joseErrors.JWSSignatureVerificationFailed) {
+      return new AegisError(kinds.malformed, `the ${kinds.what} signature is invalid (altered token?)`);
+    }
+    return new AegisError(kinds.malformed, `the ${kinds.what} cannot be read`);
+  }
+}
+
+interface ErrorKinds {
+  malformed: ErrorCode;
+  expired: ErrorCode;
+  foreign: ErrorCode;
+  what: string;
+}
+
+function parseClaims<S extends z.ZodType>(payload: unknown, schema: S, kinds: ErrorKinds): z.infer<S> {
+  const parsed = schema.safeParse(payload);
+  if (!parsed.success) {
+    const keys = parsed.error.issues.map((i) => i.path.join(".")).join(", ");
+    throw new AegisError(kinds.malformed, `the ${kinds.what} lacks valid claims (${keys})`);
+  }
+  return parsed.data;
+}
+
+function isoSeconds(epochSeconds: number): string {
+  return new Date(epochSeconds * 1000).toISOString().replace(".000Z", "Z");
+}

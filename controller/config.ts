@@ -1,0 +1,119 @@
+// The controller's aegis-config.yaml (the same file shape for a controller and a relay
+// coordinator). Strings written as $NAME or ${NAME} are taken from the environment.
+import { z } from "zod";
+import { parse } from "yaml";
+import { AegisError } from "../shared/errors.ts";
+import { configError } from "../shared/config/zod_error.ts";
+
+export const ROLES = ["controller", "relay-coordinator"] as const;
+export type ControllerRole = typeof ROLES[number];
+
+const ClusterSchema = z.object({
+  enabled: z.boolean().default(true),
+  role: z.enum(ROLES).default("controller"),
+  cluster_grpc_port: z.number().int().min(0).max(65535).default(50056),
+  bind_address: z.string().default("0.0.0.0"),
+  /** A name for this process among several relays (defaults to hostname:port). */
+  node_name: z.string().optional(),
+  ingress: z.object({
+    /** Advertised in enrollment tokens as `cep`: host:port (TLS) or http://host:port. */
+    public_endpoint: z.string().optional(),
+  }).strict().default({}),
+  tls: z.object({ cert_file: z.string(), key_file: z.string() }).strict().optional(),
+}).strict();
+
+const EdgeSchema = z.object({
+  enrollment_token_ttl_secs: z.number().int().min(30).max(7 * 86400).default(900),
+  node_token_ttl_secs: z.number().int().min(60).default(86400),
+  attest_rate_limit_per_min: z.number().int().min(1).default(5),
+  heartbeat_interval_secs: z.number().int().min(1).default(30),
+  /** How far a host clock may differ from ours before we call it skew rather than expiry. */
+  clock_skew_leeway_secs: z.number().int().min(0).default(300),
+}).strict();
+
+const AuthSchema = z.object({
+  /** Ed25519 JWK used to sign every token; shared by relays that share a database. */
+  signing_key_file: z.string().optional(),
+  issuer: z.string().optional(),
+  /** An external identity provider for operators (Keycloak-compatible JWKS). */
+  operator_jwks_url: z.url().optional(),
+  operator_issuer: z.string().optional(),
+  operator_audience: z.string().optional(),
+}).strict();
+
+export const ControllerConfigSchema = z.object({
+  cluster: ClusterSchema.default(ClusterSchema.parse({})),
+  postgres: z.object({ dsn: z.string().min(1).optional() }).strict().default({}),
+  edge: EdgeSchema.default(EdgeSchema.parse({})),
+  auth: AuthSchema.default({}),
+  keycloak: z.object({ endpoint: z.string() }).loose().optional(),
+  openbao: z.object({ endpoint: z.string() }).loose().optional(),
+  // Sections a full AEGIS node has; a relay ignores them.
+}).loose();
+
+export type ControllerConfig = z.infer<typeof ControllerConfigSchema>;
+
+export function parseControllerConfig(
+  text: string,
+  source: string,
+  env: Record<string, string | undefined> = Deno.env.toObject(),
+): ControllerConfig {
+  let raw: unknown;
+  try {
+    raw = parse(text) ?? {};
+  } catch (error) {
+    throw new AegisError("CONFIG_INVALID", `${source} is not valid YAML: ${(error as Error).message}`);
+  }
+  const interpolated = interpolateEnv(raw, env, source, []);
+  const result = ControllerConfigSchema.safeParse(interpolated);
+  if (!result.success) throw configError(source, result.error);
+  const config = result.data;
+  const role = env.AEGIS_ROLE;
+  if (role) {
+    if (!(ROLES as readonly string[]).includes(role)) {
+      throw new AegisError("CONFIG_INVALID", `AEGIS_ROLE="${role}" is not one of ${ROLES.join(", ")}`);
+    }
+    config.cluster.role = role as ControllerRole;
+  }
+  return config;
+}
+
+export async function loadControllerConfig(path: string): Promise<ControllerConfig> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    throw new AegisError("CONFIG_INVALID", `cannot read config ${path}: ${(error as Error).message}`, {
+      hint: "Pass --config with the path of an aegis-config.yaml.",
+    });
+  }
+  return parseControllerConfig(text, path);
+}
+
+function interpolateEnv(
+  value: unknown,
+  env: Record<string, string | undefined>,
+  source: string,
+  path: string[],
+): unknown {
+  if (typeof value === "string") {
+    const match = value.match(/^\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))$/);
+    if (!match) return value;
+    const name = match[1] ?? match[2];
+    const resolved = env[name];
+    if (resolved === undefined || resolved === "") {
+      throw new AegisError(
+        "CONFIG_INVALID",
+        `${source}: ${path.join(".")} refers to $${name}, which is not set in the environment`,
+      );
+    }
+    return resolved;
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolateEnv(v, env, source, [...path, String(i)]));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, interpolateEnv(v, env, source, [...path, k])]),
+    );
+  }
+  return value;
+}

@@ -1,0 +1,125 @@
+// NodeClusterService over Connect: a thin adapter from protobuf messages to the domain services.
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import {
+  type EdgeUpstream,
+  NodeClusterService,
+  NodeRole,
+} from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
+import { AegisError } from "../../shared/errors.ts";
+import type { EnrollmentService } from "../app/enrollment.ts";
+import type { EdgeHub } from "../app/edge_sessions.ts";
+import type { NodeAuthenticator } from "../app/node_auth.ts";
+import { type DaemonRepository, displayStatus, effectiveStatus } from "../app/daemons.ts";
+import type { Clock } from "../app/clock.ts";
+import { remoteAddr } from "./context.ts";
+import { guarded, type Log, wireError } from "./boundary.ts";
+
+export interface NodeClusterDeps {
+  enrollment: EnrollmentService;
+  hub: EdgeHub;
+  auth: NodeAuthenticator;
+  daemons: DaemonRepository;
+  clock: Clock;
+  heartbeatIntervalSecs: number;
+  log: Log;
+}
+
+export function nodeClusterService(deps: NodeClusterDeps): Partial<ServiceImpl<typeof NodeClusterService>> {
+  const { log } = deps;
+  return {
+    attestNode: guarded(log, async (request, ctx: HandlerContext) => {
+      if (request.role !== NodeRole.EDGE) {
+        throw new AegisError("INVALID_ARGUMENT", "only role EDGE may attest on this endpoint");
+      }
+      const challenge = await deps.enrollment.attest({
+        publicKey: request.publicKey,
+        hostname: request.hostname,
+        os: request.os,
+        arch: request.arch,
+        clientTime: request.clientTime ? timestampDate(request.clientTime) : undefined,
+        remoteAddr: remoteAddr(ctx),
+      });
+      return {
+        challengeId: challenge.challengeId,
+        nonce: challenge.nonce,
+        expiresAt: timestampFromDate(challenge.expiresAt),
+        serverTime: timestampFromDate(challenge.serverTime),
+      };
+    }),
+
+    challengeNode: guarded(log, async (request) => {
+      if (request.proof.case !== "bootstrapProof") {
+        throw new AegisError("INVALID_ARGUMENT", "ChallengeNode needs an enrollment token as bootstrap_proof");
+      }
+      const enrolled = await deps.enrollment.enroll({
+        challengeId: request.challengeId,
+        signature: request.signature,
+        enrollmentToken: request.proof.value,
+      });
+      log(`node ${enrolled.nodeId} enrolled in tenant ${enrolled.tenantId}`);
+      return {
+        nodeId: enrolled.nodeId,
+        tenantId: enrolled.tenantId,
+        nodeName: enrolled.nodeName,
+        nodeSecurityToken: enrolled.token,
+        tokenExpiresAt: timestampFromDate(enrolled.tokenExpiresAt),
+        endpoint: enrolled.endpoint,
+      };
+    }),
+
+    async *connectEdge(requests: AsyncIterable<EdgeUpstream>, ctx: HandlerContext) {
+      const session = deps.hub.open(remoteAddr(ctx));
+      const pump = (async () => {
+        try {
+          for await (const message of requests) await session.receive(message.envelope);
+          session.outbox.close();
+        } catch (error) {
+          // Domain refusals go back typed; a transport error means the peer is gone.
+          if (error instanceof AegisError && !ctx.signal.aborted) {
+            log(`stream from ${session.node?.nodeId ?? session.remoteAddr} refused: ${error.message}`);
+            session.fail(wireError(error, log));
+          } else {
+            session.outbox.close();
+          }
+        }
+      })();
+      try {
+        for await (const message of session.outbox) yield message;
+      } finally {
+        await session.closed();
+        await pump.catch(() => {});
+      }
+    },
+
+    describeNode: guarded(log, async (envelope) => {
+      const { node } = await deps.auth.openUnary(envelope);
+      const record = await deps.daemons.require(node.nodeId);
+      const now = deps.clock();
+      const caps = record.capabilities;
+      return {
+        nodeId: record.node_id,
+        tenantId: record.tenant_id,
+        name: record.name,
+        status: displayStatus(effectiveStatus(record, deps.heartbeatIntervalSecs, now)),
+        since: timestampFromDate(record.status_since),
+        endpoint: record.endpoint,
+        lastHeartbeatAt: record.last_heartbeat_at ? timestampFromDate(record.last_heartbeat_at) : undefined,
+        capabilities: {
+          os: caps.os ?? "",
+          arch: caps.arch ?? "",
+          localTools: caps.local_tools ?? [],
+          mountPoints: caps.mount_points ?? [],
+          hostname: caps.hostname ?? "",
+          agentVersion: caps.agent_version ?? "",
+          maxConcurrentCalls: caps.max_concurrent_calls ?? 0,
+        },
+        labels: record.labels,
+        tags: record.tags,
+        keyFingerprint: record.key_fingerprint,
+        tokenExpiresAt: timestampFromDate(new Date(node.claims.exp * 1000)),
+        serverTime: timestampFromDate(now),
+      };
+    }),
+  };
+}

@@ -1,0 +1,157 @@
+// Wires the controller together: storage, token authority, domain services, and the one port
+// that serves gRPC, gRPC-Web, Connect and REST.
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { getRequestListener } from "@hono/node-server";
+import { NodeClusterService } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
+import { Health } from "../../shared/gen/grpc/health/v1/health_pb.ts";
+import { ensureDir } from "../../shared/fs/atomic.ts";
+import { parseEndpoint } from "../../shared/endpoint.ts";
+import type { ControllerConfig } from "../config.ts";
+import { type Db, openDb } from "../store/db.ts";
+import { loadOrCreateSigningKey } from "../app/signing_key.ts";
+import { TokenAuthority } from "../app/tokens.ts";
+import { type Clock, systemClock } from "../app/clock.ts";
+import { RateLimiter } from "../app/rate_limit.ts";
+import { EnrollmentService } from "../app/enrollment.ts";
+import { DaemonRepository } from "../app/daemons.ts";
+import { NodeAuthenticator } from "../app/node_auth.ts";
+import { EdgeHub } from "../app/edge_sessions.ts";
+import { nodeClusterService } from "../rpc/node_cluster.ts";
+import { healthService } from "../rpc/health.ts";
+import { contextValuesFor } from "../rpc/context.ts";
+import { createApi } from "../api/routes.ts";
+import { listen, type Listener, type RequestHandler } from "./listener.ts";
+
+export interface ControllerOptions {
+  config: ControllerConfig;
+  dataDir: string;
+  log?: (message: string) => void;
+  clock?: Clock;
+  /** Overrides cluster.cluster_grpc_port (0 picks a free port). */
+  port?: number;
+}
+
+export interface RunningController {
+  port: number;
+  publicEndpoint: string;
+  relayId: string;
+  db: Db;
+  tokens: TokenAuthority;
+  hub: EdgeHub;
+  close(): Promise<void>;
+}
+
+export async function startController(options: ControllerOptions): Promise<RunningController> {
+  const { config } = options;
+  const log = options.log ?? (() => {});
+  const clock = options.clock ?? systemClock;
+  await ensureDir(options.dataDir, 0o700);
+
+  const signingKey = await loadOrCreateSigningKey(signingKeyPath(config, options.dataDir));
+  const tokens = new TokenAuthority(
+    signingKey,
+    config.auth.issuer ?? "aegis-controller",
+    clock,
+    config.auth.operator_jwks_url
+      ? {
+        jwksUrl: config.auth.operator_jwks_url,
+        issuer: config.auth.operator_issuer,
+        audience: config.auth.operator_audience,
+      }
+      : undefined,
+  );
+  const db = await openDb({ dsn: config.postgres.dsn, dataDir: options.dataDir });
+  const isServing = async () => {
+    try {
+      await db.query("SELECT 1");
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  let handler: RequestHandler = () => {};
+  const tls = config.cluster.tls
+    ? {
+      cert: await Deno.readTextFile(config.cluster.tls.cert_file),
+      key: await Deno.readTextFile(config.cluster.tls.key_file),
+    }
+    : undefined;
+  const listener: Listener = await listen({
+    host: config.cluster.bind_address,
+    port: options.port ?? config.cluster.cluster_grpc_port,
+    tls,
+    handler: (req, res) => handler(req, res),
+  });
+
+  const publicEndpoint = config.cluster.ingress.public_endpoint ??
+    (tls ? `${hostname()}:${listener.port}` : `http://127.0.0.1:${listener.port}`);
+  parseEndpoint(publicEndpoint); // refuse a malformed ingress.public_endpoint at start-up
+  const relayId = config.cluster.node_name ?? `${hostname()}:${listener.port}`;
+  const heartbeatIntervalSecs = config.edge.heartbeat_interval_secs;
+
+  const daemons = new DaemonRepository(db, clock);
+  const auth = new NodeAuthenticator(db, tokens, clock);
+  const enrollment = new EnrollmentService(
+    db,
+    tokens,
+    new RateLimiter(config.edge.attest_rate_limit_per_min, 60_000),
+    {
+      publicEndpoint,
+      enrollmentTtlSecs: config.edge.enrollment_token_ttl_secs,
+      nodeTokenTtlSecs: config.edge.node_token_ttl_secs,
+      clockSkewLeewaySecs: config.edge.clock_skew_leeway_secs,
+    },
+    clock,
+  );
+  const hub = new EdgeHub({ auth, daemons, clock, relayId, heartbeatIntervalSecs, log });
+  const released = await daemons.releaseRelay(relayId);
+  if (released > 0) log(`marked ${released} stream(s) held before the restart as disconnected`);
+
+  const api = createApi({
+    tokens,
+    enrollment,
+    daemons,
+    clock,
+    heartbeatIntervalSecs,
+    role: config.cluster.role,
+    isServing,
+    log,
+  });
+  const fallback = getRequestListener(api.fetch);
+  handler = connectNodeAdapter({
+    routes(router) {
+      router.service(
+        NodeClusterService,
+        nodeClusterService({ enrollment, hub, auth, daemons, clock, heartbeatIntervalSecs, log }),
+      );
+      router.service(Health, healthService(isServing));
+    },
+    contextValues: contextValuesFor,
+    fallback: fallback as never,
+  }) as RequestHandler;
+
+  const pruning = setInterval(() => enrollment.pruneChallenges().catch(() => {}), 60_000);
+  Deno.unrefTimer(pruning);
+
+  return {
+    port: listener.port,
+    publicEndpoint,
+    relayId,
+    db,
+    tokens,
+    hub,
+    async close() {
+      clearInterval(pruning);
+      hub.drain(Math.min(30_000, hub.size * 10));
+      await listener.close(1000);
+      await db.close();
+    },
+  };
+}
+
+export function signingKeyPath(config: ControllerConfig, dataDir: string): string {
+  return config.auth.signing_key_file ?? join(dataDir, "signing-key.jwk");
+}

@@ -1,0 +1,124 @@
+// Schema migrations: an append-only list. Never edit a shipped migration; add the next version.
+// Several relays may start at once against one PostgreSQL, so every step runs under one
+// transaction-scoped advisory lock and re-checks whether a peer already applied it. (PGlite has
+// a single connection; the lock is then free and harmless.)
+import { AegisError } from "../../shared/errors.ts";
+import type { Queryable } from "./db.ts";
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** A transaction handle that can also run a multi-statement script without parameters. */
+export interface ScriptTx extends Queryable {
+  exec(script: string): Promise<void>;
+}
+
+/** What the migrator needs from an adapter; both adapters provide it next to `Db`. */
+export interface MigratableDb extends Queryable {
+  transaction<T>(fn: (tx: ScriptTx) => Promise<T>): Promise<T>;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "initial schema",
+    sql: `
+CREATE TABLE edge_daemons (
+  node_id text PRIMARY KEY,
+  tenant_id text NOT NULL,
+  name text NOT NULL,
+  public_key text NOT NULL,            -- base64 raw Ed25519
+  key_fingerprint text NOT NULL,
+  status text NOT NULL CHECK (status IN ('pending','connected','disconnected','revoked')),
+  status_since timestamptz NOT NULL,
+  last_heartbeat_at timestamptz,
+  capabilities jsonb NOT NULL DEFAULT '{}'::jsonb,
+  labels jsonb NOT NULL DEFAULT '{}'::jsonb,
+  tags text[] NOT NULL DEFAULT '{}',
+  endpoint text NOT NULL DEFAULT '',
+  relay_id text,
+  remote_addr text,
+  reconnects integer NOT NULL DEFAULT 0,
+  token_jti text,
+  token_expires_at timestamptz,
+  enrollment_jti text UNIQUE,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX edge_daemons_tenant ON edge_daemons (tenant_id);
+CREATE TABLE enrollment_tokens (
+  jti text PRIMARY KEY, tenant_id text NOT NULL, name text NOT NULL, issued_by text NOT NULL,
+  expires_at timestamptz NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),
+  redeemed_at timestamptz, node_id text, redeemed_public_key text
+);
+CREATE TABLE attest_challenges (
+  challenge_id text PRIMARY KEY, public_key text NOT NULL, nonce text NOT NULL,
+  hostname text NOT NULL DEFAULT '', os text NOT NULL DEFAULT '', arch text NOT NULL DEFAULT '',
+  remote_addr text NOT NULL DEFAULT '', expires_at timestamptz NOT NULL, created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE revoked_tokens (
+  jti text PRIMARY KEY, node_id text NOT NULL, reason text NOT NULL,
+  expires_at timestamptz NOT NULL, revoked_at timestamptz NOT NULL DEFAULT now()
+);
+-- Sweepers delete expired rows by expiry; without these they scan whole tables.
+CREATE INDEX attest_challenges_expires ON attest_challenges (expires_at);
+CREATE INDEX revoked_tokens_expires ON revoked_tokens (expires_at);
+CREATE INDEX enrollment_tokens_expires ON enrollment_tokens (expires_at);
+`,
+  },
+];
+
+// Arbitrary but fixed: every aegis binary must agree on it. Fits in int4 to dodge int8 params.
+const MIGRATION_LOCK = 0x4ae615;
+
+/** Applies pending migrations in order, each in its own transaction; returns versions applied. */
+export async function migrate(
+  db: MigratableDb,
+  migrations: readonly Migration[] = MIGRATIONS,
+): Promise<number[]> {
+  assertOrdered(migrations);
+  await db.transaction(async (tx) => {
+    // Concurrent CREATE TABLE IF NOT EXISTS can still collide in pg_type; the lock prevents it.
+    await lock(tx);
+    await tx.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+  });
+  const done = new Set(
+    (await db.query<{ version: number }>("SELECT version FROM schema_migrations"))
+      .map((row) => row.version),
+  );
+  const applied: number[] = [];
+  for (const migration of migrations) {
+    if (done.has(migration.version)) continue;
+    const ran = await db.transaction(async (tx) => {
+      await lock(tx);
+      const already = await tx.query("SELECT 1 FROM schema_migrations WHERE version = $1", [
+        migration.version,
+      ]);
+      if (already.length) return false; // a peer won the race while we waited for the lock
+      await tx.exec(migration.sql);
+      await tx.query(
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())",
+        [migration.version, migration.name],
+      );
+      return true;
+    });
+    if (ran) applied.push(migration.version);
+  }
+  return applied;
+}
+
+async function lock(tx: Queryable): Promise<void> {
+  // ::text because void results differ between drivers and nobody needs them.
+  await tx.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})::text`);
+}
+
+function assertOrdered(migrations: readonly Migration[]): void {
+  for (let i = 1; i < migrations.length; i++) {
+    if (migrations[i].version <= migrations[i - 1].version) {
+      throw new AegisError("INTERNAL", `migration ${migrations[i].version} is out of order`);
+    }
+  }
+}

@@ -1,0 +1,87 @@
+// The embedded adapter: PGlite (Postgres compiled to WebAssembly) in this process, so a single
+// controller needs no database server. It has exactly one connection; PGlite itself queues
+// queries and holds everything else back while a transaction runs.
+import { PGlite } from "@electric-sql/pglite";
+import { join, resolve } from "node:path";
+import { AegisError } from "../../shared/errors.ts";
+import { ensureDir } from "../../shared/fs/atomic.ts";
+import type { AdapterDb } from "./db.ts";
+import type { ScriptTx } from "./migrations.ts";
+import { type DataDirLock, lockDataDir } from "./pglite_lock.ts";
+import { createMemoryPglite } from "./pglite_memory.ts";
+import { checkChannel, checkParams, plainRows, safeListener } from "./shape.ts";
+import { TxGuard } from "./tx_guard.ts";
+
+export type PgliteOptions = { dataDir: string; memory?: false } | { memory: true };
+
+export async function openPglite(opts: PgliteOptions): Promise<AdapterDb> {
+  if (opts.memory) return adapter(await createMemoryPglite(), undefined);
+  const dataDir = resolve(opts.dataDir);
+  await ensureDir(dataDir);
+  const lock = await lockDataDir(dataDir);
+  try {
+    return adapter(await PGlite.create({ dataDir: join(dataDir, "pglite") }), lock);
+  } catch (error) {
+    await lock.release();
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new AegisError("INTERNAL", `cannot open the embedded database in ${dataDir}: ${reason}`, {
+      cause: error,
+    });
+  }
+}
+
+type PgliteQueryable = Pick<PGlite, "query">;
+
+async function run<T>(pg: PgliteQueryable, sql: string, params?: unknown[]): Promise<T[]> {
+  const result = await pg.query(sql, checkParams(params));
+  return plainRows<T>(result.rows);
+}
+
+function adapter(pg: PGlite, lock: DataDirLock | undefined): AdapterDb {
+  const guard = new TxGuard();
+  let closed = false;
+  return {
+    kind: "pglite",
+    query<T>(sql: string, params?: unknown[]) {
+      guard.assertOutside("query");
+      return run<T>(pg, sql, params);
+    },
+    transaction<T>(fn: (tx: ScriptTx) => Promise<T>): Promise<T> {
+      guard.assertOutside("transaction");
+      return pg.transaction((tx) =>
+        guard.inside(() =>
+          fn({
+            query: (sql, params) => run(tx, sql, params),
+            exec: async (script) => void await tx.exec(script),
+          })
+        )
+      );
+    },
+    async listen(channel, onPayload) {
+      guard.assertOutside("listen");
+      checkChannel(channel);
+      const deliver = safeListener(channel, onPayload);
+      const stop = await pg.listen(channel, (payload) => guard.outside(() => deliver(payload)));
+      let stopped = false;
+      return async () => {
+        if (stopped || closed) return;
+        stopped = true;
+        await stop();
+      };
+    },
+    async notify(channel, payload) {
+      guard.assertOutside("notify");
+      checkChannel(channel);
+      await pg.query("SELECT pg_notify($1, $2)", [channel, payload]);
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      try {
+        await pg.close();
+      } finally {
+        await lock?.release();
+      }
+    },
+  };
+}

@@ -1,0 +1,167 @@
+// The PostgreSQL adapter (postgres.js), for controllers that share one database, e.g. several
+// relays behind a load balancer. Its type handling is bent to match PGlite's; see db.ts.
+import postgres from "postgres";
+import { AegisError } from "../../shared/errors.ts";
+import type { AdapterDb } from "./db.ts";
+import type { ScriptTx } from "./migrations.ts";
+import { checkChannel, checkParams, plainRows, safeListener } from "./shape.ts";
+import { parseTextArray, serializeTextArray } from "./text_array.ts";
+import { TxGuard } from "./tx_guard.ts";
+
+const serializeJson = (x: unknown) => typeof x === "string" ? x : JSON.stringify(x);
+
+const TYPES = {
+  // Callers pass JSON already stringified; postgres.js would stringify it again into a JSON
+  // string scalar. Strings therefore go through untouched, as PGlite does.
+  json: {
+    to: 114,
+    from: [114, 3802],
+    serialize: serializeJson,
+    parse: (x: string) => JSON.parse(x),
+  },
+  jsonb: { to: 3802, from: [3802], serialize: serializeJson, parse: (x: string) => JSON.parse(x) },
+  // PGlite parses int8 to number; postgres.js would give a string.
+  int8: {
+    to: 20,
+    from: [20],
+    serialize: (x: unknown) => String(x),
+    parse: (x: string) => Number(x),
+  },
+  // Both parse and serialize are set, so postgres.js keeps its own (NULL-unaware) array code off.
+  textArray: { to: 1009, from: [1009, 1015], serialize: serializeTextArray, parse: parseTextArray },
+};
+
+type Sql = postgres.Sql<Record<string, unknown>>;
+
+// Without params postgres.js switches to the simple protocol, which allows several statements
+// and returns an array of results. Forcing the extended one keeps query() at one statement, as
+// on PGlite. (`simple` is a real option that the .d.ts does not declare.)
+const EXTENDED = { simple: false } as unknown as postgres.UnsafeQueryOptions;
+
+export async function openPostgres(dsn: string): Promise<AdapterDb> {
+  let sql: Sql;
+  try {
+    sql = postgres(dsn, {
+      max: 10,
+      connect_timeout: 10,
+      onnotice: () => {}, // "relation already exists, skipping" and friends are not news
+      types: TYPES,
+      connection: { application_name: "aegis-controller" },
+    }) as unknown as Sql;
+  } catch (error) {
+    // Never echo the DSN: it may carry a password.
+    throw new AegisError("INVALID_ARGUMENT", "the PostgreSQL DSN is not a valid postgres:// URL", {
+      cause: error,
+    });
+  }
+  const target = describe(sql);
+  try {
+    // postgres.js connects lazily; fail here, with a clear message, rather than on first use.
+    await sql.unsafe("SELECT 1");
+  } catch (error) {
+    await sql.end({ timeout: 0 }).catch(() => {});
+    throw unreachable(target, error);
+  }
+  return adapter(sql, target);
+}
+
+function adapter(sql: Sql, target: string): AdapterDb {
+  const guard = new TxGuard();
+  const wrap = (error: unknown) => isConnectionError(error) ? unreachable(target, error) : error;
+  const run = async <T>(q: Sql | postgres.TransactionSql, text: string, params?: unknown[]) => {
+    try {
+      const args = checkParams(params) as postgres.ParameterOrJSON<never>[];
+      const rows = await q.unsafe(text, args, EXTENDED);
+      return plainRows<T>(rows);
+    } catch (error) {
+      throw wrap(error);
+    }
+  };
+  let closed = false;
+  return {
+    kind: "postgres",
+    query<T>(text: string, params?: unknown[]) {
+      guard.assertOutside("query");
+      return run<T>(sql, text, params);
+    },
+    async transaction<T>(fn: (tx: ScriptTx) => Promise<T>): Promise<T> {
+      guard.assertOutside("transaction");
+      try {
+        const result = await sql.begin((tx) =>
+          guard.inside(() =>
+            fn({
+              query: (text, params) => run(tx, text, params),
+              exec: async (script) => void await tx.unsafe(script),
+            })
+          )
+        );
+        return result as T;
+      } catch (error) {
+        throw wrap(error); // the caller's own error object comes back unchanged
+      }
+    },
+    async listen(channel, onPayload) {
+      guard.assertOutside("listen");
+      checkChannel(channel);
+      const deliver = safeListener(channel, onPayload);
+      try {
+        const { unlisten } = await sql.listen(channel, (p) => guard.outside(() => deliver(p)));
+        let stopped = false;
+        return async () => {
+          if (stopped || closed) return;
+          stopped = true;
+          await unlisten();
+        };
+      } catch (error) {
+        throw wrap(error);
+      }
+    },
+    async notify(channel, payload) {
+      guard.assertOutside("notify");
+      checkChannel(channel);
+      await sql.notify(channel, payload).catch((error) => Promise.reject(wrap(error)));
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await sql.end({ timeout: 5 });
+    },
+  };
+}
+
+/** host:port/db of where we tried to go, never the credentials. */
+function describe(sql: Sql): string {
+  const { host, port, database } = sql.options;
+  return `${host.map((h, i) => `${h}:${port[i] ?? port[0]}`).join(",")}/${database}`;
+}
+
+function unreachable(target: string, error: unknown): AegisError {
+  const reason = error instanceof Error ? error.message : String(error);
+  return new AegisError("UNREACHABLE", `cannot reach PostgreSQL at ${target}: ${reason}`, {
+    cause: error,
+    details: { target },
+  });
+}
+
+// Socket-level failures and SQLSTATE class 08 / server shutdown. CONNECTION_ENDED and _DESTROYED
+// are absent on purpose: they mean we closed the pool ourselves, which is a bug, not an outage.
+const CONNECTION_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ENOTFOUND",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+  "EPIPE",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "57P01",
+  "57P02",
+  "57P03",
+]);
+
+function isConnectionError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && (CONNECTION_CODES.has(code) || code.startsWith("08"));
+}
