@@ -25,6 +25,8 @@ export function serviceStep(ctx: ServiceContext): ServiceStep {
       if (!report.reachable) {
         advice.push(`! ${report.manager} is not reachable from here, so the service was not started. Run:`);
         advice.push(...report.instructions.map((line) => `    ${line}`));
+      } else if (report.instructions.length > 0) {
+        advice.push(`! ${report.manager} needs a hand:`, ...report.instructions.map((line) => `    ${line}`));
       } else if (report.action === "present") {
         advice.push("The service was already installed; `aegis edge service reinstall` replaces it.");
       }

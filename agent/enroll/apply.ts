@@ -5,6 +5,7 @@ import { hostname } from "node:os";
 import { parse } from "yaml";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { NodeRole } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
+import { AegisError, type ErrorCode } from "../../shared/errors.ts";
 import { ensureDir, readTextIfExists, writeFileAtomic } from "../../shared/fs/atomic.ts";
 import { NodePrivateKey } from "../../shared/crypto/node_key.ts";
 import { challengeBytes } from "../../shared/crypto/signed_bytes.ts";
@@ -18,6 +19,13 @@ import { EdgeConnection } from "../daemon/connection.ts";
 import type { HostFacts } from "./inspect.ts";
 import { configTemplate, mergeConfig, renderConfig } from "./template.ts";
 import type { Plan, PlannedArtifact } from "./plan.ts";
+
+const SPENT = new Set<ErrorCode>([
+  "ENROLL_TOKEN_EXPIRED",
+  "ENROLL_TOKEN_REDEEMED",
+  "ENROLL_TOKEN_MALFORMED",
+  "ENROLL_TOKEN_WRONG_CONTROLLER",
+]);
 
 export interface Step {
   verb: "Created" | "Verified" | "Fixed" | "Wrote" | "Kept" | "Merged" | "Removed" | "Started" | "Skipped";
@@ -88,7 +96,11 @@ export async function applyPlan(input: ApplyInput): Promise<EnrollResult> {
   } else {
     // Kept on disk until redeemed, so an interrupted enrollment can be retried with it.
     await writeFileAtomic(paths.enrollmentToken, input.token.trim() + "\n", { mode: 0o600 });
-    enrolled = await redeem(input, key);
+    enrolled = await redeem(input, key).catch(async (error) => {
+      // A token the controller refused for good is of no use to a retry: do not keep it.
+      if (error instanceof AegisError && SPENT.has(error.code)) await Deno.remove(paths.enrollmentToken).catch(() => {});
+      throw error;
+    });
     await writeFileAtomic(paths.nodeToken, enrolled.token + "\n", { mode: 0o600 });
     steps.push({ verb: "Wrote", path: paths.nodeToken, note: "0600" });
     await Deno.remove(paths.enrollmentToken).catch(() => {});

@@ -30,6 +30,19 @@ export async function prepareStateDirs(stateDir: string): Promise<void> {
   }
 }
 
+/** Whether a file is there; a file where a parent directory should be means it is not. */
+export async function fileExists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
+      return false;
+    }
+    throw error;
+  }
+}
+
 /** Deletes a file; true when there was one. */
 export async function removeIfExists(path: string): Promise<boolean> {
   try {

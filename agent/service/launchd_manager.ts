@@ -1,8 +1,7 @@
 // Drives launchd in the user's GUI domain. `bootstrap` is the current interface; the legacy
 // `load -w` still works where bootstrap refuses (older macOS, or a session without a GUI
 // domain, e.g. over ssh), so it is the fallback rather than an error.
-import { commandLine } from "./quote.ts";
-import { exec, foregroundHint, succeeded } from "./runner.ts";
+import { exec, succeeded, unreachable } from "./runner.ts";
 import { removeIfExists } from "./files.ts";
 import { launchdPlistPath, renderLaunchdPlist } from "./launchd_plist.ts";
 import { LAUNCHD_LABEL, type ServiceContext, type ServiceManager } from "./types.ts";
@@ -25,23 +24,24 @@ export const launchdManager: ServiceManager = {
     const target = `${domain(ctx)}/${LAUNCHD_LABEL}`;
     const bootstrap = ["launchctl", "bootstrap", domain(ctx), plist];
     const fallback = ["launchctl", "load", "-w", plist];
-    const manual = [commandLine(ctx.os, bootstrap), foregroundHint(ctx)];
     // RunAtLoad means loading is starting; without start, only clear any "disabled" override
     // so the agent loads at the next login.
     if (!start) {
       const enabled = succeeded(await exec(ctx, log, ["launchctl", "enable", target]));
-      return { reachable: enabled, started: false, instructions: enabled ? [] : manual };
+      return enabled
+        ? { reachable: true, started: false, instructions: [] }
+        : unreachable(ctx, [bootstrap]);
     }
     // A loaded job keeps its old definition until it is booted out.
     if (replaced && await exec(ctx, log, ["launchctl", "bootout", target]) === "not-found") {
-      return { reachable: false, started: false, instructions: manual };
+      return unreachable(ctx, [bootstrap]);
     }
     const first = await exec(ctx, log, bootstrap);
     if (succeeded(first)) return { reachable: true, started: true, instructions: [] };
     if (first !== "not-found" && succeeded(await exec(ctx, log, fallback))) {
       return { reachable: true, started: true, instructions: [] };
     }
-    return { reachable: false, started: false, instructions: manual };
+    return unreachable(ctx, [bootstrap]);
   },
 
   async remove(ctx, log) {
@@ -51,7 +51,7 @@ export const launchdManager: ServiceManager = {
     const result = await exec(ctx, log, bootout);
     await removeIfExists(plist);
     if (result !== "not-found") return { reachable: true, started: false, instructions: [] };
-    return { reachable: false, started: false, instructions: [commandLine(ctx.os, bootout)] };
+    return unreachable(ctx, [bootout], false);
   },
 
   async state(ctx) {

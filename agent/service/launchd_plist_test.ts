@@ -5,7 +5,8 @@ import { launchdPlistPath, renderLaunchdPlist, xmlEscape } from "./launchd_plist
 
 /** Parses a plist with Python's plistlib, a real parser, and hands back its JSON form. */
 async function parsePlist(path: string): Promise<Record<string, unknown>> {
-  const script = "import json,plistlib,sys; print(json.dumps(plistlib.load(open(sys.argv[1],'rb'))))";
+  const script =
+    "import json,plistlib,sys; print(json.dumps(plistlib.load(open(sys.argv[1],'rb'))))";
   let out: Deno.CommandOutput;
   try {
     out = await new Deno.Command("python3", { args: ["-c", script, path], stderr: "piped" })
@@ -23,7 +24,7 @@ Deno.test("renderLaunchdPlist() parses with plistlib to the intended values", as
   const dir = await Deno.makeTempDir();
   try {
     const home = "/Users/o'brien & <co>";
-    const command = ["/Applications/A&B <beta>/aegis", "--label=\"x\"", "50% ]]> done"];
+    const command = ["/Applications/A&B <beta>/aegis", '--label="x"', "50% ]]> done"];
     const path = join(dir, "io.aegis.edge.plist");
     await Deno.writeTextFile(path, renderLaunchdPlist({ command, home }));
     assert.deepEqual(await parsePlist(path), {

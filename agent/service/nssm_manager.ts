@@ -1,9 +1,8 @@
 // Drives NSSM. Registering a Windows service needs an elevated prompt; when nssm is missing or
 // refuses, the person gets the exact commands to run from one.
-import { commandLine } from "./quote.ts";
-import { exec, foregroundHint, succeeded } from "./runner.ts";
+import { exec, succeeded, unreachable } from "./runner.ts";
 import { nssmCommands, nssmRemoveCommands, nssmText } from "./nssm.ts";
-import { type Outcome, type ServiceContext, type ServiceManager, SERVICE_NAME } from "./types.ts";
+import { SERVICE_NAME, type ServiceManager } from "./types.ts";
 
 export const nssmManager: ServiceManager = {
   kind: "nssm",
@@ -17,11 +16,13 @@ export const nssmManager: ServiceManager = {
     // `nssm install` refuses a name that exists, so a replaced service goes first.
     const removal = replaced ? nssmRemoveCommands() : [];
     for (const step of removal) {
-      if (await exec(ctx, log, step) === "not-found") return manual(ctx, [...removal, ...steps]);
+      if (await exec(ctx, log, step) === "not-found") {
+        return unreachable(ctx, [...removal, ...steps]);
+      }
     }
     for (const [i, step] of steps.entries()) {
       if (succeeded(await exec(ctx, log, step))) continue;
-      return manual(ctx, [...(i === 0 ? removal : []), ...steps.slice(i)]);
+      return unreachable(ctx, [...(i === 0 ? removal : []), ...steps.slice(i)]);
     }
     return { reachable: true, started: start, instructions: [] };
   },
@@ -29,11 +30,11 @@ export const nssmManager: ServiceManager = {
   async remove(ctx, log) {
     const [stop, remove] = nssmRemoveCommands();
     // stop fails on a stopped service; only the removal has to succeed.
-    if (await exec(ctx, log, stop) === "not-found") return manual(ctx, [stop, remove], false);
+    if (await exec(ctx, log, stop) === "not-found") return unreachable(ctx, [stop, remove], false);
     if (succeeded(await exec(ctx, log, remove))) {
       return { reachable: true, started: false, instructions: [] };
     }
-    return manual(ctx, [remove], false);
+    return unreachable(ctx, [remove], false);
   },
 
   async state(ctx) {
@@ -44,12 +45,3 @@ export const nssmManager: ServiceManager = {
     return { active: running ? "active" : "inactive", reachable: true, registered: true };
   },
 };
-
-function manual(ctx: ServiceContext, argvs: string[][], hint = true): Outcome {
-  const commands = argvs.map((argv) => commandLine(ctx.os, argv));
-  return {
-    reachable: false,
-    started: false,
-    instructions: hint ? [...commands, foregroundHint(ctx)] : commands,
-  };
-}

@@ -9,8 +9,20 @@ Deno.test("nssmCommands() registers the compiled binary and starts it", () => {
     ["nssm", "install", "aegis-edge", "C:\\Program Files\\Aegis\\aegis.exe", "edge run"],
     ["nssm", "set", "aegis-edge", "AppDirectory", "C:\\Users\\Ann Lee\\.aegis\\edge"],
     ["nssm", "set", "aegis-edge", "Start", "SERVICE_AUTO_START"],
-    ["nssm", "set", "aegis-edge", "AppStdout", "C:\\Users\\Ann Lee\\.aegis\\edge\\logs\\edge.out.log"],
-    ["nssm", "set", "aegis-edge", "AppStderr", "C:\\Users\\Ann Lee\\.aegis\\edge\\logs\\edge.err.log"],
+    [
+      "nssm",
+      "set",
+      "aegis-edge",
+      "AppStdout",
+      "C:\\Users\\Ann Lee\\.aegis\\edge\\logs\\edge.out.log",
+    ],
+    [
+      "nssm",
+      "set",
+      "aegis-edge",
+      "AppStderr",
+      "C:\\Users\\Ann Lee\\.aegis\\edge\\logs\\edge.err.log",
+    ],
     [
       "nssm",
       "set",
@@ -20,7 +32,13 @@ Deno.test("nssmCommands() registers the compiled binary and starts it", () => {
       "USERPROFILE=C:\\Users\\Ann Lee",
     ],
     ["nssm", "set", "aegis-edge", "DisplayName", "AEGIS Edge agent"],
-    ["nssm", "set", "aegis-edge", "Description", "Runs `aegis edge run`: the AEGIS Edge agent daemon."],
+    [
+      "nssm",
+      "set",
+      "aegis-edge",
+      "Description",
+      "Runs `aegis edge run`: the AEGIS Edge agent daemon.",
+    ],
     ["nssm", "start", "aegis-edge"],
   ]);
 });
@@ -50,7 +68,11 @@ Deno.test("windowsArg() quotes the way CommandLineToArgvW splits", () => {
 });
 
 Deno.test("nssmText() reads nssm's UTF-16 output", () => {
-  const utf16 = new Uint8Array([0xff, 0xfe, ...[..."SERVICE_RUNNING\r\n"].flatMap((c) => [c.charCodeAt(0), 0])]);
+  const utf16 = new Uint8Array([
+    0xff,
+    0xfe,
+    ...[..."SERVICE_RUNNING\r\n"].flatMap((c) => [c.charCodeAt(0), 0]),
+  ]);
   assert.equal(nssmText(new TextDecoder().decode(utf16)), "SERVICE_RUNNING");
   assert.equal(nssmText("SERVICE_STOPPED\n"), "SERVICE_STOPPED");
 });

@@ -1,12 +1,13 @@
 // The one place the service module starts processes. Everything else takes a CommandRunner, so
 // tests replace the host's service managers with plain functions.
-import type { CommandResult, CommandRunner, ServiceContext } from "./types.ts";
+import { DAEMON_ARGS } from "./types.ts";
+import type { CommandResult, CommandRunner, Outcome, ServiceContext } from "./types.ts";
 import { commandLine } from "./quote.ts";
 
 export const realRunner: CommandRunner = async (cmd, args) => {
   try {
-    const out = await new Deno.Command(cmd, { args, stdin: "null", stdout: "piped", stderr: "piped" })
-      .output();
+    const options = { args, stdin: "null", stdout: "piped", stderr: "piped" } as const;
+    const out = await new Deno.Command(cmd, options).output();
     const text = new TextDecoder();
     return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
   } catch (error) {
@@ -36,7 +37,15 @@ export function succeeded(result: CommandResult): boolean {
   return result !== "not-found" && result.code === 0;
 }
 
-/** The line every unreachable report ends with: the daemon does not need a service manager. */
-export function foregroundHint(ctx: ServiceContext): string {
-  return `or run the daemon in the foreground: ${commandLine(ctx.os, [...ctx.command, "edge", "run"])}`;
+/**
+ * The outcome when the manager could not be driven from here: the commands to run by hand and,
+ * for installs, the reminder that the daemon does not need a service manager at all.
+ */
+export function unreachable(ctx: ServiceContext, argvs: string[][], foreground = true): Outcome {
+  const instructions = argvs.map((argv) => commandLine(ctx.os, argv));
+  if (foreground) {
+    const self = commandLine(ctx.os, [...ctx.command, ...DAEMON_ARGS]);
+    instructions.push(`or run the daemon in the foreground: ${self}`);
+  }
+  return { reachable: false, started: false, instructions };
 }

@@ -1,7 +1,8 @@
 // Which paths under home the daemon still needs once the unit hides home (ProtectHome=tmpfs).
 // A compiled binary needs only itself. Under `deno run` Deno also reads the project the main
-// module belongs to (its deno.json, imports and node_modules) and its module cache (DENO_DIR).
-// These are bound read-only: the daemon writes nowhere but its state directory.
+// module belongs to (its deno.json, imports and node_modules) and its module cache. These are
+// bound read-only: the daemon writes nowhere but its state directory. The unit sets only HOME,
+// so the cache the daemon sees is the default one under it, whatever DENO_DIR says here.
 import { dirname, join } from "node:path/posix";
 import { exists } from "../../shared/fs/atomic.ts";
 
@@ -13,18 +14,14 @@ export function isUnder(path: string, dir: string): boolean {
   return path === dir || path.startsWith(base);
 }
 
-export async function homeReadOnlyPaths(
-  command: string[],
-  home: string,
-  env: Record<string, string | undefined>,
-): Promise<string[]> {
+export async function homeReadOnlyPaths(command: string[], home: string): Promise<string[]> {
   const paths: string[] = [];
   for (const [i, arg] of command.entries()) {
     if (!arg.startsWith("/")) continue;
     paths.push(i > 0 && SCRIPT.test(arg) ? await projectRoot(arg, home) : arg);
   }
   if (command.length > 1) {
-    const cache = env.DENO_DIR ?? join(env.XDG_CACHE_HOME ?? join(home, ".cache"), "deno");
+    const cache = join(home, ".cache", "deno");
     if (await exists(cache)) paths.push(cache);
   }
   const inHome = [...new Set(paths)].filter((p) => isUnder(p, home) && p !== home);

@@ -1,12 +1,12 @@
 // Install, remove and inspect the daemon's service, whichever manager the OS has. Nothing here
 // fails because a manager is unreachable: the file is written and the report says what to run.
-import { exists } from "../../shared/fs/atomic.ts";
 import { edgePaths } from "../state/paths.ts";
-import { prepareStateDirs, writeUnitFile } from "./files.ts";
+import { fileExists, prepareStateDirs, writeUnitFile } from "./files.ts";
 import { launchdManager } from "./launchd_manager.ts";
 import { nssmManager } from "./nssm_manager.ts";
 import { systemdManager } from "./systemd_manager.ts";
 import type {
+  ManagerState,
   ServiceContext,
   ServiceManager,
   ServiceOs,
@@ -37,9 +37,9 @@ export async function installService(
   const path = manager.unitPath(ctx.home);
   const log: string[] = [];
   const base = { manager: manager.kind, path, unitName: manager.unitName, log };
-  const present = await isPresent(manager, ctx);
+  const { present, state } = await presence(manager, ctx);
   if (present && !opts.replace) {
-    const { reachable } = await manager.state(ctx);
+    const { reachable } = state ?? await manager.state(ctx);
     return { ...base, action: "present", started: false, reachable, instructions: [] };
   }
   const text = await manager.render(ctx);
@@ -54,8 +54,9 @@ export async function uninstallService(ctx: ServiceContext): Promise<ServiceRepo
   const path = manager.unitPath(ctx.home);
   const log: string[] = [];
   const base = { manager: manager.kind, path, unitName: manager.unitName, log, started: false };
-  if (!await isPresent(manager, ctx)) {
-    const { reachable } = await manager.state(ctx);
+  const { present, state } = await presence(manager, ctx);
+  if (!present) {
+    const { reachable } = state ?? await manager.state(ctx);
     return { ...base, action: "absent", reachable, instructions: [] };
   }
   const outcome = await manager.remove(ctx, log);
@@ -66,12 +67,17 @@ export async function serviceStatus(ctx: ServiceContext): Promise<ServiceStatus>
   const manager = managerFor(ctx.os);
   const path = manager.unitPath(ctx.home);
   const { active, reachable, registered } = await manager.state(ctx);
-  const installed = path ? await exists(path) : registered === true;
+  const installed = path ? await fileExists(path) : registered === true;
   return { manager: manager.kind, path, installed, active, reachable };
 }
 
-/** The file when the manager keeps one; otherwise the manager's own word. */
-async function isPresent(manager: ServiceManager, ctx: ServiceContext): Promise<boolean> {
+/** The file when the manager keeps one; otherwise the manager's own word (kept for reuse). */
+async function presence(
+  manager: ServiceManager,
+  ctx: ServiceContext,
+): Promise<{ present: boolean; state?: ManagerState }> {
   const path = manager.unitPath(ctx.home);
-  return path ? await exists(path) : (await manager.state(ctx)).registered === true;
+  if (path) return { present: await fileExists(path) };
+  const state = await manager.state(ctx);
+  return { present: state.registered === true, state };
 }

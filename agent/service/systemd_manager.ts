@@ -3,14 +3,14 @@
 // commands to run from a login session instead of an error.
 import { join } from "node:path/posix";
 import { commandLine } from "./quote.ts";
-import { exec, foregroundHint, succeeded } from "./runner.ts";
+import { exec, succeeded, unreachable } from "./runner.ts";
 import { homeReadOnlyPaths } from "./sandbox.ts";
 import { removeIfExists } from "./files.ts";
 import { renderSystemdUnit, SYSTEMD_UNIT, systemdUnitPath } from "./systemd_unit.ts";
-import type { Outcome, ServiceContext, ServiceManager } from "./types.ts";
+import type { ServiceManager } from "./types.ts";
 
 const systemctl = (...args: string[]) => ["systemctl", "--user", ...args];
-const DEBUG = [
+const DIAGNOSE = [
   `systemctl --user status ${SYSTEMD_UNIT}`,
   `journalctl --user -u ${SYSTEMD_UNIT}`,
 ];
@@ -21,7 +21,7 @@ export const systemdManager: ServiceManager = {
   unitPath: systemdUnitPath,
 
   async render(ctx) {
-    const readOnlyPaths = await homeReadOnlyPaths(ctx.command, ctx.home, ctx.env);
+    const readOnlyPaths = await homeReadOnlyPaths(ctx.command, ctx.home);
     return renderSystemdUnit({ command: ctx.command, home: ctx.home, readOnlyPaths });
   },
 
@@ -36,11 +36,14 @@ export const systemdManager: ServiceManager = {
     const user = ctx.env.USER ?? ctx.env.LOGNAME;
     // Without lingering the user's manager stops the daemon at logout and waits for a login.
     const linger = ["loginctl", "enable-linger", ...(user ? [user] : [])];
-    const shown = (argvs: string[][]) => argvs.map((argv) => commandLine(ctx.os, argv));
     for (const [i, step] of steps.entries()) {
       if (succeeded(await exec(ctx, log, step))) continue;
-      if (i === 0) return unreachable(ctx, shown([...steps, linger]));
-      return { reachable: true, started: false, instructions: [...shown(steps.slice(i)), ...DEBUG] };
+      if (i === 0) return unreachable(ctx, [...steps, linger]);
+      return {
+        reachable: true,
+        started: false,
+        instructions: [...steps.slice(i).map((argv) => commandLine(ctx.os, argv)), ...DIAGNOSE],
+      };
     }
     const lingered = succeeded(await exec(ctx, log, linger));
     const instructions = lingered ? [] : [`sudo ${commandLine(ctx.os, linger)}`];
@@ -54,8 +57,7 @@ export const systemdManager: ServiceManager = {
     // `disable` removes this link; when systemctl could not run, it is left to us.
     await removeIfExists(join(unitPath, "..", "default.target.wants", SYSTEMD_UNIT));
     if (!disabled) {
-      const steps = [systemctl("stop", SYSTEMD_UNIT), systemctl("daemon-reload")];
-      return unreachable(ctx, steps.map((argv) => commandLine(ctx.os, argv)), false);
+      return unreachable(ctx, [systemctl("stop", SYSTEMD_UNIT), systemctl("daemon-reload")], false);
     }
     await exec(ctx, log, systemctl("daemon-reload"));
     return { reachable: true, started: false, instructions: [] };
@@ -71,11 +73,3 @@ export const systemdManager: ServiceManager = {
     return { active: "inactive", reachable: true };
   },
 };
-
-function unreachable(ctx: ServiceContext, commands: string[], hint = true): Outcome {
-  return {
-    reachable: false,
-    started: false,
-    instructions: hint ? [...commands, foregroundHint(ctx)] : commands,
-  };
-}

@@ -63,6 +63,7 @@ export function renderSystemdUnit(opts: SystemdUnitOptions): string {
 }
 
 function quote(value: string, kind: "exec" | "bare" | "word" = "word"): string {
+  // deno-lint-ignore no-control-regex
   if (/[\x00-\x1f\x7f]/.test(value)) {
     throw new AegisError("INVALID_ARGUMENT", "control characters cannot go into a systemd unit", {
       details: { value: JSON.stringify(value) },

@@ -1,0 +1,93 @@
+// A real aegis-controller process on a free port, on PGlite or (with AEGIS_TEST_PG_DSN) on a
+// fresh PostgreSQL database, plus the operator calls tests need.
+import { Background, CONTROLLER_MAIN, runDeno } from "./processes.ts";
+import { testDatabase, type TestDatabase } from "./db.ts";
+
+export interface ControllerProcess {
+  port: number;
+  endpoint: string;
+  dataDir: string;
+  configPath: string;
+  db: TestDatabase;
+  process: Background;
+  operatorToken(tenant: string, role?: string, tenants?: string[]): Promise<string>;
+  issueEnrollment(tenant: string, body?: Record<string, unknown>): Promise<{ token: string; command: string }>;
+  api(path: string, init?: RequestInit & { token?: string }): Promise<Response>;
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface ControllerSetup {
+  /** Extra YAML under `edge:` (e.g. "attest_rate_limit_per_min: 1000"). */
+  edge?: string;
+  /** Share another controller's database (for restarts or relays). */
+  db?: TestDatabase;
+  dataDir?: string;
+}
+
+export async function startControllerProcess(setup: ControllerSetup = {}): Promise<ControllerProcess> {
+  const db = setup.db ?? await testDatabase();
+  const dataDir = setup.dataDir ?? await Deno.makeTempDir({ prefix: "aegis-ctl-" });
+  const configPath = `${dataDir}/aegis-config.yaml`;
+  const yaml = [
+    "cluster:",
+    "  role: controller",
+    "  bind_address: 127.0.0.1",
+    ...(db.dsn ? ["postgres:", `  dsn: "${db.dsn}"`] : []),
+    ...(setup.edge ? ["edge:", ...setup.edge.split("\n").map((l) => `  ${l}`)] : []),
+  ].join("\n");
+  await Deno.writeTextFile(configPath, yaml + "\n");
+
+  let port = 0;
+  const launch = async () => {
+    const proc = new Background(CONTROLLER_MAIN, ["run", "--config", configPath, "--data-dir", dataDir, "--port", String(port)], {
+      HOME: dataDir,
+    });
+    const match = await proc.waitFor(/\{"port":(\d+)/, 30_000);
+    port = Number(match[1]);
+    return proc;
+  };
+  const handle: ControllerProcess = {
+    port: 0,
+    endpoint: "",
+    dataDir,
+    configPath,
+    db,
+    process: await launch(),
+    async operatorToken(tenant, role = "admin", tenants = []) {
+      const args = ["token", "create", "--config", configPath, "--data-dir", dataDir, "--tenant", tenant, "--role", role];
+      if (tenants.length) args.push("--tenants", tenants.join(","));
+      const out = await runDeno(CONTROLLER_MAIN, args, { HOME: dataDir });
+      if (out.code !== 0) throw new Error(`token create failed: ${out.stderr}`);
+      return out.stdout.trim();
+    },
+    async issueEnrollment(tenant, body = {}) {
+      const token = await handle.operatorToken(tenant);
+      const response = await handle.api("/v1/edge/enrollment-tokens", {
+        method: "POST",
+        token,
+        body: JSON.stringify({ name: "test-host", ...body }),
+      });
+      if (response.status !== 201) throw new Error(`issue failed: ${response.status} ${await response.text()}`);
+      return await response.json();
+    },
+    api(path, init = {}) {
+      const headers = new Headers(init.headers);
+      if (init.token) headers.set("authorization", `Bearer ${init.token}`);
+      if (init.body) headers.set("content-type", "application/json");
+      return fetch(`http://127.0.0.1:${handle.port}${path}`, { ...init, headers });
+    },
+    async restart() {
+      await handle.process.stop();
+      handle.process = await launch();
+    },
+    async stop() {
+      await handle.process.stop();
+      if (!setup.db) await db.cleanup();
+      if (!setup.dataDir) await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+    },
+  };
+  handle.port = port;
+  handle.endpoint = `http://127.0.0.1:${port}`;
+  return handle;
+}
