@@ -4,12 +4,19 @@ import { buildProgram } from "./cli/program.ts";
 
 if (import.meta.main) {
   let code = 0;
-  const json = Deno.args.includes("--output") && Deno.args[Deno.args.indexOf("--output") + 1] === "json";
+  const json = Deno.args.includes("--output") &&
+    Deno.args[Deno.args.indexOf("--output") + 1] === "json";
   try {
-    await buildProgram(processIo, (c) => code = c).exitOverride().parseAsync(Deno.args, { from: "user" });
+    await buildProgram(processIo, (c) => code = c).exitOverride().parseAsync(Deno.args, {
+      from: "user",
+    });
   } catch (error) {
-    const commanderExit = (error as { exitCode?: number; code?: string }).code?.startsWith("commander.");
-    code = commanderExit ? (error as { exitCode: number }).exitCode : reportError(processIo, error, json);
+    const commanderExit = (error as { exitCode?: number; code?: string }).code?.startsWith(
+      "commander.",
+    );
+    code = commanderExit
+      ? (error as { exitCode: number }).exitCode
+      : reportError(processIo, error, json);
   }
   Deno.exit(code);
 }

@@ -62,7 +62,10 @@ export function parseControllerConfig(
   try {
     raw = parse(text) ?? {};
   } catch (error) {
-    throw new AegisError("CONFIG_INVALID", `${source} is not valid YAML: ${(error as Error).message}`);
+    throw new AegisError(
+      "CONFIG_INVALID",
+      `${source} is not valid YAML: ${(error as Error).message}`,
+    );
   }
   const interpolated = interpolateEnv(raw, env, source, []);
   const result = ControllerConfigSchema.safeParse(interpolated);
@@ -71,7 +74,10 @@ export function parseControllerConfig(
   const role = env.AEGIS_ROLE;
   if (role) {
     if (!(ROLES as readonly string[]).includes(role)) {
-      throw new AegisError("CONFIG_INVALID", `AEGIS_ROLE="${role}" is not one of ${ROLES.join(", ")}`);
+      throw new AegisError(
+        "CONFIG_INVALID",
+        `AEGIS_ROLE="${role}" is not one of ${ROLES.join(", ")}`,
+      );
     }
     config.cluster.role = role as ControllerRole;
   }
@@ -83,9 +89,13 @@ export async function loadControllerConfig(path: string): Promise<ControllerConf
   try {
     text = await Deno.readTextFile(path);
   } catch (error) {
-    throw new AegisError("CONFIG_INVALID", `cannot read config ${path}: ${(error as Error).message}`, {
-      hint: "Pass --config with the path of an aegis-config.yaml.",
-    });
+    throw new AegisError(
+      "CONFIG_INVALID",
+      `cannot read config ${path}: ${(error as Error).message}`,
+      {
+        hint: "Pass --config with the path of an aegis-config.yaml.",
+      },
+    );
   }
   return parseControllerConfig(text, path);
 }
@@ -109,7 +119,9 @@ function interpolateEnv(
     }
     return resolved;
   }
-  if (Array.isArray(value)) return value.map((v, i) => interpolateEnv(v, env, source, [...path, String(i)]));
+  if (Array.isArray(value)) {
+    return value.map((v, i) => interpolateEnv(v, env, source, [...path, String(i)]));
+  }
   if (value && typeof value === "object") {
     return Object.fromEntries(
       Object.entries(value).map(([k, v]) => [k, interpolateEnv(v, env, source, [...path, k])]),

@@ -17,7 +17,9 @@ postgres:
 `;
 
 Deno.test("parseControllerConfig() reads the relay config and interpolates $ENV", () => {
-  const config = parseControllerConfig(relayYaml, "relay.yaml", { POSTGRES_DSN: "postgres://db/x" });
+  const config = parseControllerConfig(relayYaml, "relay.yaml", {
+    POSTGRES_DSN: "postgres://db/x",
+  });
   assert.equal(config.cluster.role, "relay-coordinator");
   assert.equal(config.cluster.cluster_grpc_port, 50056);
   assert.equal(config.cluster.ingress.public_endpoint, "relay.example.com");

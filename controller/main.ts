@@ -24,7 +24,9 @@ export function buildProgram(setExit: (code: number) => void) {
     .version(VERSION)
     .showHelpAfterError();
   const dataDirOption = () =>
-    new Option("--data-dir <dir>", "state directory (embedded database, signing key)").default(defaultDataDir());
+    new Option("--data-dir <dir>", "state directory (embedded database, signing key)").default(
+      defaultDataDir(),
+    );
 
   program.command("run")
     .description("serve NodeClusterService, health and the REST API on one port")
@@ -39,7 +41,10 @@ export function buildProgram(setExit: (code: number) => void) {
     .requiredOption("--config <file>", "aegis-config.yaml")
     .addOption(dataDirOption())
     .requiredOption("--tenant <tenant>", "tenant id the operator acts on")
-    .addOption(new Option("--role <role>", "operator role").choices(["admin", "operator", "readonly"]).default("admin"))
+    .addOption(
+      new Option("--role <role>", "operator role").choices(["admin", "operator", "readonly"])
+        .default("admin"),
+    )
     .option("--subject <name>", "who the token names")
     .option("--tenants <list>", "further tenants, comma separated")
     .option("--ttl <duration>", "lifetime", "24h")

@@ -42,7 +42,9 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
   }
 
   next(): Promise<IteratorResult<T>> {
-    if (this.#items.length > 0) return Promise.resolve({ value: this.#items.shift()!, done: false });
+    if (this.#items.length > 0) {
+      return Promise.resolve({ value: this.#items.shift()!, done: false });
+    }
     if (this.#error !== undefined) return Promise.reject(this.#error);
     if (this.#closed) return Promise.resolve({ value: undefined, done: true });
     return new Promise((resolve, reject) => {

@@ -17,7 +17,8 @@ export function parseEndpoint(raw: string): Endpoint {
   const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text);
   if (hasScheme && !/^https?:\/\//i.test(text)) {
     throw new AegisError("INVALID_ARGUMENT", `endpoint "${raw}" has an unsupported scheme`, {
-      hint: "Use host:port (TLS), https://host:port, or http://host:port for a local plaintext controller.",
+      hint:
+        "Use host:port (TLS), https://host:port, or http://host:port for a local plaintext controller.",
     });
   }
   let url: URL;

@@ -59,20 +59,27 @@ export function fromConnectError(error: unknown, endpoint = "the controller"): A
   }
   const causeText = describeCause(connectError);
   if (/certificate|self.signed|unable to verify|CERT_|tls|ssl/i.test(causeText)) {
-    return new AegisError("TLS_FAILED", `TLS with ${endpoint} failed: ${causeText}`, { cause: error });
+    return new AegisError("TLS_FAILED", `TLS with ${endpoint} failed: ${causeText}`, {
+      cause: error,
+    });
   }
   if (connectError.code === Code.Unavailable || connectError.code === Code.DeadlineExceeded) {
-    return new AegisError("UNREACHABLE", `cannot reach ${endpoint}: ${causeText}`, { cause: error });
+    return new AegisError("UNREACHABLE", `cannot reach ${endpoint}: ${causeText}`, {
+      cause: error,
+    });
   }
   if (connectError.code === Code.ResourceExhausted) {
     return new AegisError("RATE_LIMITED", connectError.rawMessage, { cause: error });
   }
-  return new AegisError("INTERNAL", `${endpoint} answered: ${connectError.rawMessage}`, { cause: error });
+  return new AegisError("INTERNAL", `${endpoint} answered: ${connectError.rawMessage}`, {
+    cause: error,
+  });
 }
 
 /** Retrying helps with these; the others need a person. */
 export function isRetryable(error: AegisError): boolean {
-  return error.code === "UNREACHABLE" || error.code === "RATE_LIMITED" || error.code === "INTERNAL" ||
+  return error.code === "UNREACHABLE" || error.code === "RATE_LIMITED" ||
+    error.code === "INTERNAL" ||
     error.code === "REPLAYED";
 }
 

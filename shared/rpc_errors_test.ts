@@ -20,6 +20,12 @@ Deno.test("fromConnectError() maps transport failures without metadata", () => {
   const refused = new ConnectError("connect ECONNREFUSED", Code.Unavailable);
   assert.equal(fromConnectError(refused, "127.0.0.1:1").code, "UNREACHABLE");
   assert.match(fromConnectError(refused, "127.0.0.1:1").message, /cannot reach 127\.0\.0\.1:1/);
-  const tls = new ConnectError("x", Code.Unavailable, undefined, undefined, new Error("self-signed certificate"));
+  const tls = new ConnectError(
+    "x",
+    Code.Unavailable,
+    undefined,
+    undefined,
+    new Error("self-signed certificate"),
+  );
   assert.equal(fromConnectError(tls).code, "TLS_FAILED");
 });

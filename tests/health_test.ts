@@ -3,38 +3,49 @@
 import assert from "node:assert/strict";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { Health, HealthCheckResponse_ServingStatus } from "../shared/gen/grpc/health/v1/health_pb.ts";
+import {
+  Health,
+  HealthCheckResponse_ServingStatus,
+} from "../shared/gen/grpc/health/v1/health_pb.ts";
 import { startControllerProcess } from "./support/controller.ts";
 import { ROOT } from "./support/processes.ts";
 import { TEST_DB_KIND } from "./support/db.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
-Deno.test(`[${TEST_DB_KIND}] Health/Check answers SERVING to python grpcio, Connect and REST on one port`, opts, async () => {
-  const controller = await startControllerProcess();
-  try {
-    const python = async (service: string) => {
-      const out = await new Deno.Command("/usr/bin/python3", {
-        args: [`${ROOT}tests/clients/grpc_health_check.py`, `127.0.0.1:${controller.port}`, service],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assert.ok(out.success, new TextDecoder().decode(out.stderr));
-      return new TextDecoder().decode(out.stdout).trim();
-    };
-    assert.equal(await python(""), "SERVING");
-    assert.equal(await python("aegis.edge.v1.NodeClusterService"), "SERVING");
-    assert.equal(await python("no.such.Service"), "SERVICE_UNKNOWN");
+Deno.test(
+  `[${TEST_DB_KIND}] Health/Check answers SERVING to python grpcio, Connect and REST on one port`,
+  opts,
+  async () => {
+    const controller = await startControllerProcess();
+    try {
+      const python = async (service: string) => {
+        const out = await new Deno.Command("/usr/bin/python3", {
+          args: [
+            `${ROOT}tests/clients/grpc_health_check.py`,
+            `127.0.0.1:${controller.port}`,
+            service,
+          ],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        assert.ok(out.success, new TextDecoder().decode(out.stderr));
+        return new TextDecoder().decode(out.stdout).trim();
+      };
+      assert.equal(await python(""), "SERVING");
+      assert.equal(await python("aegis.edge.v1.NodeClusterService"), "SERVING");
+      assert.equal(await python("no.such.Service"), "SERVICE_UNKNOWN");
 
-    const connect = createClient(
-      Health,
-      createConnectTransport({ baseUrl: controller.endpoint, httpVersion: "1.1" }),
-    );
-    assert.equal((await connect.check({})).status, HealthCheckResponse_ServingStatus.SERVING);
+      const connect = createClient(
+        Health,
+        createConnectTransport({ baseUrl: controller.endpoint, httpVersion: "1.1" }),
+      );
+      assert.equal((await connect.check({})).status, HealthCheckResponse_ServingStatus.SERVING);
 
-    const rest = await controller.api("/healthz");
-    assert.deepEqual(await rest.json(), { status: "SERVING", role: "controller" });
-  } finally {
-    await controller.stop();
-  }
-});
+      const rest = await controller.api("/healthz");
+      assert.deepEqual(await rest.json(), { status: "SERVING", role: "controller" });
+    } finally {
+      await controller.stop();
+    }
+  },
+);

@@ -24,9 +24,16 @@ export interface EnrollOptions {
   caFile?: string;
 }
 
-export async function enroll(tokenArg: string | undefined, options: EnrollOptions, io: Io): Promise<number> {
+export async function enroll(
+  tokenArg: string | undefined,
+  options: EnrollOptions,
+  io: Io,
+): Promise<number> {
   if (options.force && options.keepExisting) {
-    throw new AegisError("INVALID_ARGUMENT", "--force and --keep-existing contradict each other; pass one");
+    throw new AegisError(
+      "INVALID_ARGUMENT",
+      "--force and --keep-existing contradict each other; pass one",
+    );
   }
   const json = options.output === "json";
   const token = await readToken(tokenArg, options.tokenFile);
@@ -51,7 +58,11 @@ export async function enroll(tokenArg: string | undefined, options: EnrollOption
   });
 
   if (options.dryRun) {
-    io.out(json ? JSON.stringify(planJson(plan, claims, endpoint, true), null, 2) + "\n" : renderPlan(plan, claims, endpoint, home));
+    io.out(
+      json
+        ? JSON.stringify(planJson(plan, claims, endpoint, true), null, 2) + "\n"
+        : renderPlan(plan, claims, endpoint, home),
+    );
     return 0;
   }
 
@@ -68,11 +79,19 @@ export async function enroll(tokenArg: string | undefined, options: EnrollOption
     log: (line) => io.err(line + "\n"),
   });
   if (json) {
-    io.out(JSON.stringify({ ...resultJson(result, home), plan: planJson(plan, claims, endpoint, false) }, null, 2) + "\n");
+    io.out(
+      JSON.stringify(
+        { ...resultJson(result, home), plan: planJson(plan, claims, endpoint, false) },
+        null,
+        2,
+      ) + "\n",
+    );
   } else {
     io.out(renderResult(result, home));
     if (noService || !result.serviceStarted) {
-      io.out(`  Keep it connected: run \`aegis edge run\` (or install the service: \`aegis edge service install\`).\n`);
+      io.out(
+        `  Keep it connected: run \`aegis edge run\` (or install the service: \`aegis edge service install\`).\n`,
+      );
     }
   }
   return 0;

@@ -7,12 +7,16 @@ import { run } from "./run.ts";
 import { status } from "./status.ts";
 
 export function buildProgram(io: Io, setExit: (code: number) => void) {
-  const program = new Command("aegis").description("AEGIS Edge: CLI, edge daemon and fleet tool").version(VERSION);
+  const program = new Command("aegis").description("AEGIS Edge: CLI, edge daemon and fleet tool")
+    .version(VERSION);
   program.configureOutput({ writeOut: io.out, writeErr: io.err });
   program.showHelpAfterError();
-  const output = () => new Option("--output <format>", "output format").choices(["text", "json"]).default("text");
+  const output = () =>
+    new Option("--output <format>", "output format").choices(["text", "json"]).default("text");
 
-  const edge = program.command("edge").description("edge hosts: enroll, run and inspect the daemon");
+  const edge = program.command("edge").description(
+    "edge hosts: enroll, run and inspect the daemon",
+  );
 
   edge.command("enroll")
     .description("enroll this host with a one-time token and start the daemon")

@@ -1,9 +1,18 @@
 // Enrollment's service step, on top of the same service module `aegis edge service` uses.
-import { installService, realRunner, type ServiceContext, type ServiceOs, serviceStatus } from "../service/mod.ts";
+import {
+  installService,
+  realRunner,
+  type ServiceContext,
+  type ServiceOs,
+  serviceStatus,
+} from "../service/mod.ts";
 import { selfCommand } from "../self.ts";
 import type { ServiceStep, Step } from "../enroll/apply.ts";
 
-export function serviceContext(home: string, env: Record<string, string | undefined>): ServiceContext {
+export function serviceContext(
+  home: string,
+  env: Record<string, string | undefined>,
+): ServiceContext {
   return { home, os: Deno.build.os as ServiceOs, command: selfCommand(), run: realRunner, env };
 }
 
@@ -23,12 +32,19 @@ export function serviceStep(ctx: ServiceContext): ServiceStep {
       if (report.started) steps.push({ verb: "Started", path: report.unitName });
       const advice: string[] = [];
       if (!report.reachable) {
-        advice.push(`! ${report.manager} is not reachable from here, so the service was not started. Run:`);
+        advice.push(
+          `! ${report.manager} is not reachable from here, so the service was not started. Run:`,
+        );
         advice.push(...report.instructions.map((line) => `    ${line}`));
       } else if (report.instructions.length > 0) {
-        advice.push(`! ${report.manager} needs a hand:`, ...report.instructions.map((line) => `    ${line}`));
+        advice.push(
+          `! ${report.manager} needs a hand:`,
+          ...report.instructions.map((line) => `    ${line}`),
+        );
       } else if (report.action === "present") {
-        advice.push("The service was already installed; `aegis edge service reinstall` replaces it.");
+        advice.push(
+          "The service was already installed; `aegis edge service reinstall` replaces it.",
+        );
       }
       return { steps, advice, started: report.started };
     },

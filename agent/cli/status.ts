@@ -38,7 +38,9 @@ export async function status(options: { output?: string }, io: Io): Promise<numb
       view.status = "Revoked";
       io.err(`! the controller says this node was revoked: ${aegis.message}\n  → ${aegis.hint}\n`);
     } else {
-      io.err(`! the controller at ${view.endpoint} could not be asked (${aegis.message}); showing what this host knows.\n`);
+      io.err(
+        `! the controller at ${view.endpoint} could not be asked (${aegis.message}); showing what this host knows.\n`,
+      );
     }
   }
   io.out(options.output === "json" ? JSON.stringify(view, null, 2) + "\n" : renderStatus(view));
@@ -47,7 +49,10 @@ export async function status(options: { output?: string }, io: Io): Promise<numb
 
 async function askController(identity: Identity): Promise<NodeStatus> {
   const endpoint = identity.endpoints[0];
-  const client = await createNodeClient(endpoint, { caFile: identity.config.edge.ca_file, timeoutMs: 5000 });
+  const client = await createNodeClient(endpoint, {
+    caFile: identity.config.edge.ca_file,
+    timeoutMs: 5000,
+  });
   const envelope = sealEnvelope({
     key: identity.key,
     token: identity.token,
@@ -80,7 +85,9 @@ async function askController(identity: Identity): Promise<NodeStatus> {
 
 async function localView(identity: Identity, statePath: string): Promise<NodeStatus> {
   const state = await readDaemonState(statePath);
-  const lastAck = state?.last_heartbeat_ack_at ? Date.parse(state.last_heartbeat_ack_at) : undefined;
+  const lastAck = state?.last_heartbeat_ack_at
+    ? Date.parse(state.last_heartbeat_ack_at)
+    : undefined;
   return {
     node_id: identity.claims.sub,
     tenant: identity.claims.tenant_id,
@@ -88,7 +95,11 @@ async function localView(identity: Identity, statePath: string): Promise<NodeSta
     since: state?.status === "connected" ? null : state?.since ?? null,
     endpoint: identity.endpoints[0].display,
     heartbeat_age: lastAck ? Math.round((Date.now() - lastAck) / 1000) : null,
-    capabilities: { os: Deno.build.os, arch: Deno.build.arch, local_tools: identity.config.local_tools },
+    capabilities: {
+      os: Deno.build.os,
+      arch: Deno.build.arch,
+      local_tools: identity.config.local_tools,
+    },
     labels: identity.config.node.labels,
     key_fingerprint: identity.fingerprint,
     token_expires: new Date(identity.claims.exp * 1000).toISOString(),

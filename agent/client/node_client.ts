@@ -1,6 +1,6 @@
 // The daemon's and CLI's client for NodeClusterService: gRPC over HTTP/2 (h2c for http://
 // endpoints, TLS otherwise). A --ca-file joins the OS trust store; verification is never off.
-import { createClient, type Client } from "@connectrpc/connect";
+import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { NodeClusterService } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
 import type { Endpoint } from "../../shared/endpoint.ts";
@@ -15,13 +15,19 @@ export interface ClientOptions {
   timeoutMs?: number;
 }
 
-export async function createNodeClient(endpoint: Endpoint, options: ClientOptions = {}): Promise<NodeClient> {
+export async function createNodeClient(
+  endpoint: Endpoint,
+  options: ClientOptions = {},
+): Promise<NodeClient> {
   let ca: string | undefined;
   if (options.caFile) {
     try {
       ca = await Deno.readTextFile(options.caFile);
     } catch (error) {
-      throw new AegisError("INVALID_ARGUMENT", `cannot read --ca-file ${options.caFile}: ${(error as Error).message}`);
+      throw new AegisError(
+        "INVALID_ARGUMENT",
+        `cannot read --ca-file ${options.caFile}: ${(error as Error).message}`,
+      );
     }
   }
   const transport = createGrpcTransport({

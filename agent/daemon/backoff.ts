@@ -9,7 +9,11 @@ export interface BackoffPolicy {
 export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 1000, capMs: 60_000 };
 
 /** The wait before attempt `failures + 1`, uniformly drawn from [0, min(cap, base·2^failures)]. */
-export function backoffDelay(failures: number, policy = DEFAULT_BACKOFF, random = Math.random): number {
+export function backoffDelay(
+  failures: number,
+  policy = DEFAULT_BACKOFF,
+  random = Math.random,
+): number {
   const ceiling = Math.min(policy.capMs, policy.baseMs * 2 ** Math.min(failures, 30));
   return Math.round(random() * ceiling);
 }

@@ -97,7 +97,10 @@ export class EdgeConnection {
   }
 
   async #start(client: NodeClient, config: EdgeConfig, hostname: string): Promise<void> {
-    const responses = client.connectEdge(this.#upstream, { signal: this.#abort.signal, timeoutMs: 0 });
+    const responses = client.connectEdge(this.#upstream, {
+      signal: this.#abort.signal,
+      timeoutMs: 0,
+    });
     this.#downstream = responses[Symbol.asyncIterator]();
     const opened = await this.#expect("opened");
     this.#nonce = opened.streamNonce;
@@ -124,13 +127,24 @@ export class EdgeConnection {
     kind: K,
   ): Promise<Extract<EdgeDownstream["body"], { case: K }>["value"]> {
     const next = await this.#downstream.next();
-    if (next.done) throw new AegisError("UNREACHABLE", `the stream to ${this.endpoint.display} closed before ${kind}`);
+    if (next.done) {
+      throw new AegisError(
+        "UNREACHABLE",
+        `the stream to ${this.endpoint.display} closed before ${kind}`,
+      );
+    }
     const body = next.value.body;
     if (body.case === "goaway") {
-      throw new AegisError("UNREACHABLE", `${this.endpoint.display} asked us to go away: ${body.value.message}`);
+      throw new AegisError(
+        "UNREACHABLE",
+        `${this.endpoint.display} asked us to go away: ${body.value.message}`,
+      );
     }
     if (body.case !== kind) {
-      throw new AegisError("INTERNAL", `expected ${kind} from ${this.endpoint.display}, got ${body.case}`);
+      throw new AegisError(
+        "INTERNAL",
+        `expected ${kind} from ${this.endpoint.display}, got ${body.case}`,
+      );
     }
     return body.value as never;
   }

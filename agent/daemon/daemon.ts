@@ -66,7 +66,9 @@ async function serveOneStream(
   onConnected: () => void,
 ): Promise<number | undefined> {
   const { paths, log, signal } = options;
-  const client = await createNodeClient(endpoint, { caFile: options.caFile ?? identity.config.edge.ca_file });
+  const client = await createNodeClient(endpoint, {
+    caFile: options.caFile ?? identity.config.edge.ca_file,
+  });
   const connection = await EdgeConnection.open(
     client,
     endpoint,
@@ -79,12 +81,17 @@ async function serveOneStream(
   await saveState(paths, identity, endpoint, "connected", 0);
   const stop = () => connection.close();
   signal.addEventListener("abort", stop, { once: true });
-  const intervalMs = (connection.helloAck.heartbeatIntervalSecs || identity.config.edge.heartbeat_interval_secs) * 1000;
+  const intervalMs =
+    (connection.helloAck.heartbeatIntervalSecs || identity.config.edge.heartbeat_interval_secs) *
+    1000;
   const started = Date.now();
   const heartbeat = setInterval(() => {
     connection.send({
       case: "heartbeat",
-      value: { runningCalls: 0, uptimeSecs: BigInt(Math.floor((Date.now() - started) / 1000)) } as never,
+      value: {
+        runningCalls: 0,
+        uptimeSecs: BigInt(Math.floor((Date.now() - started) / 1000)),
+      } as never,
     });
   }, intervalMs);
   try {
@@ -124,7 +131,8 @@ async function saveState(
     status,
     since: sameStatus ? previous!.since : new Date().toISOString(),
     endpoint: endpoint.display,
-    last_heartbeat_ack_at: heartbeatAck?.toISOString() ?? (sameStatus ? previous?.last_heartbeat_ack_at : undefined),
+    last_heartbeat_ack_at: heartbeatAck?.toISOString() ??
+      (sameStatus ? previous?.last_heartbeat_ack_at : undefined),
     last_error: lastError,
     failures,
   }).catch(() => {});

@@ -28,7 +28,16 @@ const SPENT = new Set<ErrorCode>([
 ]);
 
 export interface Step {
-  verb: "Created" | "Verified" | "Fixed" | "Wrote" | "Kept" | "Merged" | "Removed" | "Started" | "Skipped";
+  verb:
+    | "Created"
+    | "Verified"
+    | "Fixed"
+    | "Wrote"
+    | "Kept"
+    | "Merged"
+    | "Removed"
+    | "Started"
+    | "Skipped";
   path: string;
   note?: string;
 }
@@ -66,7 +75,8 @@ export interface ApplyInput {
 export async function applyPlan(input: ApplyInput): Promise<EnrollResult> {
   const { paths, plan } = input;
   const steps: Step[] = [];
-  const action = (id: PlannedArtifact["artifact"]) => plan.artifacts.find((a) => a.artifact === id)!.action;
+  const action = (id: PlannedArtifact["artifact"]) =>
+    plan.artifacts.find((a) => a.artifact === id)!.action;
 
   await ensurePrivateDir(paths.dir, action("config_dir"), steps);
   const config = await writeConfig(input, action("config"), steps);
@@ -76,13 +86,26 @@ export async function applyPlan(input: ApplyInput): Promise<EnrollResult> {
     steps.push({ verb: "Kept", path: paths.key });
   } else {
     await writeFileAtomic(paths.key, key.toPem(), { mode: 0o600 });
-    await writeFileAtomic(paths.publicKey, key.publicKey.toOpenSsh(`aegis-edge@${input.facts.hostname}`) + "\n", {
-      mode: 0o644,
+    await writeFileAtomic(
+      paths.publicKey,
+      key.publicKey.toOpenSsh(`aegis-edge@${input.facts.hostname}`) + "\n",
+      {
+        mode: 0o644,
+      },
+    );
+    steps.push({ verb: "Wrote", path: paths.key, note: "0600" }, {
+      verb: "Wrote",
+      path: paths.publicKey,
     });
-    steps.push({ verb: "Wrote", path: paths.key, note: "0600" }, { verb: "Wrote", path: paths.publicKey });
   }
 
-  let enrolled: { nodeId: string; tenantId: string; nodeName: string; token: string; expiresAt: Date };
+  let enrolled: {
+    nodeId: string;
+    tenantId: string;
+    nodeName: string;
+    token: string;
+    expiresAt: Date;
+  };
   if (plan.existingToken) {
     const claims = decodeNodeToken(plan.existingToken);
     enrolled = {
@@ -98,7 +121,9 @@ export async function applyPlan(input: ApplyInput): Promise<EnrollResult> {
     await writeFileAtomic(paths.enrollmentToken, input.token.trim() + "\n", { mode: 0o600 });
     enrolled = await redeem(input, key).catch(async (error) => {
       // A token the controller refused for good is of no use to a retry: do not keep it.
-      if (error instanceof AegisError && SPENT.has(error.code)) await Deno.remove(paths.enrollmentToken).catch(() => {});
+      if (error instanceof AegisError && SPENT.has(error.code)) {
+        await Deno.remove(paths.enrollmentToken).catch(() => {});
+      }
       throw error;
     });
     await writeFileAtomic(paths.nodeToken, enrolled.token + "\n", { mode: 0o600 });
@@ -143,7 +168,9 @@ async function redeem(input: ApplyInput, key: NodePrivateKey) {
       arch: facts.arch,
       clientTime: timestampFromDate(new Date()),
     }));
-  const signature = key.sign(challengeBytes(challenge.challengeId, challenge.nonce, key.publicKey.bytes));
+  const signature = key.sign(
+    challengeBytes(challenge.challengeId, challenge.nonce, key.publicKey.bytes),
+  );
   const response = await callNode(endpoint, () =>
     client.challengeNode({
       challengeId: challenge.challengeId,
@@ -167,11 +194,17 @@ async function checkStream(
   enrolled: { nodeId: string; token: string },
 ): Promise<boolean> {
   try {
-    const connection = await EdgeConnection.open(input.client, input.endpoint, {
-      nodeId: enrolled.nodeId,
-      key,
-      token: enrolled.token,
-    }, config, hostname());
+    const connection = await EdgeConnection.open(
+      input.client,
+      input.endpoint,
+      {
+        nodeId: enrolled.nodeId,
+        key,
+        token: enrolled.token,
+      },
+      config,
+      hostname(),
+    );
     connection.close();
     return true;
   } catch (error) {

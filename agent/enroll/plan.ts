@@ -26,7 +26,10 @@ export interface PlannedArtifact {
 }
 
 /** Asks a person to pick one of the choices; returns the chosen value. */
-export type Prompter = (question: string, choices: { value: string; name: string }[]) => Promise<string>;
+export type Prompter = (
+  question: string,
+  choices: { value: string; name: string }[],
+) => Promise<string>;
 
 export interface PlanInput {
   paths: EdgePaths;
@@ -82,7 +85,10 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
         "generate_new",
         "Generate new (the existing key is unreadable)",
       ]],
-      { force: "generate_new", keep: parsed ? "reuse" : unsafe("node.key is unreadable and cannot be reused") },
+      {
+        force: "generate_new",
+        keep: parsed ? "reuse" : unsafe("node.key is unreadable and cannot be reused"),
+      },
     );
     if (keyAction === "reuse") plan.existingKey = parsed;
   }
@@ -91,7 +97,9 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
     path: paths.key,
     present: keyPem !== undefined,
     action: keyAction,
-    note: keyAction === "generate_new" ? "the old key stops working for any node enrolled with it" : undefined,
+    note: keyAction === "generate_new"
+      ? "the old key stops working for any node enrolled with it"
+      : undefined,
   });
 
   const pendingToken = (await readTextIfExists(paths.enrollmentToken))?.trim();
@@ -104,7 +112,9 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
       [["replace", "Replace it with the token given now"]],
       {
         force: "replace",
-        keep: unsafe("a different enrollment token is pending; reusing it would enroll with a token you did not pass"),
+        keep: unsafe(
+          "a different enrollment token is pending; reusing it would enroll with a token you did not pass",
+        ),
       },
     );
   }
@@ -123,18 +133,32 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
     artifact: "service",
     path: service.path ?? service.unitName,
     present: service.present,
-    action: service.disabled ? "skip (--no-service)" : service.present ? "skip (present)" : "install",
-    note: service.present && !service.disabled ? "`aegis edge service reinstall` replaces it" : undefined,
+    action: service.disabled
+      ? "skip (--no-service)"
+      : service.present
+      ? "skip (present)"
+      : "install",
+    note: service.present && !service.disabled
+      ? "`aegis edge service reinstall` replaces it"
+      : undefined,
   });
 
   add(await dirArtifact("secrets", paths.secrets));
   return plan;
 }
 
-async function nodeTokenArtifact(input: PlanInput, plan: Plan, keyAction: string): Promise<PlannedArtifact> {
+async function nodeTokenArtifact(
+  input: PlanInput,
+  plan: Plan,
+  keyAction: string,
+): Promise<PlannedArtifact> {
   const { paths } = input;
   const token = (await readTextIfExists(paths.nodeToken))?.trim();
-  const base = { artifact: "node_token" as const, path: paths.nodeToken, present: token !== undefined };
+  const base = {
+    artifact: "node_token" as const,
+    path: paths.nodeToken,
+    present: token !== undefined,
+  };
   if (token === undefined) return { ...base, action: "write after ChallengeNode" };
 
   const fingerprint = plan.existingKey ? await plan.existingKey.publicKey.fingerprint() : undefined;
@@ -157,15 +181,24 @@ async function nodeTokenArtifact(input: PlanInput, plan: Plan, keyAction: string
     }
     return { ...base, action: "replace", note: "it does not match the key, so it is replaced" };
   }
-  const action = await decide(input, "node_token", `${paths.nodeToken} (node ${nodeId}) matches the key.`, [
-    ["reuse", "Reuse (stay node " + nodeId + ", do not redeem the new token)"],
-    ["replace", "Replace (enroll as a new node)"],
-  ], { force: "replace", keep: "reuse" });
+  const action = await decide(
+    input,
+    "node_token",
+    `${paths.nodeToken} (node ${nodeId}) matches the key.`,
+    [
+      ["reuse", "Reuse (stay node " + nodeId + ", do not redeem the new token)"],
+      ["replace", "Replace (enroll as a new node)"],
+    ],
+    { force: "replace", keep: "reuse" },
+  );
   if (action === "reuse") plan.existingToken = token;
   return { ...base, action, note: action === "reuse" ? `stays node ${nodeId}` : undefined };
 }
 
-async function dirArtifact(artifact: "config_dir" | "secrets", path: string): Promise<PlannedArtifact> {
+async function dirArtifact(
+  artifact: "config_dir" | "secrets",
+  path: string,
+): Promise<PlannedArtifact> {
   const mode = await modeOf(path);
   if (mode === undefined) return { artifact, path, present: false, action: "create (0700)" };
   const tooOpen = (mode & 0o077) !== 0;
@@ -194,15 +227,24 @@ async function decide(
   if (input.policy === "force") return flags.force;
   if (input.policy === "keep") {
     if (typeof flags.keep !== "string") {
-      throw new AegisError("UNSAFE_REUSE", `--keep-existing cannot reuse ${artifact}: ${flags.keep[UNSAFE]}`, {
-        hint: "Re-run with --force to replace it, or remove it by hand.",
-      });
+      throw new AegisError(
+        "UNSAFE_REUSE",
+        `--keep-existing cannot reuse ${artifact}: ${flags.keep[UNSAFE]}`,
+        {
+          hint: "Re-run with --force to replace it, or remove it by hand.",
+        },
+      );
     }
     return flags.keep;
   }
   if (input.preview || !input.prompt) {
-    if (input.preview) return `prompt: ${choices.map(([, name]) => name.split(" (")[0]).join(" / ")} / Abort`;
-    throw new AegisError("WOULD_PROMPT", `${question} Deciding needs a prompt, and this run cannot prompt.`);
+    if (input.preview) {
+      return `prompt: ${choices.map(([, name]) => name.split(" (")[0]).join(" / ")} / Abort`;
+    }
+    throw new AegisError(
+      "WOULD_PROMPT",
+      `${question} Deciding needs a prompt, and this run cannot prompt.`,
+    );
   }
   const answer = await input.prompt(question, [
     ...choices.map(([value, name]) => ({ value, name })),

@@ -7,7 +7,12 @@ import type { EnrollResult, Step } from "./apply.ts";
 
 const WRITING_ACTIONS = /^(generate|generate_new|write|overwrite|merge|replace|install|create)/;
 
-export function planJson(plan: Plan, claims: EnrollmentClaims, endpoint: Endpoint, dryRun: boolean) {
+export function planJson(
+  plan: Plan,
+  claims: EnrollmentClaims,
+  endpoint: Endpoint,
+  dryRun: boolean,
+) {
   return {
     dry_run: dryRun,
     endpoint: endpoint.display,
@@ -20,7 +25,12 @@ export function planJson(plan: Plan, claims: EnrollmentClaims, endpoint: Endpoin
   };
 }
 
-export function renderPlan(plan: Plan, claims: EnrollmentClaims, endpoint: Endpoint, home: string): string {
+export function renderPlan(
+  plan: Plan,
+  claims: EnrollmentClaims,
+  endpoint: Endpoint,
+  home: string,
+): string {
   const summary = planJson(plan, claims, endpoint, true);
   const width = Math.max(...plan.artifacts.map((a) => displayPath(a.path, home).length));
   const lines = [

@@ -1,5 +1,9 @@
 // The host-aware config template, and merging it into a config a person already has.
-import { type EdgeConfig, EdgeConfigSchema, renderEdgeConfig } from "../../shared/config/edge_config.ts";
+import {
+  type EdgeConfig,
+  EdgeConfigSchema,
+  renderEdgeConfig,
+} from "../../shared/config/edge_config.ts";
 import type { HostFacts } from "./inspect.ts";
 
 export function configTemplate(facts: HostFacts, endpoint: string, name?: string): EdgeConfig {
@@ -15,7 +19,9 @@ export function configTemplate(facts: HostFacts, endpoint: string, name?: string
 
 /** Existing values win; the template only fills what the existing config lacks. */
 export function mergeConfig(existing: Record<string, unknown>, template: EdgeConfig): EdgeConfig {
-  return EdgeConfigSchema.parse(deepMerge(template as unknown as Record<string, unknown>, existing));
+  return EdgeConfigSchema.parse(
+    deepMerge(template as unknown as Record<string, unknown>, existing),
+  );
 }
 
 export function renderConfig(config: EdgeConfig, facts: HostFacts): string {
@@ -28,7 +34,10 @@ export function renderConfig(config: EdgeConfig, facts: HostFacts): string {
   return renderEdgeConfig(config, header);
 }
 
-function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+function deepMerge(
+  base: Record<string, unknown>,
+  over: Record<string, unknown>,
+): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
   for (const [key, value] of Object.entries(over)) {
     const current = out[key];

@@ -24,11 +24,12 @@ Deno.test("configTemplate() describes the host and the endpoint", () => {
 });
 
 Deno.test("mergeConfig() keeps the person's values and fills the rest", () => {
-  const existing = parse("node:\n  labels: { region: home }\nlocal_tools: [shell]\nedge:\n  heartbeat_interval_secs: 10\n");
+  const existing = parse(
+    "node:\n  labels: { region: home }\nlocal_tools: [shell]\nedge:\n  heartbeat_interval_secs: 10\n",
+  );
   const merged = mergeConfig(existing, configTemplate(facts, "h:1"));
   assert.deepEqual(merged.node.labels, { region: "home", host: "web-1" });
   assert.deepEqual(merged.local_tools, ["shell"]);
   assert.equal(merged.edge.heartbeat_interval_secs, 10);
   assert.deepEqual(merged.cluster.endpoints, ["h:1"]);
 });
-

@@ -23,7 +23,12 @@ export async function loadIdentity(paths: EdgePaths): Promise<Identity> {
     readTextIfExists(paths.config),
   ]);
   if (keyPem === undefined || token === undefined) {
-    throw new AegisError("NOT_ENROLLED", `this host is not enrolled (no ${keyPem === undefined ? "node.key" : "node.token"} in ${paths.dir})`);
+    throw new AegisError(
+      "NOT_ENROLLED",
+      `this host is not enrolled (no ${
+        keyPem === undefined ? "node.key" : "node.token"
+      } in ${paths.dir})`,
+    );
   }
   const key = NodePrivateKey.fromPem(keyPem);
   const claims = decodeNodeToken(token);
@@ -40,5 +45,12 @@ export async function loadIdentity(paths: EdgePaths): Promise<Identity> {
       hint: "Re-run `aegis edge enroll <token> --keep-existing` to restore it.",
     });
   }
-  return { key, token: token.trim(), claims, config, endpoints: config.cluster.endpoints.map(parseEndpoint), fingerprint };
+  return {
+    key,
+    token: token.trim(),
+    claims,
+    config,
+    endpoints: config.cluster.endpoints.map(parseEndpoint),
+    fingerprint,
+  };
 }

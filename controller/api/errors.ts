@@ -10,7 +10,9 @@ export function onApiError(log: (message: string) => void) {
       return c.json({ error: { code, message: error.message || "bad request" } }, error.status);
     }
     const aegis = toAegisError(error instanceof HTTPException ? error.cause : error);
-    if (aegis.code === "INTERNAL") log(`internal error on ${c.req.method} ${c.req.path}: ${error.stack}`);
+    if (aegis.code === "INTERNAL") {
+      log(`internal error on ${c.req.method} ${c.req.path}: ${error.stack}`);
+    }
     const status = aegis.httpStatus as 400 | 401 | 403 | 404 | 409 | 429 | 500 | 503;
     return c.json({ error: aegis.toJSON() }, status);
   };

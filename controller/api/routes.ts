@@ -3,7 +3,12 @@ import { Hono } from "hono";
 import { z } from "zod";
 import type { EnrollmentService } from "../app/enrollment.ts";
 import type { TokenAuthority } from "../app/tokens.ts";
-import { type DaemonRecord, type DaemonRepository, displayStatus, effectiveStatus } from "../app/daemons.ts";
+import {
+  type DaemonRecord,
+  type DaemonRepository,
+  displayStatus,
+  effectiveStatus,
+} from "../app/daemons.ts";
 import { resolveTenant } from "../app/operators.ts";
 import type { Clock } from "../app/clock.ts";
 import { type ApiEnv, requireOperator } from "./auth.ts";
@@ -30,11 +35,16 @@ const EnrollmentTokenRequest = z.object({
 export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   app.onError(onApiError(deps.log));
-  app.notFound((c) => c.json({ error: { code: "NOT_FOUND", message: `no route ${c.req.method} ${c.req.path}` } }, 404));
+  app.notFound((c) =>
+    c.json({ error: { code: "NOT_FOUND", message: `no route ${c.req.method} ${c.req.path}` } }, 404)
+  );
 
   app.get("/healthz", async (c) => {
     const serving = await deps.isServing();
-    return c.json({ status: serving ? "SERVING" : "NOT_SERVING", role: deps.role }, serving ? 200 : 503);
+    return c.json(
+      { status: serving ? "SERVING" : "NOT_SERVING", role: deps.role },
+      serving ? 200 : 503,
+    );
   });
   app.get("/.well-known/jwks.json", (c) => c.json(deps.tokens.jwks));
 

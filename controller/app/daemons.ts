@@ -46,7 +46,10 @@ export class DaemonRepository {
   constructor(private readonly db: Queryable, private readonly clock: Clock) {}
 
   async get(nodeId: string): Promise<DaemonRecord | undefined> {
-    const rows = await this.db.query<DaemonRecord>(`SELECT * FROM edge_daemons WHERE node_id = $1`, [nodeId]);
+    const rows = await this.db.query<DaemonRecord>(
+      `SELECT * FROM edge_daemons WHERE node_id = $1`,
+      [nodeId],
+    );
     return rows[0];
   }
 
@@ -113,12 +116,21 @@ export class DaemonRepository {
 }
 
 /** The status people see: a record left "connected" whose heartbeats stopped is not. */
-export function effectiveStatus(record: DaemonRecord, heartbeatIntervalSecs: number, now: Date): DaemonStatus {
+export function effectiveStatus(
+  record: DaemonRecord,
+  heartbeatIntervalSecs: number,
+  now: Date,
+): DaemonStatus {
   if (record.status !== "connected" || !record.last_heartbeat_at) return record.status;
   const silentMs = now.getTime() - record.last_heartbeat_at.getTime();
   return silentMs > 3 * heartbeatIntervalSecs * 1000 ? "disconnected" : "connected";
 }
 
 export function displayStatus(status: DaemonStatus): string {
-  return { pending: "Pending", connected: "Connected", disconnected: "Disconnected", revoked: "Revoked" }[status];
+  return {
+    pending: "Pending",
+    connected: "Connected",
+    disconnected: "Disconnected",
+    revoked: "Revoked",
+  }[status];
 }

@@ -49,7 +49,9 @@ export class EdgeHub {
   register(session: EdgeSession, nodeId: string): void {
     const previous = this.#sessions.get(nodeId);
     this.#sessions.set(nodeId, session);
-    if (previous && previous !== session) previous.goaway("REPLACED", "a newer stream from this node took over", 0);
+    if (previous && previous !== session) {
+      previous.goaway("REPLACED", "a newer stream from this node took over", 0);
+    }
   }
 
   unregister(session: EdgeSession, nodeId: string): boolean {
@@ -63,7 +65,11 @@ export class EdgeHub {
     let i = 0;
     const count = Math.max(1, this.#sessions.size);
     for (const session of [...this.#sessions.values()]) {
-      session.goaway("SHUTDOWN", "the controller is restarting", Math.round((spreadMs * i++) / count));
+      session.goaway(
+        "SHUTDOWN",
+        "the controller is restarting",
+        Math.round((spreadMs * i++) / count),
+      );
     }
   }
 }
@@ -134,10 +140,16 @@ export class EdgeSession {
       }
       case "heartbeat":
         await daemons.heartbeat(payload.nodeId);
-        this.send({ case: "heartbeatAck", value: { serverTime: timestampFromDate(clock()) } as never });
+        this.send({
+          case: "heartbeatAck",
+          value: { serverTime: timestampFromDate(clock()) } as never,
+        });
         return;
       default:
-        throw new AegisError("INVALID_ARGUMENT", `unexpected stream message ${body.case ?? "(empty)"}`);
+        throw new AegisError(
+          "INVALID_ARGUMENT",
+          `unexpected stream message ${body.case ?? "(empty)"}`,
+        );
     }
   }
 
@@ -175,10 +187,16 @@ export class EdgeSession {
     }
     const payload = openEnvelope(envelope, this.#node.publicKey);
     if (payload.nodeId !== this.#node.nodeId) {
-      throw new AegisError("SIGNATURE_INVALID", "the envelope names a different node than its token");
+      throw new AegisError(
+        "SIGNATURE_INVALID",
+        "the envelope names a different node than its token",
+      );
     }
     if (!constantTimeEqual(payload.streamNonce, this.nonce) || payload.seq !== this.#seq + 1n) {
-      throw new AegisError("REPLAYED", "the envelope does not belong to this stream or is out of order");
+      throw new AegisError(
+        "REPLAYED",
+        "the envelope does not belong to this stream or is out of order",
+      );
     }
     if (this.#seq === 0n && payload.body.case !== "hello") {
       throw new AegisError("INVALID_ARGUMENT", "the first stream message must be Hello");

@@ -128,7 +128,9 @@ export class EnrollmentService {
   }
 
   /** Answers a challenge with the enrollment token as bootstrap proof. */
-  async enroll(input: { challengeId: string; signature: Uint8Array; enrollmentToken: string }): Promise<Enrolled> {
+  async enroll(
+    input: { challengeId: string; signature: Uint8Array; enrollmentToken: string },
+  ): Promise<Enrolled> {
     const challenge = await this.#takeChallenge(input.challengeId, input.signature);
     const claims = await this.tokens.verifyEnrollment(input.enrollmentToken);
     const publicKey = NodePublicKey.fromBase64(challenge.public_key);
@@ -143,9 +145,19 @@ export class EnrollmentService {
          ON CONFLICT (jti) DO UPDATE SET redeemed_at = $5, node_id = $6, redeemed_public_key = $7
            WHERE enrollment_tokens.redeemed_at IS NULL
          RETURNING node_id`,
-        [claims.jti, claims.tenant_id, claims.name, new Date(claims.exp * 1000), now, nodeId, challenge.public_key],
+        [
+          claims.jti,
+          claims.tenant_id,
+          claims.name,
+          new Date(claims.exp * 1000),
+          now,
+          nodeId,
+          challenge.public_key,
+        ],
       );
-      if (won.length === 0) return await this.#redeemAgain(tx, claims.jti, challenge.public_key, fingerprint);
+      if (won.length === 0) {
+        return await this.#redeemAgain(tx, claims.jti, challenge.public_key, fingerprint);
+      }
 
       const name = claims.name || challenge.hostname || nodeId;
       const capabilities = { os: challenge.os, arch: challenge.arch, hostname: challenge.hostname };
@@ -197,8 +209,12 @@ export class EnrollmentService {
     if (Math.abs(skewSecs) <= this.settings.clockSkewLeewaySecs) return;
     throw new AegisError(
       "CLOCK_SKEW",
-      `the host clock is ${Math.abs(skewSecs)}s ${skewSecs > 0 ? "ahead of" : "behind"} the controller ` +
-        `(host ${iso(clientTime)}, controller ${iso(serverTime)}; leeway ${this.settings.clockSkewLeewaySecs}s)`,
+      `the host clock is ${Math.abs(skewSecs)}s ${
+        skewSecs > 0 ? "ahead of" : "behind"
+      } the controller ` +
+        `(host ${iso(clientTime)}, controller ${
+          iso(serverTime)
+        }; leeway ${this.settings.clockSkewLeewaySecs}s)`,
       { details: { host_time: iso(clientTime), server_time: iso(serverTime) } },
     );
   }
@@ -210,18 +226,29 @@ export class EnrollmentService {
     );
     const challenge = rows[0];
     if (!challenge || challenge.expires_at.getTime() < this.clock().getTime()) {
-      throw new AegisError("CHALLENGE_INVALID", "the attestation challenge is unknown, used or expired");
+      throw new AegisError(
+        "CHALLENGE_INVALID",
+        "the attestation challenge is unknown, used or expired",
+      );
     }
     const publicKey = NodePublicKey.fromBase64(challenge.public_key);
     const signed = challengeBytes(challengeId, fromBase64(challenge.nonce), publicKey.bytes);
     if (!publicKey.verify(signature, signed)) {
-      throw new AegisError("SIGNATURE_INVALID", "the challenge signature does not match the attested key");
+      throw new AegisError(
+        "SIGNATURE_INVALID",
+        "the challenge signature does not match the attested key",
+      );
     }
     return challenge;
   }
 
   /** The same key redeeming the same token again (a retried enrollment) gets the same node. */
-  async #redeemAgain(tx: Queryable, jti: string, publicKey: string, fingerprint: string): Promise<Enrolled> {
+  async #redeemAgain(
+    tx: Queryable,
+    jti: string,
+    publicKey: string,
+    fingerprint: string,
+  ): Promise<Enrolled> {
     const rows = await tx.query<{ redeemed_public_key: string | null; node_id: string | null }>(
       `SELECT redeemed_public_key, node_id FROM enrollment_tokens WHERE jti = $1`,
       [jti],
@@ -230,7 +257,9 @@ export class EnrollmentService {
     if (!previous?.node_id || previous.redeemed_public_key !== publicKey) {
       throw new AegisError("ENROLL_TOKEN_REDEEMED", "this enrollment token was already redeemed");
     }
-    const daemons = await tx.query<{ tenant_id: string; name: string; status: string; endpoint: string }>(
+    const daemons = await tx.query<
+      { tenant_id: string; name: string; status: string; endpoint: string }
+    >(
       `SELECT tenant_id, name, status, endpoint FROM edge_daemons WHERE node_id = $1`,
       [previous.node_id],
     );

@@ -1,6 +1,9 @@
 // Authenticates what a node sends: the security token must be ours, unexpired, not blacklisted,
 // bound to the node's current key, and the envelope must be signed by that key.
-import type { NodeEnvelopePayload, SealNodeEnvelope } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
+import type {
+  NodeEnvelopePayload,
+  SealNodeEnvelope,
+} from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
 import { AegisError } from "../../shared/errors.ts";
 import { NodePublicKey } from "../../shared/crypto/node_key.ts";
 import { openEnvelope, payloadSentAt } from "../../shared/crypto/envelope.ts";
@@ -43,18 +46,28 @@ export class NodeAuthenticator {
     );
     const row = rows[0];
     if (!row) {
-      throw new AegisError("NODE_REVOKED", `node ${claims.sub} is no longer known to this controller`);
+      throw new AegisError(
+        "NODE_REVOKED",
+        `node ${claims.sub} is no longer known to this controller`,
+      );
     }
     if (row.status === "revoked") {
       throw new AegisError("NODE_REVOKED", `node ${claims.sub} was revoked`);
     }
     if (row.revoked) {
-      throw new AegisError("NODE_TOKEN_INVALID", "this node token was revoked (replaced by a rotation or refresh)", {
-        hint: "Run `aegis edge token refresh`; if that fails, re-enroll with a fresh token.",
-      });
+      throw new AegisError(
+        "NODE_TOKEN_INVALID",
+        "this node token was revoked (replaced by a rotation or refresh)",
+        {
+          hint: "Run `aegis edge token refresh`; if that fails, re-enroll with a fresh token.",
+        },
+      );
     }
     if (row.key_fingerprint !== claims.cnf.kfp) {
-      throw new AegisError("KEY_TOKEN_MISMATCH", "the node token is bound to a different key than the node's");
+      throw new AegisError(
+        "KEY_TOKEN_MISMATCH",
+        "the node token is bound to a different key than the node's",
+      );
     }
     return {
       nodeId: claims.sub,
@@ -66,15 +79,23 @@ export class NodeAuthenticator {
   }
 
   /** Authenticates a unary envelope: token, signature, node id and freshness. */
-  async openUnary(envelope: SealNodeEnvelope): Promise<{ node: AuthenticatedNode; payload: NodeEnvelopePayload }> {
+  async openUnary(
+    envelope: SealNodeEnvelope,
+  ): Promise<{ node: AuthenticatedNode; payload: NodeEnvelopePayload }> {
     const node = await this.authenticateToken(envelope.securityToken);
     const payload = openEnvelope(envelope, node.publicKey);
     if (payload.nodeId !== node.nodeId) {
-      throw new AegisError("SIGNATURE_INVALID", "the envelope names a different node than its token");
+      throw new AegisError(
+        "SIGNATURE_INVALID",
+        "the envelope names a different node than its token",
+      );
     }
     const sentAt = payloadSentAt(payload);
     if (!sentAt || Math.abs(sentAt.getTime() - this.clock().getTime()) > FRESHNESS_MS) {
-      throw new AegisError("REPLAYED", "the envelope is stale or from the future (replay, or clock skew)");
+      throw new AegisError(
+        "REPLAYED",
+        "the envelope is stale or from the future (replay, or clock skew)",
+      );
     }
     return { node, payload };
   }

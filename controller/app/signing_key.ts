@@ -34,7 +34,8 @@ export async function loadSigningKey(path: string): Promise<SigningKey> {
   const text = await readTextIfExists(path);
   if (text === undefined) {
     throw new AegisError("CONFIG_INVALID", `no signing key at ${path}`, {
-      hint: "Start the controller once with this --data-dir (it creates the key), or set auth.signing_key_file.",
+      hint:
+        "Start the controller once with this --data-dir (it creates the key), or set auth.signing_key_file.",
     });
   }
   return await parseSigningKey(text, path);
@@ -52,5 +53,9 @@ async function parseSigningKey(text: string, path: string): Promise<SigningKey> 
   }
   const kid = jwk.kid ?? await calculateJwkThumbprint(jwk);
   const privateKey = await importJWK({ ...jwk, alg: "EdDSA" }, "EdDSA") as CryptoKey;
-  return { kid, privateKey, publicJwk: { kty: "OKP", crv: "Ed25519", x: jwk.x, kid, alg: "EdDSA", use: "sig" } };
+  return {
+    kid,
+    privateKey,
+    publicJwk: { kty: "OKP", crv: "Ed25519", x: jwk.x, kid, alg: "EdDSA", use: "sig" },
+  };
 }

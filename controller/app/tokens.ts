@@ -39,7 +39,12 @@ export class TokenAuthority {
   readonly issuer: string;
   readonly #clock: Clock;
 
-  constructor(key: SigningKey, issuer: string, clock: Clock = systemClock, external?: ExternalOperatorIdp) {
+  constructor(
+    key: SigningKey,
+    issuer: string,
+    clock: Clock = systemClock,
+    external?: ExternalOperatorIdp,
+  ) {
     this.#key = key;
     this.issuer = issuer;
     this.#clock = clock;
@@ -191,11 +196,17 @@ export class TokenAuthority {
       });
     }
     if (error instanceof joseErrors.JWKSNoMatchingKey) {
-      return new AegisError(kinds.foreign, `the ${kinds.what} was signed by a different controller`);
+      return new AegisError(
+        kinds.foreign,
+        `the ${kinds.what} was signed by a different controller`,
+      );
     }
     if (error instanceof joseErrors.JWTClaimValidationFailed) {
       if (error.claim === "iss") {
-        return new AegisError(kinds.foreign, `the ${kinds.what} was issued by a different controller`);
+        return new AegisError(
+          kinds.foreign,
+          `the ${kinds.what} was issued by a different controller`,
+        );
       }
       if (error.claim === "aud") {
         return new AegisError(kinds.malformed, `this is not an ${kinds.what} (wrong audience)`);
@@ -203,7 +214,10 @@ export class TokenAuthority {
       return new AegisError(kinds.malformed, `the ${kinds.what} is invalid: ${error.message}`);
     }
     if (error instanceof joseErrors.JWSSignatureVerificationFailed) {
-      return new AegisError(kinds.malformed, `the ${kinds.what} signature is invalid (altered token?)`);
+      return new AegisError(
+        kinds.malformed,
+        `the ${kinds.what} signature is invalid (altered token?)`,
+      );
     }
     return new AegisError(kinds.malformed, `the ${kinds.what} cannot be read`);
   }
@@ -216,7 +230,11 @@ interface ErrorKinds {
   what: string;
 }
 
-function parseClaims<S extends z.ZodType>(payload: unknown, schema: S, kinds: ErrorKinds): z.infer<S> {
+function parseClaims<S extends z.ZodType>(
+  payload: unknown,
+  schema: S,
+  kinds: ErrorKinds,
+): z.infer<S> {
   const parsed = schema.safeParse(payload);
   if (!parsed.success) {
     const keys = parsed.error.issues.map((i) => i.path.join(".")).join(", ");

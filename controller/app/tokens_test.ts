@@ -19,7 +19,12 @@ Deno.test("loadOrCreateSigningKey() writes a 0600 key once and reuses it", async
 
 Deno.test("verifyEnrollment() accepts its own token and returns the claims", async () => {
   const { dir, tokens } = await authority();
-  const { token } = await tokens.issueEnrollment({ tenantId: "t1", name: "web", cep: "h:1", ttlSecs: 900 });
+  const { token } = await tokens.issueEnrollment({
+    tenantId: "t1",
+    name: "web",
+    cep: "h:1",
+    ttlSecs: 900,
+  });
   const claims = await tokens.verifyEnrollment(token);
   assert.equal(claims.tenant_id, "t1");
   assert.equal(claims.cep, "h:1");
@@ -30,13 +35,37 @@ Deno.test("verifyEnrollment() tells expired, foreign, malformed and wrong-kind t
   let now = new Date("2026-01-01T00:00:00Z");
   const { dir, tokens } = await authority(() => now);
   const other = await authority(() => now);
-  const { token } = await tokens.issueEnrollment({ tenantId: "t", name: "", cep: "h:1", ttlSecs: 900 });
-  const foreign = await other.tokens.issueEnrollment({ tenantId: "t", name: "", cep: "h:1", ttlSecs: 900 });
-  const nodeToken = await tokens.issueNode({ nodeId: "n", tenantId: "t", keyFingerprint: "SHA256:x", ttlSecs: 60 });
+  const { token } = await tokens.issueEnrollment({
+    tenantId: "t",
+    name: "",
+    cep: "h:1",
+    ttlSecs: 900,
+  });
+  const foreign = await other.tokens.issueEnrollment({
+    tenantId: "t",
+    name: "",
+    cep: "h:1",
+    ttlSecs: 900,
+  });
+  const nodeToken = await tokens.issueNode({
+    nodeId: "n",
+    tenantId: "t",
+    keyFingerprint: "SHA256:x",
+    ttlSecs: 60,
+  });
 
-  await assert.rejects(tokens.verifyEnrollment(foreign.token), { code: "ENROLL_TOKEN_WRONG_CONTROLLER" } as never);
-  await assert.rejects(tokens.verifyEnrollment(token.slice(0, -4) + "AAAA"), { code: "ENROLL_TOKEN_MALFORMED" } as never);
-  await assert.rejects(tokens.verifyEnrollment("not-a-token"), { code: "ENROLL_TOKEN_MALFORMED" } as never);
+  await assert.rejects(
+    tokens.verifyEnrollment(foreign.token),
+    { code: "ENROLL_TOKEN_WRONG_CONTROLLER" } as never,
+  );
+  await assert.rejects(
+    tokens.verifyEnrollment(token.slice(0, -4) + "AAAA"),
+    { code: "ENROLL_TOKEN_MALFORMED" } as never,
+  );
+  await assert.rejects(
+    tokens.verifyEnrollment("not-a-token"),
+    { code: "ENROLL_TOKEN_MALFORMED" } as never,
+  );
   await assert.rejects(tokens.verifyEnrollment(nodeToken.token), {
     code: "ENROLL_TOKEN_MALFORMED",
     message: /wrong audience/,
@@ -53,7 +82,12 @@ Deno.test("verifyEnrollment() tells expired, foreign, malformed and wrong-kind t
 
 Deno.test("verifyOperator() reads tenant and role", async () => {
   const { dir, tokens } = await authority();
-  const token = await tokens.issueOperator({ subject: "alice", tenantId: "team-a", role: "operator", ttlSecs: 60 });
+  const token = await tokens.issueOperator({
+    subject: "alice",
+    tenantId: "team-a",
+    role: "operator",
+    ttlSecs: 60,
+  });
   const claims = await tokens.verifyOperator(token);
   assert.equal(claims.aegis_role, "operator");
   assert.deepEqual(claims.tenants, []);

@@ -9,10 +9,19 @@ export interface RunOptions {
   port?: number;
 }
 
-export async function runController(options: RunOptions, io: Io, stop: Promise<void>): Promise<number> {
+export async function runController(
+  options: RunOptions,
+  io: Io,
+  stop: Promise<void>,
+): Promise<number> {
   const config = await loadControllerConfig(options.config);
   const log = (message: string) => io.err(`${new Date().toISOString()} ${message}\n`);
-  const controller = await startController({ config, dataDir: options.dataDir, port: options.port, log });
+  const controller = await startController({
+    config,
+    dataDir: options.dataDir,
+    port: options.port,
+    log,
+  });
   log(
     `aegis-controller (${config.cluster.role}) listening on ${config.cluster.bind_address}:${controller.port}` +
       ` — gRPC, gRPC-Web, Connect and REST; enrollment endpoint ${controller.publicEndpoint}` +

@@ -21,7 +21,10 @@ export interface TokenCreateOptions {
 
 export async function tokenCreate(options: TokenCreateOptions, io: Io): Promise<number> {
   if (!(OPERATOR_ROLES as readonly string[]).includes(options.role)) {
-    throw new AegisError("INVALID_ARGUMENT", `--role "${options.role}" is not one of ${OPERATOR_ROLES.join(", ")}`);
+    throw new AegisError(
+      "INVALID_ARGUMENT",
+      `--role "${options.role}" is not one of ${OPERATOR_ROLES.join(", ")}`,
+    );
   }
   const config = await loadControllerConfig(options.config);
   const key = await loadSigningKey(signingKeyPath(config, options.dataDir));

@@ -25,7 +25,9 @@ export interface NodeClusterDeps {
   log: Log;
 }
 
-export function nodeClusterService(deps: NodeClusterDeps): Partial<ServiceImpl<typeof NodeClusterService>> {
+export function nodeClusterService(
+  deps: NodeClusterDeps,
+): Partial<ServiceImpl<typeof NodeClusterService>> {
   const { log } = deps;
   return {
     attestNode: guarded(log, async (request, ctx: HandlerContext) => {
@@ -50,7 +52,10 @@ export function nodeClusterService(deps: NodeClusterDeps): Partial<ServiceImpl<t
 
     challengeNode: guarded(log, async (request) => {
       if (request.proof.case !== "bootstrapProof") {
-        throw new AegisError("INVALID_ARGUMENT", "ChallengeNode needs an enrollment token as bootstrap_proof");
+        throw new AegisError(
+          "INVALID_ARGUMENT",
+          "ChallengeNode needs an enrollment token as bootstrap_proof",
+        );
       }
       const enrolled = await deps.enrollment.enroll({
         challengeId: request.challengeId,
@@ -77,7 +82,9 @@ export function nodeClusterService(deps: NodeClusterDeps): Partial<ServiceImpl<t
         } catch (error) {
           // Domain refusals go back typed; a transport error means the peer is gone.
           if (error instanceof AegisError && !ctx.signal.aborted) {
-            log(`stream from ${session.node?.nodeId ?? session.remoteAddr} refused: ${error.message}`);
+            log(
+              `stream from ${session.node?.nodeId ?? session.remoteAddr} refused: ${error.message}`,
+            );
             session.fail(wireError(error, log));
           } else {
             session.outbox.close();
@@ -104,7 +111,9 @@ export function nodeClusterService(deps: NodeClusterDeps): Partial<ServiceImpl<t
         status: displayStatus(effectiveStatus(record, deps.heartbeatIntervalSecs, now)),
         since: timestampFromDate(record.status_since),
         endpoint: record.endpoint,
-        lastHeartbeatAt: record.last_heartbeat_at ? timestampFromDate(record.last_heartbeat_at) : undefined,
+        lastHeartbeatAt: record.last_heartbeat_at
+          ? timestampFromDate(record.last_heartbeat_at)
+          : undefined,
         capabilities: {
           os: caps.os ?? "",
           arch: caps.arch ?? "",

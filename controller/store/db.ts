@@ -16,6 +16,8 @@
 //   Statements `query()` runs exactly one statement (extended protocol on both adapters).
 //   Channels  lowercase identifiers (`[a-z_][a-z0-9_]*`, at most 63 chars): the drivers quote
 //             and fold channel names differently, so only names where that cannot matter pass.
+//   Errors    SQL errors come through unchanged, SQLSTATE in `.code` (e.g. "23505" for a
+//             duplicate key). A PostgreSQL that cannot be reached is AegisError UNREACHABLE.
 //   Transactions Inside `transaction(fn)` use only `tx`. Touching the outer `db` there would
 //             deadlock PGlite (one connection) and silently escape the transaction on
 //             PostgreSQL, so both adapters throw INTERNAL instead.
@@ -49,7 +51,7 @@ export interface OpenDbOptions {
   dsn?: string;
   /** Directory for the embedded database (kept in `<dataDir>/pglite`, locked by one process). */
   dataDir?: string;
-  /** Embedded database in memory only; for tests. */
+  /** Embedded database in memory only, for tests; each open is a fresh, migrated copy. */
   memory?: boolean;
 }
 

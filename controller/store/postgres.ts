@@ -4,6 +4,7 @@ import postgres from "postgres";
 import { AegisError } from "../../shared/errors.ts";
 import type { AdapterDb } from "./db.ts";
 import type { ScriptTx } from "./migrations.ts";
+import { describeTarget, outageAs, unreachable } from "./postgres_errors.ts";
 import { checkChannel, checkParams, plainRows, safeListener } from "./shape.ts";
 import { parseTextArray, serializeTextArray } from "./text_array.ts";
 import { TxGuard } from "./tx_guard.ts";
@@ -48,13 +49,11 @@ export async function openPostgres(dsn: string): Promise<AdapterDb> {
       types: TYPES,
       connection: { application_name: "aegis-controller" },
     }) as unknown as Sql;
-  } catch (error) {
-    // Never echo the DSN: it may carry a password.
-    throw new AegisError("INVALID_ARGUMENT", "the PostgreSQL DSN is not a valid postgres:// URL", {
-      cause: error,
-    });
+  } catch {
+    // Neither the DSN nor the parser's error (which quotes it) may surface: it may hold a password.
+    throw new AegisError("INVALID_ARGUMENT", "the PostgreSQL DSN is not a valid postgres:// URL");
   }
-  const target = describe(sql);
+  const target = describeTarget(sql.options);
   try {
     // postgres.js connects lazily; fail here, with a clear message, rather than on first use.
     await sql.unsafe("SELECT 1");
@@ -67,7 +66,7 @@ export async function openPostgres(dsn: string): Promise<AdapterDb> {
 
 function adapter(sql: Sql, target: string): AdapterDb {
   const guard = new TxGuard();
-  const wrap = (error: unknown) => isConnectionError(error) ? unreachable(target, error) : error;
+  const wrap = outageAs(target);
   const run = async <T>(q: Sql | postgres.TransactionSql, text: string, params?: unknown[]) => {
     try {
       const args = checkParams(params) as postgres.ParameterOrJSON<never>[];
@@ -127,41 +126,4 @@ function adapter(sql: Sql, target: string): AdapterDb {
       await sql.end({ timeout: 5 });
     },
   };
-}
-
-/** host:port/db of where we tried to go, never the credentials. */
-function describe(sql: Sql): string {
-  const { host, port, database } = sql.options;
-  return `${host.map((h, i) => `${h}:${port[i] ?? port[0]}`).join(",")}/${database}`;
-}
-
-function unreachable(target: string, error: unknown): AegisError {
-  const reason = error instanceof Error ? error.message : String(error);
-  return new AegisError("UNREACHABLE", `cannot reach PostgreSQL at ${target}: ${reason}`, {
-    cause: error,
-    details: { target },
-  });
-}
-
-// Socket-level failures and SQLSTATE class 08 / server shutdown. CONNECTION_ENDED and _DESTROYED
-// are absent on purpose: they mean we closed the pool ourselves, which is a bug, not an outage.
-const CONNECTION_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ENOTFOUND",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EAI_AGAIN",
-  "EPIPE",
-  "CONNECT_TIMEOUT",
-  "CONNECTION_CLOSED",
-  "57P01",
-  "57P02",
-  "57P03",
-]);
-
-function isConnectionError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" && (CONNECTION_CODES.has(code) || code.startsWith("08"));
 }

@@ -20,6 +20,7 @@ Deno.test("openDb() reports a PostgreSQL it cannot reach without leaking the pas
 Deno.test("openDb() refuses a DSN that is not a URL without echoing it", async () => {
   const error = await openError("host=db password=s3cret-pw dbname=fleet");
   assert.equal(error.code, "INVALID_ARGUMENT");
+  assert.equal(error.cause, undefined, "the URL parser's error quotes its input");
   assert.doesNotMatch(error.message, /s3cret/);
 });
 

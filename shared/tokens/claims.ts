@@ -90,6 +90,8 @@ export function decodeNodeToken(token: string): NodeClaims {
     throw new AegisError("NODE_TOKEN_INVALID", "node.token is not a JWT");
   }
   const parsed = NodeClaimsSchema.safeParse(payload);
-  if (!parsed.success) throw new AegisError("NODE_TOKEN_INVALID", "node.token is not an AEGIS node token");
+  if (!parsed.success) {
+    throw new AegisError("NODE_TOKEN_INVALID", "node.token is not an AEGIS node token");
+  }
   return parsed.data;
 }

@@ -1,7 +1,7 @@
 // A real aegis-controller process on a free port, on PGlite or (with AEGIS_TEST_PG_DSN) on a
 // fresh PostgreSQL database, plus the operator calls tests need.
 import { Background, CONTROLLER_MAIN, runDeno } from "./processes.ts";
-import { testDatabase, type TestDatabase } from "./db.ts";
+import { type TestDatabase, testDatabase } from "./db.ts";
 
 export interface ControllerProcess {
   port: number;
@@ -11,7 +11,10 @@ export interface ControllerProcess {
   db: TestDatabase;
   process: Background;
   operatorToken(tenant: string, role?: string, tenants?: string[]): Promise<string>;
-  issueEnrollment(tenant: string, body?: Record<string, unknown>): Promise<{ token: string; command: string }>;
+  issueEnrollment(
+    tenant: string,
+    body?: Record<string, unknown>,
+  ): Promise<{ token: string; command: string }>;
   api(path: string, init?: RequestInit & { token?: string }): Promise<Response>;
   restart(): Promise<void>;
   stop(): Promise<void>;
@@ -25,7 +28,9 @@ export interface ControllerSetup {
   dataDir?: string;
 }
 
-export async function startControllerProcess(setup: ControllerSetup = {}): Promise<ControllerProcess> {
+export async function startControllerProcess(
+  setup: ControllerSetup = {},
+): Promise<ControllerProcess> {
   const db = setup.db ?? await testDatabase();
   const dataDir = setup.dataDir ?? await Deno.makeTempDir({ prefix: "aegis-ctl-" });
   const configPath = `${dataDir}/aegis-config.yaml`;
@@ -40,7 +45,15 @@ export async function startControllerProcess(setup: ControllerSetup = {}): Promi
 
   let port = 0;
   const launch = async () => {
-    const proc = new Background(CONTROLLER_MAIN, ["run", "--config", configPath, "--data-dir", dataDir, "--port", String(port)], {
+    const proc = new Background(CONTROLLER_MAIN, [
+      "run",
+      "--config",
+      configPath,
+      "--data-dir",
+      dataDir,
+      "--port",
+      String(port),
+    ], {
       HOME: dataDir,
     });
     const match = await proc.waitFor(/\{"port":(\d+)/, 30_000);
@@ -55,7 +68,18 @@ export async function startControllerProcess(setup: ControllerSetup = {}): Promi
     db,
     process: await launch(),
     async operatorToken(tenant, role = "admin", tenants = []) {
-      const args = ["token", "create", "--config", configPath, "--data-dir", dataDir, "--tenant", tenant, "--role", role];
+      const args = [
+        "token",
+        "create",
+        "--config",
+        configPath,
+        "--data-dir",
+        dataDir,
+        "--tenant",
+        tenant,
+        "--role",
+        role,
+      ];
       if (tenants.length) args.push("--tenants", tenants.join(","));
       const out = await runDeno(CONTROLLER_MAIN, args, { HOME: dataDir });
       if (out.code !== 0) throw new Error(`token create failed: ${out.stderr}`);
@@ -68,7 +92,9 @@ export async function startControllerProcess(setup: ControllerSetup = {}): Promi
         token,
         body: JSON.stringify({ name: "test-host", ...body }),
       });
-      if (response.status !== 201) throw new Error(`issue failed: ${response.status} ${await response.text()}`);
+      if (response.status !== 201) {
+        throw new Error(`issue failed: ${response.status} ${await response.text()}`);
+      }
       return await response.json();
     },
     api(path, init = {}) {

@@ -11,7 +11,11 @@ export interface Host {
 export async function makeHost(): Promise<Host> {
   const home = await Deno.makeTempDir({ prefix: "aegis-host-" });
   // No user bus in tests: the service is written but cannot be started, as on a bare container.
-  const env = { HOME: home, PATH: Deno.env.get("PATH") ?? "", XDG_RUNTIME_DIR: `${home}/no-runtime` };
+  const env = {
+    HOME: home,
+    PATH: Deno.env.get("PATH") ?? "",
+    XDG_RUNTIME_DIR: `${home}/no-runtime`,
+  };
   const daemons: Background[] = [];
   return {
     home,

@@ -63,7 +63,9 @@ export class Background {
       if (match) return match;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    throw new Error(`timed out waiting for ${pattern}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`);
+    throw new Error(
+      `timed out waiting for ${pattern}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`,
+    );
   }
 
   async stop(signal: Deno.Signal = "SIGTERM"): Promise<Deno.CommandStatus> {
