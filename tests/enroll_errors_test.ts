@@ -8,7 +8,7 @@ import { parseEndpoint } from "../shared/endpoint.ts";
 import { fromConnectError } from "../shared/rpc_errors.ts";
 import { loadOrCreateSigningKey, loadSigningKey } from "../controller/app/signing_key.ts";
 import { TokenAuthority } from "../controller/app/tokens.ts";
-import { createNodeClient } from "../agent/client/node_client.ts";
+import { createNodeClient, type NodeClient } from "../agent/client/node_client.ts";
 import { startControllerProcess } from "./support/controller.ts";
 import { makeHost } from "./support/host.ts";
 import { TEST_DB_KIND } from "./support/db.ts";
@@ -21,7 +21,7 @@ async function mint(keyPath: string, cep: string, at: Date, ttlSecs = 900) {
 }
 
 async function attest(
-  client: Awaited<ReturnType<typeof createNodeClient>>,
+  client: NodeClient,
   key: NodePrivateKey,
   clientTime = new Date(),
 ) {
@@ -99,9 +99,8 @@ Deno.test(
   opts,
   async () => {
     const controller = await startControllerProcess();
+    const client = await createNodeClient(parseEndpoint(controller.endpoint));
     try {
-      const endpoint = parseEndpoint(controller.endpoint);
-      const client = await createNodeClient(endpoint);
       const key = NodePrivateKey.generate();
       const ahead = new Date(Date.now() + 3600_000);
       const skew = await attest(client, key, ahead).catch((e) => fromConnectError(e));
@@ -121,6 +120,7 @@ Deno.test(
         /too many attestations from 127\.0\.0\.1; try again in \d+s/,
       );
     } finally {
+      client.close();
       await controller.stop();
     }
   },
@@ -131,10 +131,9 @@ Deno.test(
   opts,
   async () => {
     const controller = await startControllerProcess({ edge: "attest_rate_limit_per_min: 1000" });
+    const client = await createNodeClient(parseEndpoint(controller.endpoint));
     try {
       const { token } = await controller.issueEnrollment("team-a");
-      const endpoint = parseEndpoint(controller.endpoint);
-      const client = await createNodeClient(endpoint);
       const outcomes = await Promise.all(Array.from({ length: 50 }, async () => {
         const key = NodePrivateKey.generate();
         const challenge = await attest(client, key);
@@ -162,6 +161,7 @@ Deno.test(
         (await (await controller.api("/v1/edge/hosts", { token: operator })).json()).hosts;
       assert.deepEqual(hosts.map((h: { node_id: string }) => h.node_id), winners);
     } finally {
+      client.close();
       await controller.stop();
     }
   },

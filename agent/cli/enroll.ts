@@ -77,7 +77,7 @@ export async function enroll(
     client,
     service: noService ? undefined : serviceStep(svc),
     log: (line) => io.err(line + "\n"),
-  });
+  }).finally(() => client.close());
   if (json) {
     io.out(
       JSON.stringify(

@@ -61,7 +61,9 @@ async function askController(identity: Identity): Promise<NodeStatus> {
     seq: 1n,
     body: { case: "describe", value: {} as never },
   });
-  const r = await callNode(endpoint, () => client.describeNode(envelope));
+  const r = await callNode(endpoint, () => client.describeNode(envelope)).finally(() =>
+    client.close()
+  );
   const serverNow = r.serverTime ? timestampDate(r.serverTime).getTime() : Date.now();
   return {
     node_id: r.nodeId,

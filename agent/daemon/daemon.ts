@@ -75,7 +75,10 @@ async function serveOneStream(
     { nodeId: identity.claims.sub, key: identity.key, token: identity.token },
     identity.config,
     hostname(),
-  );
+  ).catch((error) => {
+    client.close();
+    throw error;
+  });
   onConnected();
   log(`✔ stream connected to ${endpoint.display}`);
   await saveState(paths, identity, endpoint, "connected", 0);
@@ -110,6 +113,7 @@ async function serveOneStream(
     clearInterval(heartbeat);
     signal.removeEventListener("abort", stop);
     connection.close();
+    client.close();
     if (signal.aborted) await saveState(paths, identity, endpoint, "disconnected", 0);
   }
 }

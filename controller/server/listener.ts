@@ -80,9 +80,10 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     tls: Boolean(options.tls),
     async close(graceMs = 0) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const session of sessions) session.close();
-      if (graceMs > 0) await Promise.race([closed, delay(graceMs)]);
-      for (const session of sessions) session.destroy();
+      // No HTTP/2 GOAWAY: daemons were already told to leave in-band, and Deno's nghttp2 client
+      // can abort on a GOAWAY that races its own stream reset. Give them time, then cut.
+      const deadline = Date.now() + graceMs;
+      while (sessions.size > 0 && Date.now() < deadline) await delay(20);
       for (const socket of sockets) socket.destroy();
       await closed;
     },

@@ -18,13 +18,18 @@ export interface TestDatabase {
 }
 
 export async function testDatabase(): Promise<TestDatabase> {
-  const opened: Db[] = [];
+  // Opens still in flight are tracked too: a pool that finishes connecting after cleanup()
+  // would otherwise leak, or race the DROP DATABASE below.
+  const opening: Promise<Db>[] = [];
   const closeAll = async () => {
-    await Promise.all(opened.splice(0).map((db) => db.close().catch(() => {})));
+    const settled = await Promise.allSettled(opening.splice(0));
+    await Promise.all(
+      settled.map((s) => s.status === "fulfilled" && s.value.close().catch(() => {})),
+    );
   };
-  const track = async (db: Promise<Db>) => {
-    opened.push(await db);
-    return opened[opened.length - 1];
+  const track = (db: Promise<Db>) => {
+    opening.push(db);
+    return db;
   };
   if (!ADMIN_DSN) {
     return {
