@@ -6,10 +6,8 @@
 //   deno task bench --streams 1000 --enrollments 300
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
-import { NodeRole } from "../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { NodePrivateKey } from "../shared/crypto/node_key.ts";
-import { challengeBytes } from "../shared/crypto/signed_bytes.ts";
+import { enrollOne, issueTokens, pool, rssKiB } from "./support.ts";
 import { parseEndpoint } from "../shared/endpoint.ts";
 import { parseEdgeConfig } from "../shared/config/edge_config.ts";
 import { createNodeClient, type NodeClient } from "../agent/client/node_client.ts";
@@ -26,54 +24,6 @@ const { values } = parseArgs({
     streams: { type: "string", default: "1000" },
   },
 });
-
-function rssKiB(pid: number): number {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return Number(status.match(/VmRSS:\s+(\d+) kB/)![1]);
-}
-
-async function enrollOne(client: NodeClient, token: string, key = NodePrivateKey.generate()) {
-  const challenge = await client.attestNode({
-    role: NodeRole.EDGE,
-    publicKey: key.publicKey.bytes,
-    hostname: "bench",
-    os: "linux",
-    arch: "x86_64",
-    clientTime: timestampFromDate(new Date()),
-  });
-  const response = await client.challengeNode({
-    challengeId: challenge.challengeId,
-    signature: key.sign(
-      challengeBytes(challenge.challengeId, challenge.nonce, key.publicKey.bytes),
-    ),
-    proof: { case: "bootstrapProof", value: token },
-  });
-  return { key, nodeId: response.nodeId, token: response.nodeSecurityToken };
-}
-
-async function issueTokens(
-  controller: Awaited<ReturnType<typeof startControllerProcess>>,
-  count: number,
-) {
-  const operator = await controller.operatorToken("bench");
-  const tokens: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const r = await controller.api("/v1/edge/enrollment-tokens", {
-      method: "POST",
-      token: operator,
-      body: "{}",
-    });
-    tokens.push((await r.json()).token);
-  }
-  return tokens;
-}
-
-async function pool<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>) {
-  let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < items.length) await work(items[next++]);
-  }));
-}
 
 const enrollments = Number(values.enrollments);
 const concurrency = Number(values.concurrency);

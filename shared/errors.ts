@@ -66,6 +66,12 @@ export const ERROR_CODES = {
     hint:
       "This host was revoked. Re-enroll it with a fresh token: `aegis edge enroll <token> --force`.",
   },
+  NODE_OFFLINE: {
+    exit: 69,
+    http: 409,
+    hint: "The host is not connected; check `aegis edge hosts show <node-id>` and its daemon.",
+  },
+  TIMED_OUT: { exit: 124, http: 504, hint: "" },
   NOT_ENROLLED: {
     exit: 78,
     http: 404,

@@ -27,6 +27,8 @@ const CONNECT_CODE: Partial<Record<ErrorCode, Code>> = {
   UNAUTHENTICATED: Code.Unauthenticated,
   FORBIDDEN: Code.PermissionDenied,
   NOT_FOUND: Code.NotFound,
+  NODE_OFFLINE: Code.Unavailable,
+  TIMED_OUT: Code.DeadlineExceeded,
   CONFLICT: Code.AlreadyExists,
 };
 

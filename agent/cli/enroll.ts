@@ -4,6 +4,8 @@ import { AegisError } from "../../shared/errors.ts";
 import { decodeEnrollmentToken } from "../../shared/tokens/claims.ts";
 import { parseEndpoint } from "../../shared/endpoint.ts";
 import type { Io } from "../../shared/cli/io.ts";
+import type { Command } from "@commander-js/extra-typings";
+import { caFileOption, type CliContext, outputOption } from "./context.ts";
 import { edgePaths, homeDir } from "../state/paths.ts";
 import { inspectHost } from "../enroll/inspect.ts";
 import { buildPlan, type ConflictPolicy, type Prompter } from "../enroll/plan.ts";
@@ -98,3 +100,18 @@ export async function enroll(
 }
 
 const inquirerPrompt: Prompter = (question, choices) => select({ message: question, choices });
+
+export function registerEnroll(edge: Command, { io, setExit }: CliContext): void {
+  edge.command("enroll")
+    .description("enroll this host with a one-time token and start the daemon")
+    .argument("[token]", "the enrollment token (or use --token-file)")
+    .option("--token-file <file>", "read the token from a file (`-` for standard input)")
+    .option("--non-interactive", "fail rather than prompt")
+    .option("--force", "overwrite on every conflict")
+    .option("--keep-existing", "reuse on every conflict; fail if reuse would be unsafe")
+    .option("--dry-run", "print the bootstrap plan; write nothing, contact nobody")
+    .addOption(outputOption())
+    .option("--no-service", "do not install the service")
+    .addOption(caFileOption())
+    .action(async (token, opts) => setExit(await enroll(token, opts, io)));
+}

@@ -1,5 +1,7 @@
 // `aegis edge run`: the daemon in the foreground (what the service manager starts).
 import type { Io } from "../../shared/cli/io.ts";
+import type { Command } from "@commander-js/extra-typings";
+import { caFileOption, type CliContext } from "./context.ts";
 import { edgePaths } from "../state/paths.ts";
 import { runDaemon } from "../daemon/daemon.ts";
 
@@ -19,4 +21,11 @@ export async function run(options: { caFile?: string }, io: Io): Promise<number>
     Deno.removeSignalListener("SIGINT", onSignal);
     if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGTERM", onSignal);
   }
+}
+
+export function registerRun(edge: Command, { io, setExit }: CliContext): void {
+  edge.command("run")
+    .description("run the edge daemon in the foreground")
+    .addOption(caFileOption())
+    .action(async (opts) => setExit(await run(opts, io)));
 }

@@ -4,9 +4,10 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { AegisError } from "../../shared/errors.ts";
 import { formatAge } from "../../shared/duration.ts";
-import { randomBytes } from "../../shared/crypto/encoding.ts";
-import { sealEnvelope } from "../../shared/crypto/envelope.ts";
+import { sealUnary } from "../client/unary.ts";
 import type { Io } from "../../shared/cli/io.ts";
+import type { Command } from "@commander-js/extra-typings";
+import { type CliContext, outputOption } from "./context.ts";
 import { edgePaths } from "../state/paths.ts";
 import { type Identity, loadIdentity } from "../state/identity.ts";
 import { readDaemonState } from "../daemon/state.ts";
@@ -53,14 +54,7 @@ async function askController(identity: Identity): Promise<NodeStatus> {
     caFile: identity.config.edge.ca_file,
     timeoutMs: 5000,
   });
-  const envelope = sealEnvelope({
-    key: identity.key,
-    token: identity.token,
-    nodeId: identity.claims.sub,
-    streamNonce: randomBytes(16),
-    seq: 1n,
-    body: { case: "describe", value: {} as never },
-  });
+  const envelope = sealUnary(identity, { case: "describe", value: {} as never });
   const r = await callNode(endpoint, () => client.describeNode(envelope)).finally(() =>
     client.close()
   );
@@ -129,4 +123,11 @@ export function renderStatus(s: NodeStatus): string {
     `${"token_expires:".padEnd(17)}${s.token_expires}`,
   );
   return lines.join("\n") + "\n";
+}
+
+export function registerStatus(edge: Command, { io, setExit }: CliContext): void {
+  edge.command("status")
+    .description("this node as the controller sees it")
+    .addOption(outputOption())
+    .action(async (opts) => setExit(await status(opts, io)));
 }

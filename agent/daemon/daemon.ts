@@ -11,6 +11,12 @@ import { createNodeClient } from "../client/node_client.ts";
 import { EdgeConnection } from "./connection.ts";
 import { backoffDelay, sleep } from "./backoff.ts";
 import { type DaemonState, readDaemonState, writeDaemonState } from "./state.ts";
+import { toolCallRequest, ToolRunner } from "../tools/mod.ts";
+import { secretResolver } from "../secrets/store.ts";
+
+interface StreamLink {
+  current: EdgeConnection | undefined;
+}
 
 export type Log = (message: string) => void;
 
@@ -29,12 +35,30 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
   let failures = previous?.node_id === identity.claims.sub ? previous.failures : 0;
   let endpointIndex = 0;
   log(`aegis edge daemon for node ${identity.claims.sub} (${identity.fingerprint})`);
+  // One runner for the daemon's life: a call keeps running across a reconnect, and its later
+  // events go out on whichever stream is current.
+  const link: StreamLink = { current: undefined };
+  const toolContext = {
+    config: identity.config,
+    resolveSecret: secretResolver(paths.secrets),
+    log,
+  };
+  const runner = new ToolRunner(toolContext, (callId, event) => {
+    link.current?.send({ case: "toolEvent", value: { callId, event } as never });
+  });
+  signal.addEventListener("abort", () => void runner.shutdown(), { once: true });
 
   while (!signal.aborted) {
     const endpoint = identity.endpoints[endpointIndex % identity.endpoints.length];
     let retryAfterMs: number | undefined;
     try {
-      retryAfterMs = await serveOneStream(identity, endpoint, options, () => failures = 0);
+      retryAfterMs = await serveOneStream(
+        identity,
+        endpoint,
+        options,
+        { runner, link },
+        () => failures = 0,
+      );
     } catch (error) {
       const aegis = error instanceof AegisError ? error : new AegisError("INTERNAL", String(error));
       if (!isRetryable(aegis)) {
@@ -54,7 +78,9 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     await sleep(wait, signal);
     // The key or token may have been replaced on disk (rotation, refresh, re-enrollment).
     identity = await loadIdentity(paths).catch(() => identity);
+    toolContext.config = identity.config;
   }
+  await runner.shutdown();
   return 0;
 }
 
@@ -63,6 +89,7 @@ async function serveOneStream(
   identity: Identity,
   endpoint: Endpoint,
   options: DaemonOptions,
+  tools: { runner: ToolRunner; link: StreamLink },
   onConnected: () => void,
 ): Promise<number | undefined> {
   const { paths, log, signal } = options;
@@ -80,6 +107,7 @@ async function serveOneStream(
     throw error;
   });
   onConnected();
+  tools.link.current = connection;
   log(`✔ stream connected to ${endpoint.display}`);
   await saveState(paths, identity, endpoint, "connected", 0);
   const stop = () => connection.close();
@@ -92,7 +120,7 @@ async function serveOneStream(
     connection.send({
       case: "heartbeat",
       value: {
-        runningCalls: 0,
+        runningCalls: tools.runner.running,
         uptimeSecs: BigInt(Math.floor((Date.now() - started) / 1000)),
       } as never,
     });
@@ -102,6 +130,10 @@ async function serveOneStream(
       const body = message.body;
       if (body.case === "heartbeatAck") {
         await saveState(paths, identity, endpoint, "connected", 0, undefined, new Date());
+      } else if (body.case === "toolCall") {
+        tools.runner.start(toolCallRequest(body.value));
+      } else if (body.case === "toolCancel") {
+        tools.runner.cancel(body.value.callId, body.value.reason);
       } else if (body.case === "goaway") {
         log(`controller says goaway (${body.value.code}): ${body.value.message}`);
         return body.value.retryAfterMs;
@@ -111,6 +143,7 @@ async function serveOneStream(
     return undefined;
   } finally {
     clearInterval(heartbeat);
+    if (tools.link.current === connection) tools.link.current = undefined;
     signal.removeEventListener("abort", stop);
     connection.close();
     client.close();

@@ -9,7 +9,10 @@ import {
   displayStatus,
   effectiveStatus,
 } from "../app/daemons.ts";
-import { resolveTenant } from "../app/operators.ts";
+import { type Operator, resolveTenant, tenantsOf } from "../app/operators.ts";
+import type { ToolCallService } from "../app/tool_calls.ts";
+import { callRoute, execRoute } from "./calls.ts";
+import { AegisError } from "../../shared/errors.ts";
 import type { Clock } from "../app/clock.ts";
 import { type ApiEnv, requireOperator } from "./auth.ts";
 import { onApiError } from "./errors.ts";
@@ -19,6 +22,7 @@ export interface ApiDeps {
   tokens: TokenAuthority;
   enrollment: EnrollmentService;
   daemons: DaemonRepository;
+  calls: ToolCallService;
   clock: Clock;
   heartbeatIntervalSecs: number;
   role: string;
@@ -64,10 +68,19 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   });
 
   v1.get("/edge/hosts/:nodeId", async (c) => {
-    const tenant = resolveTenant(c.get("operator"), c.req.query("tenant_id"));
-    const host = await deps.daemons.require(c.req.param("nodeId"), tenant);
-    return c.json(hostView(host, deps));
+    const host = await visibleHost(c.get("operator"), c.req.param("nodeId"), deps.daemons);
+    const history = await deps.calls.history(host.node_id, 20);
+    return c.json({ ...hostView(host, deps), history });
   });
+
+  v1.get("/edge/hosts/:nodeId/history", async (c) => {
+    const host = await visibleHost(c.get("operator"), c.req.param("nodeId"), deps.daemons);
+    const limit = Math.min(500, Math.max(1, Number(c.req.query("limit") ?? 50) || 50));
+    return c.json({ history: await deps.calls.history(host.node_id, limit) });
+  });
+
+  v1.post("/edge/hosts/:nodeId/exec", (c) => execRoute(c, deps.calls));
+  v1.post("/edge/hosts/:nodeId/calls", (c) => callRoute(c, deps.calls));
 
   app.route("/v1", v1);
   return app;
@@ -92,4 +105,13 @@ function hostView(record: DaemonRecord, deps: Pick<ApiDeps, "clock" | "heartbeat
     token_expires: record.token_expires_at?.toISOString() ?? null,
     reconnects: record.reconnects,
   };
+}
+
+/** Another tenant's host answers exactly like a missing one. */
+async function visibleHost(operator: Operator, nodeId: string, daemons: DaemonRepository) {
+  const host = await daemons.get(nodeId);
+  if (!host || !tenantsOf(operator).includes(host.tenant_id)) {
+    throw new AegisError("NOT_FOUND", `no edge host ${nodeId}`);
+  }
+  return host;
 }

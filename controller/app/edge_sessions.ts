@@ -16,6 +16,7 @@ import { openEnvelope } from "../../shared/crypto/envelope.ts";
 import type { AuthenticatedNode, NodeAuthenticator } from "./node_auth.ts";
 import type { DaemonRepository } from "./daemons.ts";
 import type { Clock } from "./clock.ts";
+import { CallRegistry } from "./call_registry.ts";
 
 export type Logger = (message: string) => void;
 
@@ -30,6 +31,7 @@ export interface SessionDeps {
 
 export class EdgeHub {
   readonly #sessions = new Map<string, EdgeSession>();
+  readonly calls = new CallRegistry();
 
   constructor(readonly deps: SessionDeps) {}
 
@@ -138,6 +140,9 @@ export class EdgeSession {
         });
         return;
       }
+      case "toolEvent":
+        this.hub.calls.deliver(payload.nodeId, body.value);
+        return;
       case "heartbeat":
         await daemons.heartbeat(payload.nodeId);
         this.send({
@@ -159,6 +164,7 @@ export class EdgeSession {
     this.outbox.close();
     const node = this.#node;
     if (node && this.hub.unregister(this, node.nodeId)) {
+      this.hub.calls.failNode(node.nodeId, `host ${node.nodeId} disconnected during the call`);
       await this.hub.deps.daemons.markDisconnected(node.nodeId, this.hub.deps.relayId);
       this.hub.deps.log(`node ${node.nodeId} disconnected`);
     }

@@ -12,6 +12,7 @@ import type { EdgeHub } from "../app/edge_sessions.ts";
 import type { NodeAuthenticator } from "../app/node_auth.ts";
 import { type DaemonRepository, displayStatus, effectiveStatus } from "../app/daemons.ts";
 import type { Clock } from "../app/clock.ts";
+import type { RevocationService } from "../app/revocation.ts";
 import { remoteAddr } from "./context.ts";
 import { guarded, type Log, wireError } from "./boundary.ts";
 
@@ -20,6 +21,7 @@ export interface NodeClusterDeps {
   hub: EdgeHub;
   auth: NodeAuthenticator;
   daemons: DaemonRepository;
+  revocation: RevocationService;
   clock: Clock;
   heartbeatIntervalSecs: number;
   log: Log;
@@ -93,11 +95,24 @@ export function nodeClusterService(
       })();
       try {
         for await (const message of session.outbox) yield message;
+      } catch (error) {
+        throw wireError(error, log);
       } finally {
         await session.closed();
-        await pump.catch(() => {});
+        // Not awaited: the request side ends only once the response has ended, i.e. after this.
+        pump.catch(() => {});
       }
     },
+
+    deregisterNode: guarded(log, async (envelope) => {
+      const { node, payload } = await deps.auth.openUnary(envelope);
+      if (payload.body.case !== "deregister") {
+        throw new AegisError("INVALID_ARGUMENT", "DeregisterNode needs a deregister payload");
+      }
+      await deps.revocation.revoke(node.nodeId, "logout");
+      log(`node ${node.nodeId} logged out (revoked)`);
+      return {};
+    }),
 
     describeNode: guarded(log, async (envelope) => {
       const { node } = await deps.auth.openUnary(envelope);

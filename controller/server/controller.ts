@@ -18,6 +18,8 @@ import { EnrollmentService } from "../app/enrollment.ts";
 import { DaemonRepository } from "../app/daemons.ts";
 import { NodeAuthenticator } from "../app/node_auth.ts";
 import { EdgeHub } from "../app/edge_sessions.ts";
+import { ToolCallService } from "../app/tool_calls.ts";
+import { RevocationService } from "../app/revocation.ts";
 import { nodeClusterService } from "../rpc/node_cluster.ts";
 import { healthService } from "../rpc/health.ts";
 import { contextValuesFor } from "../rpc/context.ts";
@@ -110,10 +112,14 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const released = await daemons.releaseRelay(relayId);
   if (released > 0) log(`marked ${released} stream(s) held before the restart as disconnected`);
 
+  const calls = new ToolCallService(db, daemons, hub, relayId, clock);
+  const revocation = new RevocationService(db, hub, clock);
+  await calls.interruptOrphans();
   const api = createApi({
     tokens,
     enrollment,
     daemons,
+    calls,
     clock,
     heartbeatIntervalSecs,
     role: config.cluster.role,
@@ -125,7 +131,16 @@ export async function startController(options: ControllerOptions): Promise<Runni
     routes(router) {
       router.service(
         NodeClusterService,
-        nodeClusterService({ enrollment, hub, auth, daemons, clock, heartbeatIntervalSecs, log }),
+        nodeClusterService({
+          enrollment,
+          hub,
+          auth,
+          daemons,
+          revocation,
+          clock,
+          heartbeatIntervalSecs,
+          log,
+        }),
       );
       router.service(Health, healthService(isServing));
     },

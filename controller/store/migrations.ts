@@ -68,6 +68,33 @@ CREATE INDEX revoked_tokens_expires ON revoked_tokens (expires_at);
 CREATE INDEX enrollment_tokens_expires ON enrollment_tokens (expires_at);
 `,
   },
+  {
+    version: 2,
+    name: "tool call history",
+    sql: `
+CREATE TABLE tool_calls (
+  call_id text PRIMARY KEY,
+  node_id text NOT NULL,
+  tenant_id text NOT NULL,
+  tool text NOT NULL,
+  summary text NOT NULL,
+  arguments jsonb NOT NULL DEFAULT '{}'::jsonb,
+  requested_by text NOT NULL,
+  relay_id text,
+  status text NOT NULL CHECK (status IN
+    ('running','ok','failed','timed_out','refused','offline','cancelled','interrupted','disconnected')),
+  exit_code integer,
+  error text,
+  started_at timestamptz NOT NULL,
+  finished_at timestamptz,
+  duration_ms integer,
+  output_bytes integer NOT NULL DEFAULT 0,
+  truncated boolean NOT NULL DEFAULT false
+);
+CREATE INDEX tool_calls_node ON tool_calls (node_id, started_at DESC);
+CREATE INDEX tool_calls_running ON tool_calls (relay_id) WHERE status = 'running';
+`,
+  },
 ];
 
 // Arbitrary but fixed: every aegis binary must agree on it. Fits in int4 to dodge int8 params.

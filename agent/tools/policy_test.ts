@@ -1,0 +1,57 @@
+import assert from "node:assert/strict";
+import { EdgeConfigSchema, parseEdgeConfig } from "../../shared/config/edge_config.ts";
+import { CmdRunArgsSchema } from "./arguments.ts";
+import { checkCmdAllowed, isWithin } from "./policy.ts";
+import { ToolRefusal } from "./refusal.ts";
+
+const config = (local_tools: string[]) => EdgeConfigSchema.parse({ local_tools });
+const args = (raw: unknown) => CmdRunArgsSchema.parse(raw);
+
+Deno.test({
+  name: "isWithin() compares whole path segments",
+  ignore: Deno.build.os === "windows",
+  fn() {
+    assert.equal(isWithin("/home/u", "/home/u"), true);
+    assert.equal(isWithin("/home/u", "/home/u/a/b"), true);
+    assert.equal(isWithin("/home/u", "/home/u/..data"), true);
+    assert.equal(isWithin("/home/u", "/home/u2"), false);
+    assert.equal(isWithin("/home/u", "/home"), false);
+    assert.equal(isWithin("/", "/etc"), true);
+  },
+});
+
+Deno.test("checkCmdAllowed() lets shell permit everything", () => {
+  checkCmdAllowed(config(["shell"]), args({ shell: "rm -rf /tmp/x" }));
+  checkCmdAllowed(config(["shell"]), args({ argv: ["anything"] }));
+});
+
+Deno.test("checkCmdAllowed() permits a listed program named bare, and no other", () => {
+  const docker = config(["docker"]);
+  checkCmdAllowed(docker, args({ argv: ["docker", "ps"] }));
+  for (const path of ["/usr/bin/docker", "C:\\tools\\docker"]) {
+    assert.throws(() => checkCmdAllowed(docker, args({ argv: [path, "ps"] })), /names a path/);
+  }
+  assert.throws(
+    () => checkCmdAllowed(docker, args({ argv: ["dockerd"] })),
+    (e: unknown) => e instanceof ToolRefusal && e.refusal === "TOOL_NOT_ALLOWED",
+  );
+  assert.throws(() => checkCmdAllowed(docker, args({ shell: "docker ps" })), /"shell"/);
+});
+
+Deno.test("checkCmdAllowed() without shell refuses a path for argv[0] and loader variables", () => {
+  const config = parseEdgeConfig("local_tools: [docker]\n");
+  checkCmdAllowed(config, { argv: ["docker", "ps"] } as never);
+  assert.throws(() => checkCmdAllowed(config, { argv: ["/tmp/evil/docker"] } as never), {
+    message: /names a path; without "shell" in local_tools, name the program bare \("docker"\)/,
+  });
+  for (const name of ["PATH", "LD_PRELOAD", "DYLD_INSERT_LIBRARIES"]) {
+    assert.throws(
+      () => checkCmdAllowed(config, { argv: ["docker"], env: { [name]: "/x" } } as never),
+      {
+        message: new RegExp(`setting ${name} is not allowed`),
+      },
+    );
+  }
+  const shell = parseEdgeConfig("local_tools: [shell]\n");
+  checkCmdAllowed(shell, { argv: ["/usr/bin/env"], env: { PATH: "/x" } } as never);
+});
