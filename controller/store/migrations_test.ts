@@ -33,7 +33,10 @@ Deno.test("openDb() applies migrations once (pglite)", async () => {
     const first = await openDb({ dataDir: dir });
     assert.deepEqual(await tables(first), TABLES);
     const before = await history(first);
-    assert.deepEqual(before.map((row) => [row.version, row.name]), [[1, "initial schema"]]);
+    assert.deepEqual(
+      before.map((row) => [row.version, row.name]),
+      MIGRATIONS.map((m) => [m.version, m.name]),
+    );
     assert.ok(before[0].applied_at instanceof Date);
     await first.close();
 
