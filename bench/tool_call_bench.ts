@@ -112,12 +112,12 @@ try {
   console.log("with 1 connected daemon:");
   await roundTrips(controller, operator, nodes[0].nodeId, callCount);
 
-  const megabytes = 64;
+  const megabytes = 48;
   const big = await call(controller, operator, nodes[0].nodeId, {
     tool: "cmd.run",
     arguments: {
       argv: ["head", "-c", String(megabytes * 1024 * 1024), "/dev/zero"],
-      max_output_bytes: 64 * 1024 * 1024 + 1,
+      max_output_bytes: 64 * 1024 * 1024,
     },
     timeout_secs: 120,
   });
