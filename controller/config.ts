@@ -29,6 +29,8 @@ const EdgeSchema = z.object({
   heartbeat_interval_secs: z.number().int().min(1).default(30),
   /** How far a host clock may differ from ours before we call it skew rather than expiry. */
   clock_skew_leeway_secs: z.number().int().min(0).default(300),
+  /** How long a live stream may keep using a replaced key or token (rotation, refresh). */
+  key_overlap_secs: z.number().int().min(0).default(300),
 }).strict();
 
 const AuthSchema = z.object({

@@ -12,6 +12,7 @@ import { registerExec } from "./exec.ts";
 import { registerLogout } from "./logout.ts";
 import { registerSecrets } from "./secrets.ts";
 import { registerService } from "./service.ts";
+import { registerKeys } from "./keys.ts";
 
 export function buildProgram(io: Io, setExit: (code: number) => void) {
   const program = new Command("aegis")
@@ -30,6 +31,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void) {
     registerLogout,
     registerSecrets,
     registerService,
+    registerKeys,
   ];
   for (const register of commands) register(edge, ctx);
   return program;

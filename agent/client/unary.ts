@@ -4,12 +4,16 @@ import { randomBytes } from "../../shared/crypto/encoding.ts";
 import { type PayloadBody, sealEnvelope } from "../../shared/crypto/envelope.ts";
 import type { Identity } from "../state/identity.ts";
 
-export function sealUnary(identity: Identity, body: PayloadBody): SealNodeEnvelope {
+export function sealUnary(
+  identity: Identity,
+  body: PayloadBody,
+  nonce = randomBytes(16),
+): SealNodeEnvelope {
   return sealEnvelope({
     key: identity.key,
     token: identity.token,
     nodeId: identity.claims.sub,
-    streamNonce: randomBytes(16),
+    streamNonce: nonce,
     seq: 1n,
     body,
   });

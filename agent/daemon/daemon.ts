@@ -13,6 +13,11 @@ import { backoffDelay, sleep } from "./backoff.ts";
 import { type DaemonState, readDaemonState, writeDaemonState } from "./state.ts";
 import { toolCallRequest, ToolRunner } from "../tools/mod.ts";
 import { secretResolver } from "../secrets/store.ts";
+import { readTextIfExists } from "../../shared/fs/atomic.ts";
+import { refreshToken } from "../keys/refresh.ts";
+import { rotateKey } from "../keys/rotate.ts";
+import { DEFAULT_KEEP_OLD_MS } from "../keys/swap.ts";
+import { sweepArchive } from "../keys/archive.ts";
 
 interface StreamLink {
   current: EdgeConnection | undefined;
@@ -61,6 +66,10 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       );
     } catch (error) {
       const aegis = error instanceof AegisError ? error : new AegisError("INTERNAL", String(error));
+      if (aegis.code === "NODE_TOKEN_INVALID" && await finishInterruptedRotation(paths, log)) {
+        identity = await loadIdentity(paths);
+        continue;
+      }
       if (!isRetryable(aegis)) {
         await saveState(paths, identity, endpoint, "refused", failures, aegis.message);
         log(`✖ the controller refused this node: ${aegis.message}`);
@@ -116,14 +125,30 @@ async function serveOneStream(
     (connection.helloAck.heartbeatIntervalSecs || identity.config.edge.heartbeat_interval_secs) *
     1000;
   const started = Date.now();
-  const heartbeat = setInterval(() => {
-    connection.send({
-      case: "heartbeat",
-      value: {
-        runningCalls: tools.runner.running,
-        uptimeSecs: BigInt(Math.floor((Date.now() - started) / 1000)),
-      } as never,
-    });
+  let current = identity;
+  let busy = false;
+  const heartbeat = setInterval(async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      // A rotation or refresh (by the CLI, or due now) replaces the files; the next envelope
+      // is then sealed with the new key and token, on the same stream.
+      current = await maintainIdentity(paths, current, log);
+      connection.useIdentity({
+        nodeId: current.claims.sub,
+        key: current.key,
+        token: current.token,
+      });
+      connection.send({
+        case: "heartbeat",
+        value: {
+          runningCalls: tools.runner.running,
+          uptimeSecs: BigInt(Math.floor((Date.now() - started) / 1000)),
+        } as never,
+      });
+    } finally {
+      busy = false;
+    }
   }, intervalMs);
   try {
     for await (const message of connection.messages()) {
@@ -173,4 +198,41 @@ async function saveState(
     last_error: lastError,
     failures,
   }).catch(() => {});
+}
+
+/** Reloads the identity when its files changed, refreshes the token when it is due, and sweeps
+ * archived keys. Failures are logged: the old identity stays in use until one succeeds. */
+async function maintainIdentity(paths: EdgePaths, identity: Identity, log: Log): Promise<Identity> {
+  try {
+    let current = identity;
+    const onDisk = (await readTextIfExists(paths.nodeToken))?.trim();
+    if (onDisk && onDisk !== current.token) current = await loadIdentity(paths);
+    const marginMs = current.config.edge.token_refresh_margin_secs * 1000;
+    if (current.claims.exp * 1000 - Date.now() < marginMs) {
+      const { expires } = await refreshToken(paths);
+      log(`refreshed the node token; it now expires ${expires.toISOString()}`);
+      current = await loadIdentity(paths);
+    }
+    const swept = await sweepArchive(paths.archive);
+    if (swept.length) log(`deleted ${swept.length} archived key(s) past --keep-old`);
+    return current;
+  } catch (error) {
+    log(
+      `identity upkeep failed (still using the current key and token): ${(error as Error).message}`,
+    );
+    return identity;
+  }
+}
+
+/** The token was refused and a new key is pending: a rotation was cut short. Finish it. */
+async function finishInterruptedRotation(paths: EdgePaths, log: Log): Promise<boolean> {
+  if (await readTextIfExists(paths.pendingKey) === undefined) return false;
+  try {
+    const result = await rotateKey(paths, DEFAULT_KEEP_OLD_MS);
+    log(`finished an interrupted key rotation: now ${result.newFingerprint}`);
+    return true;
+  } catch (error) {
+    log(`could not finish the interrupted key rotation: ${(error as Error).message}`);
+    return false;
+  }
 }

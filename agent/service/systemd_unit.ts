@@ -42,6 +42,9 @@ export function renderSystemdUnit(opts: SystemdUnitOptions): string {
     `WorkingDirectory=${quote(stateDir, "bare")}`,
     "Restart=always",
     "RestartSec=5",
+    // 77: the controller refused this node for good (revoked, token refused); restarting
+    // cannot help, and a loop would only hide the message in the journal.
+    "RestartPreventExitStatus=77",
     `Environment=${quote(`HOME=${home}`)}`,
     "NoNewPrivileges=yes",
     "PrivateTmp=yes",

@@ -6,6 +6,7 @@ import { type EdgeConfig, parseEdgeConfig } from "../../shared/config/edge_confi
 import { readTextIfExists } from "../../shared/fs/atomic.ts";
 import { type Endpoint, parseEndpoint } from "../../shared/endpoint.ts";
 import type { EdgePaths } from "./paths.ts";
+import { completePendingRotation } from "../keys/swap.ts";
 
 export interface Identity {
   key: NodePrivateKey;
@@ -17,6 +18,8 @@ export interface Identity {
 }
 
 export async function loadIdentity(paths: EdgePaths): Promise<Identity> {
+  // A rotation a crash interrupted after its token was saved is finished before anything else.
+  await completePendingRotation(paths);
   const [keyPem, token, configText] = await Promise.all([
     readTextIfExists(paths.key),
     readTextIfExists(paths.nodeToken),

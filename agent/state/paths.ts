@@ -14,6 +14,9 @@ export interface EdgePaths {
   state: string;
   secrets: string;
   archive: string;
+  /** A rotation in progress: the new key, then the token the controller issued for it. */
+  pendingKey: string;
+  pendingToken: string;
 }
 
 export function homeDir(env: Record<string, string | undefined> = Deno.env.toObject()): string {
@@ -39,6 +42,8 @@ export function edgePaths(home = homeDir()): EdgePaths {
     state: join(dir, "state.json"),
     secrets: join(dir, "secrets"),
     archive: join(dir, "archive"),
+    pendingKey: join(dir, "node.key.new"),
+    pendingToken: join(dir, "node.token.new"),
   };
 }
 

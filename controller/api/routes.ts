@@ -9,7 +9,8 @@ import {
   displayStatus,
   effectiveStatus,
 } from "../app/daemons.ts";
-import { type Operator, resolveTenant, tenantsOf } from "../app/operators.ts";
+import { type Operator, requireWriter, resolveTenant, tenantsOf } from "../app/operators.ts";
+import type { RevocationService } from "../app/revocation.ts";
 import type { ToolCallService } from "../app/tool_calls.ts";
 import { callRoute, execRoute } from "./calls.ts";
 import { AegisError } from "../../shared/errors.ts";
@@ -23,6 +24,7 @@ export interface ApiDeps {
   enrollment: EnrollmentService;
   daemons: DaemonRepository;
   calls: ToolCallService;
+  revocation: RevocationService;
   clock: Clock;
   heartbeatIntervalSecs: number;
   role: string;
@@ -80,6 +82,14 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   });
 
   v1.post("/edge/hosts/:nodeId/exec", (c) => execRoute(c, deps.calls));
+
+  v1.post("/edge/hosts/:nodeId/revoke", async (c) => {
+    const operator = c.get("operator");
+    requireWriter(operator, "revoke hosts");
+    const host = await visibleHost(operator, c.req.param("nodeId"), deps.daemons);
+    const revoked = await deps.revocation.revoke(host.node_id, `revoked by ${operator.sub}`);
+    return c.json({ node_id: host.node_id, revoked });
+  });
   v1.post("/edge/hosts/:nodeId/calls", (c) => callRoute(c, deps.calls));
 
   app.route("/v1", v1);

@@ -83,6 +83,7 @@ export class EdgeSession {
   #token = "";
   #seq = 0n;
   #watchdog?: ReturnType<typeof setTimeout>;
+  #revalidateAt?: number;
   #silenceMs: number;
 
   constructor(private readonly hub: EdgeHub, readonly remoteAddr: string) {
@@ -181,8 +182,19 @@ export class EdgeSession {
     this.outbox.fail(error);
   }
 
+  /**
+   * The node's key or token was replaced (rotation, refresh). This stream may go on with the old
+   * credentials for the overlap window, so nothing in flight is disturbed; after it, the old
+   * ones are checked again, which fails, and the stream ends.
+   */
+  credentialsReplaced(overlapMs: number): void {
+    this.#revalidateAt = Date.now() + overlapMs;
+  }
+
   async #open(envelope: SealNodeEnvelope): Promise<NodeEnvelopePayload> {
-    if (!this.#node || envelope.securityToken !== this.#token) {
+    const stale = this.#revalidateAt !== undefined && Date.now() >= this.#revalidateAt;
+    if (!this.#node || envelope.securityToken !== this.#token || stale) {
+      this.#revalidateAt = undefined;
       // First message, or a new token after a rotation or refresh: authenticate in full.
       const node = await this.hub.deps.auth.authenticateToken(envelope.securityToken);
       if (this.#node && node.nodeId !== this.#node.nodeId) {

@@ -11,6 +11,7 @@ import type { Clock } from "./clock.ts";
 import type { TokenAuthority } from "./tokens.ts";
 import { type Operator, requireWriter, resolveTenant } from "./operators.ts";
 import type { RateLimiter } from "./rate_limit.ts";
+import type { AuthenticatedNode, NodeAuthenticator } from "./node_auth.ts";
 
 const CHALLENGE_TTL_MS = 5 * 60_000;
 
@@ -38,6 +39,7 @@ export interface AttestInput {
   arch: string;
   clientTime?: Date;
   remoteAddr: string;
+  nodeToken?: string;
 }
 
 export interface Challenge {
@@ -61,6 +63,7 @@ export class EnrollmentService {
     private readonly db: Db,
     private readonly tokens: TokenAuthority,
     private readonly limiter: RateLimiter,
+    private readonly auth: NodeAuthenticator,
     private readonly settings: EnrollmentSettings,
     private readonly clock: Clock,
   ) {}
@@ -96,7 +99,9 @@ export class EnrollmentService {
   }
 
   async attest(input: AttestInput): Promise<Challenge> {
-    const waitMs = this.limiter.take(input.remoteAddr);
+    // An enrolled node re-attesting with its valid token is not anonymous: no rate limit.
+    const known = input.nodeToken ? await this.#knownNode(input.nodeToken, input.publicKey) : false;
+    const waitMs = known ? 0 : this.limiter.take(input.remoteAddr);
     if (waitMs > 0) {
       throw new AegisError(
         "RATE_LIMITED",
@@ -198,9 +203,34 @@ export class EnrollmentService {
     });
   }
 
-  /** Removes challenges nobody answered. */
-  async pruneChallenges(): Promise<void> {
+  /** Answers a challenge with the node's current token as proof: the refresh path. */
+  async reattest(
+    input: { challengeId: string; signature: Uint8Array; nodeToken: string },
+  ): Promise<AuthenticatedNode> {
+    const challenge = await this.#takeChallenge(input.challengeId, input.signature);
+    const node = await this.auth.authenticateToken(input.nodeToken, { allowExpired: true });
+    if (node.publicKey.toBase64() !== challenge.public_key) {
+      throw new AegisError(
+        "KEY_TOKEN_MISMATCH",
+        "the attested key is not the key this node token is bound to",
+      );
+    }
+    return node;
+  }
+
+  async #knownNode(token: string, publicKey: Uint8Array): Promise<boolean> {
+    try {
+      const node = await this.auth.authenticateToken(token, { allowExpired: true });
+      return node.publicKey.toBase64() === new NodePublicKey(publicKey).toBase64();
+    } catch {
+      return false;
+    }
+  }
+
+  /** Removes challenges nobody answered and nonces past their use. */
+  async pruneExpired(): Promise<void> {
     await this.db.query(`DELETE FROM attest_challenges WHERE expires_at < $1`, [this.clock()]);
+    await this.db.query(`DELETE FROM used_nonces WHERE expires_at < $1`, [this.clock()]);
   }
 
   #checkSkew(clientTime: Date | undefined, serverTime: Date): void {

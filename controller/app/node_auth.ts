@@ -21,6 +21,15 @@ export interface AuthenticatedNode {
   claims: NodeClaims;
   publicKey: NodePublicKey;
   fingerprint: string;
+  /** True when the token is bound to the key a rotation just replaced (overlap window only). */
+  previousKey: boolean;
+}
+
+export interface AuthOptions {
+  /** Accept a token bound to the previous key while the overlap window lasts (finishing a rotation). */
+  allowPreviousKey?: boolean;
+  /** Accept an expired (but otherwise valid) token: refreshing it is the point. */
+  allowExpired?: boolean;
 }
 
 export class NodeAuthenticator {
@@ -28,19 +37,25 @@ export class NodeAuthenticator {
     private readonly db: Queryable,
     private readonly tokens: TokenAuthority,
     private readonly clock: Clock,
+    private readonly overlapMs = 5 * 60_000,
   ) {}
 
   /** Checks the token and the node record; returns who is speaking. */
-  async authenticateToken(token: string): Promise<AuthenticatedNode> {
-    const claims = await this.tokens.verifyNode(token);
+  async authenticateToken(token: string, options: AuthOptions = {}): Promise<AuthenticatedNode> {
+    const claims = options.allowExpired
+      ? await this.tokens.verifyNodeForRefresh(token)
+      : await this.tokens.verifyNode(token);
     const rows = await this.db.query<{
       status: string;
       public_key: string;
       key_fingerprint: string;
+      previous_public_key: string | null;
+      previous_key_fingerprint: string | null;
+      rotated_at: Date | null;
       revoked: boolean;
     }>(
-      `SELECT d.status, d.public_key, d.key_fingerprint,
-              EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = $2) AS revoked
+      `SELECT d.status, d.public_key, d.key_fingerprint, d.previous_public_key, d.previous_key_fingerprint,
+              d.rotated_at, EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = $2) AS revoked
          FROM edge_daemons d WHERE d.node_id = $1`,
       [claims.sub, claims.jti],
     );
@@ -54,13 +69,26 @@ export class NodeAuthenticator {
     if (row.status === "revoked") {
       throw new AegisError("NODE_REVOKED", `node ${claims.sub} was revoked`);
     }
+    const inOverlap = row.rotated_at !== null &&
+      this.clock().getTime() - row.rotated_at.getTime() < this.overlapMs;
+    if (
+      options.allowPreviousKey && inOverlap && row.previous_public_key &&
+      row.previous_key_fingerprint === claims.cnf.kfp
+    ) {
+      return {
+        nodeId: claims.sub,
+        tenantId: claims.tenant_id,
+        claims,
+        publicKey: NodePublicKey.fromBase64(row.previous_public_key),
+        fingerprint: claims.cnf.kfp,
+        previousKey: true,
+      };
+    }
     if (row.revoked) {
       throw new AegisError(
         "NODE_TOKEN_INVALID",
         "this node token was revoked (replaced by a rotation or refresh)",
-        {
-          hint: "Run `aegis edge token refresh`; if that fails, re-enroll with a fresh token.",
-        },
+        { hint: "Use the current node.token, or re-enroll with a fresh token." },
       );
     }
     if (row.key_fingerprint !== claims.cnf.kfp) {
@@ -75,14 +103,16 @@ export class NodeAuthenticator {
       claims,
       publicKey: NodePublicKey.fromBase64(row.public_key),
       fingerprint: row.key_fingerprint,
+      previousKey: false,
     };
   }
 
   /** Authenticates a unary envelope: token, signature, node id and freshness. */
   async openUnary(
     envelope: SealNodeEnvelope,
+    options: AuthOptions = {},
   ): Promise<{ node: AuthenticatedNode; payload: NodeEnvelopePayload }> {
-    const node = await this.authenticateToken(envelope.securityToken);
+    const node = await this.authenticateToken(envelope.securityToken, options);
     const payload = openEnvelope(envelope, node.publicKey);
     if (payload.nodeId !== node.nodeId) {
       throw new AegisError(

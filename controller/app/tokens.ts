@@ -26,6 +26,9 @@ import { type Clock, seconds, systemClock } from "./clock.ts";
 /** Leeway for exp/nbf on tokens we verify: a few minutes, as common practice. */
 export const EXPIRY_LEEWAY_SECS = 120;
 
+/** A host that was off for a week can still refresh its token with its key, not re-enroll. */
+export const REFRESH_GRACE_SECS = 7 * 86400;
+
 export interface ExternalOperatorIdp {
   jwksUrl: string;
   issuer?: string;
@@ -137,6 +140,17 @@ export class TokenAuthority {
     });
   }
 
+  /** A node token whose only fault may be that it expired (within REFRESH_GRACE_SECS). */
+  verifyNodeForRefresh(token: string): Promise<NodeClaims> {
+    const kinds = {
+      malformed: "NODE_TOKEN_INVALID",
+      expired: "NODE_TOKEN_EXPIRED",
+      foreign: "NODE_TOKEN_INVALID",
+      what: "node token",
+    } as const;
+    return this.#verify(token, AUDIENCE.node, NodeClaimsSchema, kinds, REFRESH_GRACE_SECS);
+  }
+
   async verifyOperator(token: string): Promise<OperatorClaims> {
     const kinds = {
       malformed: "UNAUTHENTICATED",
@@ -172,13 +186,14 @@ export class TokenAuthority {
     audience: string,
     schema: S,
     kinds: ErrorKinds,
+    toleranceSecs = EXPIRY_LEEWAY_SECS,
   ): Promise<z.infer<S>> {
     try {
       const { payload } = await jwtVerify(token.trim(), this.#jwks, {
         issuer: this.issuer,
         audience,
         algorithms: ["EdDSA"],
-        clockTolerance: EXPIRY_LEEWAY_SECS,
+        clockTolerance: toleranceSecs,
         currentDate: this.#clock(),
       });
       return parseClaims(payload, schema, kinds);

@@ -13,6 +13,7 @@ import type { NodeAuthenticator } from "../app/node_auth.ts";
 import { type DaemonRepository, displayStatus, effectiveStatus } from "../app/daemons.ts";
 import type { Clock } from "../app/clock.ts";
 import type { RevocationService } from "../app/revocation.ts";
+import type { KeyRotationService } from "../app/rotation.ts";
 import { remoteAddr } from "./context.ts";
 import { guarded, type Log, wireError } from "./boundary.ts";
 
@@ -22,6 +23,7 @@ export interface NodeClusterDeps {
   auth: NodeAuthenticator;
   daemons: DaemonRepository;
   revocation: RevocationService;
+  rotation: KeyRotationService;
   clock: Clock;
   heartbeatIntervalSecs: number;
   log: Log;
@@ -42,6 +44,7 @@ export function nodeClusterService(
         os: request.os,
         arch: request.arch,
         clientTime: request.clientTime ? timestampDate(request.clientTime) : undefined,
+        nodeToken: request.nodeToken || undefined,
         remoteAddr: remoteAddr(ctx),
       });
       return {
@@ -53,10 +56,25 @@ export function nodeClusterService(
     }),
 
     challengeNode: guarded(log, async (request) => {
+      if (request.proof.case === "nodeToken") {
+        const node = await deps.enrollment.reattest({
+          challengeId: request.challengeId,
+          signature: request.signature,
+          nodeToken: request.proof.value,
+        });
+        const issued = await deps.rotation.refresh(node);
+        log(`node ${node.nodeId} refreshed its token`);
+        return {
+          nodeId: node.nodeId,
+          tenantId: node.tenantId,
+          nodeSecurityToken: issued.token,
+          tokenExpiresAt: timestampFromDate(issued.expiresAt),
+        };
+      }
       if (request.proof.case !== "bootstrapProof") {
         throw new AegisError(
           "INVALID_ARGUMENT",
-          "ChallengeNode needs an enrollment token as bootstrap_proof",
+          "ChallengeNode needs an enrollment token or a node token",
         );
       }
       const enrolled = await deps.enrollment.enroll({
@@ -103,6 +121,16 @@ export function nodeClusterService(
         pump.catch(() => {});
       }
     },
+
+    rotateEdgeKey: guarded(log, async (envelope) => {
+      const issued = await deps.rotation.rotate(envelope);
+      log(`a node rotated its key to ${issued.fingerprint}`);
+      return {
+        nodeSecurityToken: issued.token,
+        tokenExpiresAt: timestampFromDate(issued.expiresAt),
+        keyFingerprint: issued.fingerprint,
+      };
+    }),
 
     deregisterNode: guarded(log, async (envelope) => {
       const { node, payload } = await deps.auth.openUnary(envelope);

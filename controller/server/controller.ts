@@ -20,6 +20,7 @@ import { NodeAuthenticator } from "../app/node_auth.ts";
 import { EdgeHub } from "../app/edge_sessions.ts";
 import { ToolCallService } from "../app/tool_calls.ts";
 import { RevocationService } from "../app/revocation.ts";
+import { KeyRotationService } from "../app/rotation.ts";
 import { nodeClusterService } from "../rpc/node_cluster.ts";
 import { healthService } from "../rpc/health.ts";
 import { contextValuesFor } from "../rpc/context.ts";
@@ -95,11 +96,12 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const heartbeatIntervalSecs = config.edge.heartbeat_interval_secs;
 
   const daemons = new DaemonRepository(db, clock);
-  const auth = new NodeAuthenticator(db, tokens, clock);
+  const auth = new NodeAuthenticator(db, tokens, clock, overlapMs(config));
   const enrollment = new EnrollmentService(
     db,
     tokens,
     new RateLimiter(config.edge.attest_rate_limit_per_min, 60_000),
+    auth,
     {
       publicEndpoint,
       enrollmentTtlSecs: config.edge.enrollment_token_ttl_secs,
@@ -114,12 +116,17 @@ export async function startController(options: ControllerOptions): Promise<Runni
 
   const calls = new ToolCallService(db, daemons, hub, relayId, clock);
   const revocation = new RevocationService(db, hub, clock);
+  const rotation = new KeyRotationService(db, auth, tokens, hub, clock, {
+    nodeTokenTtlSecs: config.edge.node_token_ttl_secs,
+    overlapMs: overlapMs(config),
+  });
   await calls.interruptOrphans();
   const api = createApi({
     tokens,
     enrollment,
     daemons,
     calls,
+    revocation,
     clock,
     heartbeatIntervalSecs,
     role: config.cluster.role,
@@ -137,6 +144,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
           auth,
           daemons,
           revocation,
+          rotation,
           clock,
           heartbeatIntervalSecs,
           log,
@@ -148,7 +156,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
     fallback: fallback as never,
   }) as RequestHandler;
 
-  const pruning = setInterval(() => enrollment.pruneChallenges().catch(() => {}), 60_000);
+  const pruning = setInterval(() => enrollment.pruneExpired().catch(() => {}), 60_000);
   Deno.unrefTimer(pruning);
 
   return {
@@ -169,4 +177,9 @@ export async function startController(options: ControllerOptions): Promise<Runni
 
 export function signingKeyPath(config: ControllerConfig, dataDir: string): string {
   return config.auth.signing_key_file ?? join(dataDir, "signing-key.jwk");
+}
+
+/** Old credentials stay good on a live stream this long after a rotation: several heartbeats. */
+function overlapMs(config: ControllerConfig): number {
+  return Math.max(60, 3 * config.edge.heartbeat_interval_secs, config.edge.key_overlap_secs) * 1000;
 }

@@ -95,6 +95,23 @@ CREATE INDEX tool_calls_node ON tool_calls (node_id, started_at DESC);
 CREATE INDEX tool_calls_running ON tool_calls (relay_id) WHERE status = 'running';
 `,
   },
+  {
+    version: 3,
+    name: "key rotation overlap",
+    sql: `
+ALTER TABLE edge_daemons ADD COLUMN previous_public_key text;
+ALTER TABLE edge_daemons ADD COLUMN previous_key_fingerprint text;
+ALTER TABLE edge_daemons ADD COLUMN rotated_at timestamptz;
+ALTER TABLE edge_daemons ADD COLUMN rotations integer NOT NULL DEFAULT 0;
+-- Nonces of requests that change state (rotations), so a captured one cannot be sent again.
+CREATE TABLE used_nonces (
+  nonce text PRIMARY KEY,
+  node_id text NOT NULL,
+  expires_at timestamptz NOT NULL
+);
+CREATE INDEX used_nonces_expires ON used_nonces (expires_at);
+`,
+  },
 ];
 
 // Arbitrary but fixed: every aegis binary must agree on it. Fits in int4 to dodge int8 params.

@@ -11,6 +11,7 @@ const TABLES = [
   "revoked_tokens",
   "schema_migrations",
   "tool_calls",
+  "used_nonces",
 ];
 
 async function tables(db: Db): Promise<string[]> {

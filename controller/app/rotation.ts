@@ -1,0 +1,179 @@
+// Key rotation and token refresh on the controller. Rotation needs two signatures: the envelope's
+// by the current key (authority) and the new key's over the rotation bytes (possession). The
+// database change is one transaction: new public key, old token blacklisted, new token bound
+// to the new key. A host that crashed after the commit can finish with the same new key while
+// the overlap window lasts, so it is never locked out.
+import type { SealNodeEnvelope } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
+import { AegisError } from "../../shared/errors.ts";
+import { NodePublicKey } from "../../shared/crypto/node_key.ts";
+import { rotationBytes } from "../../shared/crypto/signed_bytes.ts";
+import { faultPoint } from "../../shared/faults.ts";
+import { toBase64 } from "../../shared/crypto/encoding.ts";
+import type { Db, Queryable } from "../store/db.ts";
+import type { Clock } from "./clock.ts";
+import type { TokenAuthority } from "./tokens.ts";
+import type { AuthenticatedNode, NodeAuthenticator } from "./node_auth.ts";
+import type { EdgeHub } from "./edge_sessions.ts";
+
+/** Longer than the freshness window of unary envelopes, after which a replay fails anyway. */
+const NONCE_TTL_MS = 15 * 60_000;
+
+export interface IssuedNodeToken {
+  token: string;
+  expiresAt: Date;
+  fingerprint: string;
+}
+
+export class KeyRotationService {
+  constructor(
+    private readonly db: Db,
+    private readonly auth: NodeAuthenticator,
+    private readonly tokens: TokenAuthority,
+    private readonly hub: EdgeHub,
+    private readonly clock: Clock,
+    private readonly settings: { nodeTokenTtlSecs: number; overlapMs: number },
+  ) {}
+
+  async rotate(envelope: SealNodeEnvelope): Promise<IssuedNodeToken> {
+    const { node, payload } = await this.auth.openUnary(envelope, { allowPreviousKey: true });
+    if (payload.body.case !== "rotate") {
+      throw new AegisError("INVALID_ARGUMENT", "RotateEdgeKey needs a rotate payload");
+    }
+    const request = payload.body.value;
+    let newKey: NodePublicKey;
+    try {
+      newKey = new NodePublicKey(request.newPublicKey);
+    } catch {
+      throw new AegisError("INVALID_ARGUMENT", "the new public key is not a 32-byte Ed25519 key");
+    }
+    const signed = rotationBytes(
+      node.nodeId,
+      node.publicKey.bytes,
+      newKey.bytes,
+      payload.streamNonce,
+    );
+    if (!newKey.verify(request.newKeySignature, signed)) {
+      throw new AegisError(
+        "SIGNATURE_INVALID",
+        "the new key did not sign the rotation (proof of possession failed); nothing was changed",
+      );
+    }
+    if (newKey.equals(node.publicKey)) {
+      throw new AegisError("INVALID_ARGUMENT", "the new key is the current key");
+    }
+    const fingerprint = await newKey.fingerprint();
+    const nonce = toBase64(payload.streamNonce);
+    const issued = await this.db.transaction(async (tx) => {
+      await this.#spendNonce(tx, nonce, node.nodeId);
+      return await (
+        node.previousKey
+          ? this.#finishInterrupted(tx, node, fingerprint)
+          : this.#commit(tx, node, newKey, fingerprint)
+      );
+    });
+    this.hub.get(node.nodeId)?.credentialsReplaced(this.settings.overlapMs);
+    return issued;
+  }
+
+  /** A fresh token for the same key (`aegis edge token refresh`); the old one is blacklisted. */
+  async refresh(node: AuthenticatedNode): Promise<IssuedNodeToken> {
+    const issued = await this.db.transaction(async (tx) => {
+      const next = await this.#issue(tx, node.nodeId, node.tenantId, node.fingerprint);
+      await this.#blacklist(tx, node, "refreshed");
+      return next;
+    });
+    this.hub.get(node.nodeId)?.credentialsReplaced(this.settings.overlapMs);
+    return issued;
+  }
+
+  async #commit(
+    tx: Queryable,
+    node: AuthenticatedNode,
+    newKey: NodePublicKey,
+    fingerprint: string,
+  ) {
+    const rows = await tx.query(
+      `UPDATE edge_daemons SET previous_public_key = public_key, previous_key_fingerprint = key_fingerprint,
+              public_key = $3, key_fingerprint = $4, rotated_at = $5, rotations = rotations + 1
+         WHERE node_id = $1 AND key_fingerprint = $2 AND status <> 'revoked' RETURNING node_id`,
+      [node.nodeId, node.fingerprint, newKey.toBase64(), fingerprint, this.clock()],
+    );
+    if (rows.length === 0) {
+      throw new AegisError(
+        "CONFLICT",
+        "the node's key changed while this rotation ran; nothing was changed",
+      );
+    }
+    faultPoint("controller.rotate.after_key_update");
+    await this.#blacklist(tx, node, "rotated");
+    return await this.#issue(tx, node.nodeId, node.tenantId, fingerprint);
+  }
+
+  /** The same rotation again, signed by the key it replaced: the host never stored its token. */
+  async #finishInterrupted(tx: Queryable, node: AuthenticatedNode, fingerprint: string) {
+    const rows = await tx.query<{ key_fingerprint: string }>(
+      `SELECT key_fingerprint FROM edge_daemons WHERE node_id = $1 AND status <> 'revoked'`,
+      [node.nodeId],
+    );
+    if (rows[0]?.key_fingerprint !== fingerprint) {
+      throw new AegisError(
+        "NODE_TOKEN_INVALID",
+        "this node token was replaced by a rotation to a different key",
+      );
+    }
+    return await this.#issue(tx, node.nodeId, node.tenantId, fingerprint);
+  }
+
+  async #spendNonce(tx: Queryable, nonce: string, nodeId: string) {
+    if (nonce.length < 16) {
+      throw new AegisError("INVALID_ARGUMENT", "a rotation needs a fresh nonce");
+    }
+    const spent = await tx.query(
+      `INSERT INTO used_nonces (nonce, node_id, expires_at) VALUES ($1, $2, $3)
+       ON CONFLICT (nonce) DO NOTHING RETURNING nonce`,
+      [nonce, nodeId, new Date(this.clock().getTime() + NONCE_TTL_MS)],
+    );
+    if (spent.length === 0) {
+      throw new AegisError(
+        "REPLAYED",
+        "this rotation request was already used (replay); nothing was changed",
+      );
+    }
+  }
+
+  async #blacklist(tx: Queryable, node: AuthenticatedNode, reason: string) {
+    await tx.query(
+      `INSERT INTO revoked_tokens (jti, node_id, reason, expires_at) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (jti) DO NOTHING`,
+      [node.claims.jti, node.nodeId, reason, new Date(node.claims.exp * 1000)],
+    );
+  }
+
+  async #issue(
+    tx: Queryable,
+    nodeId: string,
+    tenantId: string,
+    fingerprint: string,
+  ): Promise<IssuedNodeToken> {
+    const issued = await this.tokens.issueNode({
+      nodeId,
+      tenantId,
+      keyFingerprint: fingerprint,
+      ttlSecs: this.settings.nodeTokenTtlSecs,
+    });
+    const expiresAt = new Date(issued.claims.exp * 1000);
+    // Any token issued before for this node (say, by an interrupted attempt) is superseded.
+    await tx.query(
+      `INSERT INTO revoked_tokens (jti, node_id, reason, expires_at)
+         SELECT token_jti, node_id, 'superseded', COALESCE(token_expires_at, $3) FROM edge_daemons
+          WHERE node_id = $1 AND token_jti IS NOT NULL AND token_jti <> $2
+       ON CONFLICT (jti) DO NOTHING`,
+      [nodeId, issued.claims.jti, this.clock()],
+    );
+    await tx.query(
+      `UPDATE edge_daemons SET token_jti = $2, token_expires_at = $3 WHERE node_id = $1`,
+      [nodeId, issued.claims.jti, expiresAt],
+    );
+    return { token: issued.token, expiresAt, fingerprint };
+  }
+}
