@@ -160,7 +160,7 @@ Deno.test(
       assert.equal(shown.status, "Connected");
       const archived = [...Deno.readDirSync(`${host.home}/.aegis/edge/archive`)].map((e) => e.name);
       assert.ok(
-        archived.some((n) => /^\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ\.key$/.test(n)),
+        archived.some((n) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\.key$/.test(n)),
         archived.join(),
       );
 

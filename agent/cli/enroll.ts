@@ -2,7 +2,7 @@
 import { select } from "@inquirer/prompts";
 import { AegisError } from "../../shared/errors.ts";
 import { decodeEnrollmentToken } from "../../shared/tokens/claims.ts";
-import { parseEndpoint } from "../../shared/endpoint.ts";
+import { parseEndpointList } from "../../shared/endpoint.ts";
 import type { Io } from "../../shared/cli/io.ts";
 import type { Command } from "@commander-js/extra-typings";
 import { caFileOption, type CliContext, outputOption } from "./context.ts";
@@ -40,7 +40,7 @@ export async function enroll(
   const json = options.output === "json";
   const token = await readToken(tokenArg, options.tokenFile);
   const claims = decodeEnrollmentToken(token);
-  const endpoint = parseEndpoint(claims.cep);
+  const endpoint = parseEndpointList(claims.cep)[0];
   const env = Deno.env.toObject();
   const home = homeDir(env);
   const paths = edgePaths(home);

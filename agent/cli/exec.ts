@@ -8,6 +8,7 @@ import { fromBase64 } from "../../shared/crypto/encoding.ts";
 import type { Io } from "../../shared/cli/io.ts";
 import { OperatorApi, resolveTarget, type TargetOptions } from "../operator/api_client.ts";
 import type { CliContext } from "./context.ts";
+import { readNdjson } from "./ndjson.ts";
 
 export interface ExecOptions extends TargetOptions {
   timeout: string;
@@ -79,7 +80,7 @@ export async function exec(
 async function relay(response: Response, io: Io, timeoutSecs: number): Promise<number> {
   const out = new TextDecoder();
   const err = new TextDecoder();
-  for await (const line of ndjson(response.body!)) {
+  for await (const line of readNdjson<Line>(response.body!)) {
     switch (line.type) {
       case "stdout":
         io.out(out.decode(fromBase64(line.data), { stream: true }));
@@ -106,19 +107,6 @@ async function relay(response: Response, io: Io, timeoutSecs: number): Promise<n
     "UNREACHABLE",
     "the controller ended the stream before the command finished",
   );
-}
-
-async function* ndjson(body: ReadableStream<Uint8Array>): AsyncGenerator<Line> {
-  let buffered = "";
-  for await (const text of body.pipeThrough(new TextDecoderStream())) {
-    buffered += text;
-    let newline;
-    while ((newline = buffered.indexOf("\n")) >= 0) {
-      const line = buffered.slice(0, newline).trim();
-      buffered = buffered.slice(newline + 1);
-      if (line) yield JSON.parse(line) as Line;
-    }
-  }
 }
 
 function parseEnv(pairs: string[]): Record<string, string> {

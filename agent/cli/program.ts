@@ -13,6 +13,8 @@ import { registerLogout } from "./logout.ts";
 import { registerSecrets } from "./secrets.ts";
 import { registerService } from "./service.ts";
 import { registerKeys } from "./keys.ts";
+import { registerFleet } from "./fleet.ts";
+import { registerTags } from "./tags.ts";
 
 export function buildProgram(io: Io, setExit: (code: number) => void) {
   const program = new Command("aegis")
@@ -32,6 +34,8 @@ export function buildProgram(io: Io, setExit: (code: number) => void) {
     registerSecrets,
     registerService,
     registerKeys,
+    registerFleet,
+    registerTags,
   ];
   for (const register of commands) register(edge, ctx);
   return program;

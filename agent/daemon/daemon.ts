@@ -11,7 +11,8 @@ import { createNodeClient } from "../client/node_client.ts";
 import { EdgeConnection } from "./connection.ts";
 import { backoffDelay, sleep } from "./backoff.ts";
 import { type DaemonState, readDaemonState, writeDaemonState } from "./state.ts";
-import { toolCallRequest, ToolRunner } from "../tools/mod.ts";
+import { type Emit, toolCallRequest, ToolRunner } from "../tools/mod.ts";
+import { isNodeTool, runNodeTool } from "./node_tools.ts";
 import { secretResolver } from "../secrets/store.ts";
 import { readTextIfExists } from "../../shared/fs/atomic.ts";
 import { refreshToken } from "../keys/refresh.ts";
@@ -48,9 +49,10 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     resolveSecret: secretResolver(paths.secrets),
     log,
   };
-  const runner = new ToolRunner(toolContext, (callId, event) => {
+  const emit: Emit = (callId, event) => {
     link.current?.send({ case: "toolEvent", value: { callId, event } as never });
-  });
+  };
+  const runner = new ToolRunner(toolContext, emit);
   signal.addEventListener("abort", () => void runner.shutdown(), { once: true });
 
   while (!signal.aborted) {
@@ -61,7 +63,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
         identity,
         endpoint,
         options,
-        { runner, link },
+        { runner, link, emit },
         () => failures = 0,
       );
     } catch (error) {
@@ -98,7 +100,7 @@ async function serveOneStream(
   identity: Identity,
   endpoint: Endpoint,
   options: DaemonOptions,
-  tools: { runner: ToolRunner; link: StreamLink },
+  tools: { runner: ToolRunner; link: StreamLink; emit: Emit },
   onConnected: () => void,
 ): Promise<number | undefined> {
   const { paths, log, signal } = options;
@@ -156,7 +158,8 @@ async function serveOneStream(
       if (body.case === "heartbeatAck") {
         await saveState(paths, identity, endpoint, "connected", 0, undefined, new Date());
       } else if (body.case === "toolCall") {
-        tools.runner.start(toolCallRequest(body.value));
+        if (isNodeTool(body.value.tool)) void runNodeTool(body.value, paths, tools.emit, log);
+        else tools.runner.start(toolCallRequest(body.value));
       } else if (body.case === "toolCancel") {
         tools.runner.cancel(body.value.callId, body.value.reason);
       } else if (body.case === "goaway") {

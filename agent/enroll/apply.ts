@@ -10,7 +10,7 @@ import { ensureDir, readTextIfExists, writeFileAtomic } from "../../shared/fs/at
 import { NodePrivateKey } from "../../shared/crypto/node_key.ts";
 import { challengeBytes } from "../../shared/crypto/signed_bytes.ts";
 import { type EdgeConfig, parseEdgeConfig } from "../../shared/config/edge_config.ts";
-import type { Endpoint } from "../../shared/endpoint.ts";
+import { type Endpoint, parseEndpointList } from "../../shared/endpoint.ts";
 import type { EnrollmentClaims } from "../../shared/tokens/claims.ts";
 import { decodeNodeToken } from "../../shared/tokens/claims.ts";
 import type { EdgePaths } from "../state/paths.ts";
@@ -215,21 +215,23 @@ async function checkStream(
 
 async function writeConfig(input: ApplyInput, action: string, steps: Step[]): Promise<EdgeConfig> {
   const { paths, facts, claims } = input;
-  const template = configTemplate(facts, input.endpoint.raw, claims.name);
+  // The token's cep may list several relays; the host keeps them all for failover.
+  const endpoints = parseEndpointList(claims.cep).map((e) => e.raw);
+  const template = configTemplate(facts, endpoints, claims.name);
   const existingText = await readTextIfExists(paths.config);
   let config: EdgeConfig;
   if (action === "use_existing" && existingText !== undefined) {
     config = parseEdgeConfig(existingText, paths.config);
     // The token decides which controller this host belongs to.
-    if (config.cluster.endpoints.includes(input.endpoint.raw)) {
+    if (config.cluster.endpoints.join(",") === endpoints.join(",")) {
       steps.push({ verb: "Kept", path: paths.config });
       return config;
     }
-    config = { ...config, cluster: { ...config.cluster, endpoints: [input.endpoint.raw] } };
+    config = { ...config, cluster: { ...config.cluster, endpoints } };
   } else if (action === "merge" && existingText !== undefined) {
     parseEdgeConfig(existingText, paths.config); // refuse to merge into something invalid
     config = mergeConfig((parse(existingText) ?? {}) as Record<string, unknown>, template);
-    config.cluster.endpoints = [input.endpoint.raw];
+    config.cluster.endpoints = endpoints;
   } else {
     config = template;
   }

@@ -6,10 +6,10 @@ import {
 } from "../../shared/config/edge_config.ts";
 import type { HostFacts } from "./inspect.ts";
 
-export function configTemplate(facts: HostFacts, endpoint: string, name?: string): EdgeConfig {
+export function configTemplate(facts: HostFacts, endpoints: string[], name?: string): EdgeConfig {
   return EdgeConfigSchema.parse({
     node: { name: name || undefined, labels: { host: facts.hostname.split(".")[0] } },
-    cluster: { role: "edge", endpoints: [endpoint] },
+    cluster: { role: "edge", endpoints },
     edge: { heartbeat_interval_secs: 30 },
     local_tools: facts.localTools,
     mount_points: facts.mountPoints,

@@ -13,7 +13,7 @@ const facts = {
 };
 
 Deno.test("configTemplate() describes the host and the endpoint", () => {
-  const config = configTemplate(facts, "http://127.0.0.1:50056", "web");
+  const config = configTemplate(facts, ["http://127.0.0.1:50056"], "web");
   assert.deepEqual(config.cluster.endpoints, ["http://127.0.0.1:50056"]);
   assert.deepEqual(config.local_tools, ["shell", "docker"]);
   assert.deepEqual(config.node.labels, { host: "web-1" });
@@ -27,7 +27,7 @@ Deno.test("mergeConfig() keeps the person's values and fills the rest", () => {
   const existing = parse(
     "node:\n  labels: { region: home }\nlocal_tools: [shell]\nedge:\n  heartbeat_interval_secs: 10\n",
   );
-  const merged = mergeConfig(existing, configTemplate(facts, "h:1"));
+  const merged = mergeConfig(existing, configTemplate(facts, ["h:1"]));
   assert.deepEqual(merged.node.labels, { region: "home", host: "web-1" });
   assert.deepEqual(merged.local_tools, ["shell"]);
   assert.equal(merged.edge.heartbeat_interval_secs, 10);

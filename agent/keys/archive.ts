@@ -12,7 +12,9 @@ export async function archiveKey(
   now = new Date(),
 ): Promise<string> {
   await ensureDir(archiveDir, 0o700);
-  const name = `${now.toISOString().replace(/\.\d{3}Z$/, "Z").replaceAll(":", "-")}.key`;
+  const stamp = now.toISOString().replace(/\.\d{3}Z$/, "Z");
+  // RFC 3339 as the name; Windows file names cannot hold ":".
+  const name = `${Deno.build.os === "windows" ? stamp.replaceAll(":", "-") : stamp}.key`;
   await writeFileAtomic(join(archiveDir, name), pem, { mode: 0o600 });
   const retention = await readRetention(archiveDir);
   retention[name] = new Date(now.getTime() + keepMs).toISOString();

@@ -11,6 +11,10 @@ import {
 } from "../app/daemons.ts";
 import { type Operator, requireWriter, resolveTenant, tenantsOf } from "../app/operators.ts";
 import type { RevocationService } from "../app/revocation.ts";
+import type { FleetDispatcher } from "../app/fleet/dispatcher.ts";
+import type { Queryable } from "../store/db.ts";
+import { fleetRoutes } from "./fleet.ts";
+import { tagRoutes } from "./tags.ts";
 import type { ToolCallService } from "../app/tool_calls.ts";
 import { callRoute, execRoute } from "./calls.ts";
 import { AegisError } from "../../shared/errors.ts";
@@ -25,6 +29,8 @@ export interface ApiDeps {
   daemons: DaemonRepository;
   calls: ToolCallService;
   revocation: RevocationService;
+  fleet: FleetDispatcher;
+  db: Queryable;
   clock: Clock;
   heartbeatIntervalSecs: number;
   role: string;
@@ -92,6 +98,8 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   });
   v1.post("/edge/hosts/:nodeId/calls", (c) => callRoute(c, deps.calls));
 
+  fleetRoutes(v1, deps.fleet);
+  tagRoutes(v1, { db: deps.db });
   app.route("/v1", v1);
   return app;
 }

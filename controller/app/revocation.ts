@@ -4,12 +4,14 @@ import { AegisError } from "../../shared/errors.ts";
 import type { Db } from "../store/db.ts";
 import type { Clock } from "./clock.ts";
 import type { EdgeHub } from "./edge_sessions.ts";
+import type { RelayBus } from "./relay_bus.ts";
 
 export class RevocationService {
   constructor(
     private readonly db: Db,
     private readonly hub: EdgeHub,
     private readonly clock: Clock,
+    private readonly bus?: RelayBus,
   ) {}
 
   /** Returns false when the node was already revoked (revoking is idempotent). */
@@ -34,6 +36,8 @@ export class RevocationService {
       return true;
     });
     this.dropStream(nodeId);
+    // The stream may be held by another relay.
+    await this.bus?.broadcast("revoked", nodeId);
     return revoked;
   }
 

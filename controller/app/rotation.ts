@@ -14,6 +14,7 @@ import type { Clock } from "./clock.ts";
 import type { TokenAuthority } from "./tokens.ts";
 import type { AuthenticatedNode, NodeAuthenticator } from "./node_auth.ts";
 import type { EdgeHub } from "./edge_sessions.ts";
+import type { RelayBus } from "./relay_bus.ts";
 
 /** Longer than the freshness window of unary envelopes, after which a replay fails anyway. */
 const NONCE_TTL_MS = 15 * 60_000;
@@ -30,6 +31,7 @@ export class KeyRotationService {
     private readonly auth: NodeAuthenticator,
     private readonly tokens: TokenAuthority,
     private readonly hub: EdgeHub,
+    private readonly bus: RelayBus | undefined,
     private readonly clock: Clock,
     private readonly settings: { nodeTokenTtlSecs: number; overlapMs: number },
   ) {}
@@ -71,7 +73,7 @@ export class KeyRotationService {
           : this.#commit(tx, node, newKey, fingerprint)
       );
     });
-    this.hub.get(node.nodeId)?.credentialsReplaced(this.settings.overlapMs);
+    await this.#replaced(node.nodeId);
     return issued;
   }
 
@@ -82,8 +84,14 @@ export class KeyRotationService {
       await this.#blacklist(tx, node, "refreshed");
       return next;
     });
-    this.hub.get(node.nodeId)?.credentialsReplaced(this.settings.overlapMs);
+    await this.#replaced(node.nodeId);
     return issued;
+  }
+
+  /** Streams using the replaced credentials get the overlap window, wherever they are held. */
+  async #replaced(nodeId: string) {
+    this.hub.get(nodeId)?.credentialsReplaced(this.settings.overlapMs);
+    await this.bus?.broadcast("credentials", nodeId, this.settings.overlapMs);
   }
 
   async #commit(

@@ -6,7 +6,8 @@ import type { ToolEvent } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.t
 import { AegisError } from "../../shared/errors.ts";
 import type { Queryable } from "../store/db.ts";
 import type { Clock } from "./clock.ts";
-import type { DaemonRepository } from "./daemons.ts";
+import type { DaemonRecord, DaemonRepository } from "./daemons.ts";
+import type { RelayBus } from "./relay_bus.ts";
 import type { EdgeHub } from "./edge_sessions.ts";
 import { type Operator, requireWriter, tenantsOf } from "./operators.ts";
 
@@ -49,6 +50,7 @@ export class ToolCallService {
     private readonly hub: EdgeHub,
     private readonly relayId: string,
     private readonly clock: Clock,
+    private readonly bus?: RelayBus,
   ) {}
 
   async *execute(
@@ -66,36 +68,34 @@ export class ToolCallService {
     const callId = crypto.randomUUID();
     const started = this.clock();
     await this.#record(callId, host.tenant_id, nodeId, operator.sub, request, started);
-    const session = this.hub.get(nodeId);
-    if (!session) {
+    const route = this.#route(host);
+    if (!route) {
       await this.#finish(callId, started, "offline", { error: "the host is not connected" });
       throw new AegisError("NODE_OFFLINE", `host ${nodeId} is not connected`);
     }
 
     const events = this.hub.calls.open(callId, nodeId);
     const deadline = new Date(started.getTime() + request.timeoutSecs * 1000);
-    session.send({
-      case: "toolCall",
-      value: {
-        callId,
-        tool: request.tool,
-        argumentsJson: JSON.stringify(request.arguments),
-        deadline: timestampFromDate(deadline),
-      } as never,
+    await route.call({
+      callId,
+      nodeId,
+      tool: request.tool,
+      argumentsJson: JSON.stringify(request.arguments),
+      deadline,
     });
     yield { type: "started", call_id: callId, node_id: nodeId };
 
     const giveUp = setTimeout(() => {
-      session.send({ case: "toolCancel", value: { callId, reason: "deadline passed" } as never });
+      route.cancel(callId, nodeId, "deadline passed");
       events.fail(
-        new AegisError("TIMED_OUT", `host ${nodeId} did not finish the call by its deadline`),
+        new AegisError(
+          "TIMED_OUT",
+          `host ${nodeId} did not finish the call by its deadline (${route.where})`,
+        ),
       );
     }, request.timeoutSecs * 1000 + DEADLINE_GRACE_MS);
     const onAbort = () => {
-      session.send({
-        case: "toolCancel",
-        value: { callId, reason: "the caller went away" } as never,
-      });
+      route.cancel(callId, nodeId, "the caller went away");
       events.fail(new AegisError("ABORTED", "cancelled by the caller"));
     };
     signal?.addEventListener("abort", onAbort, { once: true });
@@ -115,6 +115,10 @@ export class ToolCallService {
             outputBytes,
             truncated: out.truncated,
           });
+        } else if (out.type === "refused" && out.code === "NODE_OFFLINE") {
+          ended = true;
+          await this.#finish(callId, started, "offline", { error: out.message });
+          throw new AegisError("NODE_OFFLINE", out.message);
         } else if (out.type === "refused") {
           ended = true;
           await this.#finish(callId, started, "refused", { error: `${out.code}: ${out.message}` });
@@ -138,16 +142,48 @@ export class ToolCallService {
       this.hub.calls.close(callId);
       // The caller stopped reading (its connection went away): stop the remote work too.
       if (!ended) {
-        session.send({
-          case: "toolCancel",
-          value: { callId, reason: "the caller went away" } as never,
-        });
+        route.cancel(callId, nodeId, "the caller went away");
         await this.#finish(callId, started, "cancelled", {
           error: "the caller went away",
           outputBytes,
         });
       }
     }
+  }
+
+  /** Where the node's stream is: on this process, on another relay (via the bus), or nowhere. */
+  #route(host: DaemonRecord): Route | undefined {
+    const session = this.hub.get(host.node_id);
+    if (session) {
+      return {
+        where: `relay ${this.relayId}`,
+        call: (c) => {
+          session.send({
+            case: "toolCall",
+            value: {
+              callId: c.callId,
+              tool: c.tool,
+              argumentsJson: c.argumentsJson,
+              deadline: timestampFromDate(c.deadline),
+            } as never,
+          });
+          return Promise.resolve();
+        },
+        cancel: (callId, _nodeId, reason) =>
+          void session.send({ case: "toolCancel", value: { callId, reason } as never }),
+      };
+    }
+    const relay = host.relay_id;
+    if (!this.bus || !relay || relay === this.relayId || host.status !== "connected") {
+      return undefined;
+    }
+    const bus = this.bus;
+    return {
+      where: `relay ${relay}, which may have gone down`,
+      call: (c) => bus.forwardCall(relay, c),
+      cancel: (callId, nodeId, reason) =>
+        void bus.forwardCancel(relay, callId, nodeId, reason).catch(() => {}),
+    };
   }
 
   async history(nodeId: string, limit = 20): Promise<CallRecord[]> {
@@ -216,6 +252,14 @@ export class ToolCallService {
       ],
     );
   }
+}
+
+interface Route {
+  where: string;
+  call(
+    c: { callId: string; nodeId: string; tool: string; argumentsJson: string; deadline: Date },
+  ): Promise<void>;
+  cancel(callId: string, nodeId: string, reason: string): void;
 }
 
 export interface CallRecord {

@@ -7,7 +7,7 @@ import { getRequestListener } from "@hono/node-server";
 import { NodeClusterService } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
 import { Health } from "../../shared/gen/grpc/health/v1/health_pb.ts";
 import { ensureDir } from "../../shared/fs/atomic.ts";
-import { parseEndpoint } from "../../shared/endpoint.ts";
+import { parseEndpointList } from "../../shared/endpoint.ts";
 import type { ControllerConfig } from "../config.ts";
 import { type Db, openDb } from "../store/db.ts";
 import { loadOrCreateSigningKey } from "../app/signing_key.ts";
@@ -21,6 +21,8 @@ import { EdgeHub } from "../app/edge_sessions.ts";
 import { ToolCallService } from "../app/tool_calls.ts";
 import { RevocationService } from "../app/revocation.ts";
 import { KeyRotationService } from "../app/rotation.ts";
+import { FleetDispatcher } from "../app/fleet/dispatcher.ts";
+import { RelayBus } from "../app/relay_bus.ts";
 import { nodeClusterService } from "../rpc/node_cluster.ts";
 import { healthService } from "../rpc/health.ts";
 import { contextValuesFor } from "../rpc/context.ts";
@@ -91,7 +93,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
 
   const publicEndpoint = config.cluster.ingress.public_endpoint ??
     (tls ? `${hostname()}:${listener.port}` : `http://127.0.0.1:${listener.port}`);
-  parseEndpoint(publicEndpoint); // refuse a malformed ingress.public_endpoint at start-up
+  parseEndpointList(publicEndpoint); // refuse a malformed ingress.public_endpoint at start-up
   const relayId = config.cluster.node_name ?? `${hostname()}:${listener.port}`;
   const heartbeatIntervalSecs = config.edge.heartbeat_interval_secs;
 
@@ -114,19 +116,25 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const released = await daemons.releaseRelay(relayId);
   if (released > 0) log(`marked ${released} stream(s) held before the restart as disconnected`);
 
-  const calls = new ToolCallService(db, daemons, hub, relayId, clock);
-  const revocation = new RevocationService(db, hub, clock);
-  const rotation = new KeyRotationService(db, auth, tokens, hub, clock, {
+  const bus = new RelayBus(db, hub, relayId, log);
+  await bus.start();
+  const calls = new ToolCallService(db, daemons, hub, relayId, clock, bus);
+  const revocation = new RevocationService(db, hub, clock, bus);
+  const rotation = new KeyRotationService(db, auth, tokens, hub, bus, clock, {
     nodeTokenTtlSecs: config.edge.node_token_ttl_secs,
     overlapMs: overlapMs(config),
   });
   await calls.interruptOrphans();
+  const fleet = new FleetDispatcher(db, calls, relayId, clock);
+  await fleet.interruptOrphans();
   const api = createApi({
     tokens,
     enrollment,
     daemons,
     calls,
     revocation,
+    fleet,
+    db,
     clock,
     heartbeatIntervalSecs,
     role: config.cluster.role,
@@ -169,6 +177,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
     async close() {
       clearInterval(pruning);
       hub.drain(Math.min(30_000, hub.size * 10));
+      await bus.stop().catch(() => {});
       await listener.close(1000);
       await db.close();
     },

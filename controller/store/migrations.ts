@@ -112,6 +112,39 @@ CREATE TABLE used_nonces (
 CREATE INDEX used_nonces_expires ON used_nonces (expires_at);
 `,
   },
+  {
+    version: 4,
+    name: "fleet operations",
+    sql: `
+CREATE TABLE fleet_operations (
+  op_id text PRIMARY KEY,
+  tenant_id text NOT NULL,
+  operation text NOT NULL,
+  target text NOT NULL,
+  mode text NOT NULL,
+  on_error text NOT NULL,
+  deadline_secs integer NOT NULL,
+  requested_by text NOT NULL,
+  relay_id text,
+  status text NOT NULL CHECK (status IN ('running','done','stopped','interrupted')),
+  total integer NOT NULL,
+  started_at timestamptz NOT NULL,
+  finished_at timestamptz
+);
+CREATE INDEX fleet_operations_tenant ON fleet_operations (tenant_id, started_at DESC);
+CREATE TABLE fleet_results (
+  op_id text NOT NULL REFERENCES fleet_operations (op_id) ON DELETE CASCADE,
+  node_id text NOT NULL,
+  name text NOT NULL,
+  wave integer NOT NULL,
+  status text NOT NULL CHECK (status IN ('ok','failed','timed_out','offline','skipped')),
+  detail text,
+  exit_code integer,
+  finished_at timestamptz NOT NULL,
+  PRIMARY KEY (op_id, node_id)
+);
+`,
+  },
 ];
 
 // Arbitrary but fixed: every aegis binary must agree on it. Fits in int4 to dodge int8 params.

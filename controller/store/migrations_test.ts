@@ -8,6 +8,8 @@ const TABLES = [
   "attest_challenges",
   "edge_daemons",
   "enrollment_tokens",
+  "fleet_operations",
+  "fleet_results",
   "revoked_tokens",
   "schema_migrations",
   "tool_calls",

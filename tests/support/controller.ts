@@ -26,6 +26,12 @@ export interface ControllerSetup {
   /** Share another controller's database (for restarts or relays). */
   db?: TestDatabase;
   dataDir?: string;
+  role?: "controller" | "relay-coordinator";
+  port?: number;
+  /** Relays that share a database share the signing key too. */
+  signingKeyFile?: string;
+  publicEndpoint?: string;
+  nodeName?: string;
 }
 
 export async function startControllerProcess(
@@ -36,14 +42,19 @@ export async function startControllerProcess(
   const configPath = `${dataDir}/aegis-config.yaml`;
   const yaml = [
     "cluster:",
-    "  role: controller",
+    `  role: ${setup.role ?? "controller"}`,
     "  bind_address: 127.0.0.1",
+    ...(setup.nodeName ? [`  node_name: ${setup.nodeName}`] : []),
+    ...(setup.publicEndpoint
+      ? ["  ingress:", `    public_endpoint: "${setup.publicEndpoint}"`]
+      : []),
+    ...(setup.signingKeyFile ? ["auth:", `  signing_key_file: "${setup.signingKeyFile}"`] : []),
     ...(db.dsn ? ["postgres:", `  dsn: "${db.dsn}"`] : []),
     ...(setup.edge ? ["edge:", ...setup.edge.split("\n").map((l) => `  ${l}`)] : []),
   ].join("\n");
   await Deno.writeTextFile(configPath, yaml + "\n");
 
-  let port = 0;
+  let port = setup.port ?? 0;
   const launch = async () => {
     const proc = new Background(CONTROLLER_MAIN, [
       "run",

@@ -1,0 +1,62 @@
+// Tools the daemon runs on itself when the controller asks over the stream: a fleet key rotation
+// or token refresh. Only the daemon holds the key, so the controller can ask but never do.
+import type { ToolCall } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
+import { AegisError } from "../../shared/errors.ts";
+import { parseDuration } from "../../shared/duration.ts";
+import type { EdgePaths } from "../state/paths.ts";
+import { rotateKey } from "../keys/rotate.ts";
+import { refreshToken } from "../keys/refresh.ts";
+import type { Emit } from "../tools/types.ts";
+
+export function isNodeTool(tool: string): boolean {
+  return tool.startsWith("node.");
+}
+
+/** One at a time: two rotations racing on the same files would lose one. */
+let busy = false;
+
+export async function runNodeTool(
+  call: ToolCall,
+  paths: EdgePaths,
+  emit: Emit,
+  log: (m: string) => void,
+) {
+  const started = Date.now();
+  const refuse = (code: string, message: string) =>
+    emit(call.callId, { case: "refused", value: { code, message } as never });
+  if (busy) {
+    return refuse("BUSY", "a key rotation or token refresh is already running on this host");
+  }
+  busy = true;
+  try {
+    let result: Record<string, unknown>;
+    if (call.tool === "node.rotate_key") {
+      const args = JSON.parse(call.argumentsJson || "{}") as { keep_old?: string };
+      const rotated = await rotateKey(paths, parseDuration(args.keep_old ?? "24h", "keep_old"));
+      log(`rotated the node key on the controller's request: now ${rotated.newFingerprint}`);
+      result = {
+        key_fingerprint: rotated.newFingerprint,
+        token_expires: rotated.tokenExpires.toISOString(),
+      };
+    } else if (call.tool === "node.refresh_token") {
+      const refreshed = await refreshToken(paths);
+      log("refreshed the node token on the controller's request");
+      result = { token_expires: refreshed.expires.toISOString() };
+    } else {
+      return refuse("UNKNOWN_TOOL", `this daemon has no tool ${call.tool}`);
+    }
+    emit(call.callId, {
+      case: "exit",
+      value: {
+        exitCode: 0,
+        durationMs: BigInt(Date.now() - started),
+        resultJson: JSON.stringify(result),
+      } as never,
+    });
+  } catch (error) {
+    const aegis = error instanceof AegisError ? error : new AegisError("INTERNAL", String(error));
+    refuse(aegis.code, aegis.message);
+  } finally {
+    busy = false;
+  }
+}

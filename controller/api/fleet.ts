@@ -1,0 +1,52 @@
+// Fleet operations over REST. Like tool calls, progress streams as NDJSON, one event a line;
+// `GET /v1/edge/fleet/operations/:opId` returns the kept results later.
+import type { Hono } from "hono";
+import { stream } from "hono/streaming";
+import { z } from "zod";
+import { toAegisError } from "../../shared/errors.ts";
+import { type FleetDispatcher, type OperationName, OPERATIONS } from "../app/fleet/dispatcher.ts";
+import { parseErrorPolicy, parseMode } from "../app/fleet/policy.ts";
+import type { ApiEnv } from "./auth.ts";
+import { parseBody } from "./validation.ts";
+
+const FleetBody = z.object({
+  operation: z.enum(Object.keys(OPERATIONS) as [OperationName, ...OperationName[]]),
+  target: z.string().min(1),
+  mode: z.string().default("rolling=5"),
+  on_error: z.string().default("continue"),
+  deadline_secs: z.number().int().min(1).max(86400).default(60),
+  arguments: z.record(z.string(), z.unknown()).default({}),
+  tenant_id: z.string().optional(),
+}).strict();
+
+export function fleetRoutes(v1: Hono<ApiEnv>, fleet: FleetDispatcher): void {
+  v1.post("/edge/fleet/operations", async (c) => {
+    const body = await parseBody(c, FleetBody);
+    const events = fleet.run(c.get("operator"), {
+      operation: body.operation,
+      target: body.target,
+      mode: parseMode(body.mode),
+      onError: parseErrorPolicy(body.on_error),
+      deadlineSecs: body.deadline_secs,
+      arguments: body.arguments,
+      tenantId: body.tenant_id,
+    });
+    // The first event proves the target resolved; errors before it are plain HTTP errors.
+    const first = await events.next();
+    c.header("content-type", "application/x-ndjson");
+    return stream(c, async (out) => {
+      const write = (event: unknown) => out.write(JSON.stringify(event) + "\n");
+      try {
+        if (!first.done) await write(first.value);
+        for await (const event of events) await write(event);
+      } catch (error) {
+        await write({ type: "error", error: toAegisError(error).toJSON() });
+      }
+    });
+  });
+
+  v1.get(
+    "/edge/fleet/operations/:opId",
+    async (c) => c.json(await fleet.show(c.get("operator"), c.req.param("opId"))),
+  );
+}

@@ -1,0 +1,258 @@
+// Fleet operations: one operation over the hosts a target selects, in waves (sequential,
+// rolling=N, parallel), with a failure policy (continue, stop-after=N, fail-fast) and a deadline
+// per node. Each node's work is an ordinary tool call, so it lands in that host's history too.
+// The bookkeeping (operation, per-node results) lives here, on the controller, and is kept.
+import { AegisError } from "../../../shared/errors.ts";
+import type { Queryable } from "../../store/db.ts";
+import type { Clock } from "../clock.ts";
+import type { DaemonRecord } from "../daemons.ts";
+import { type Operator, requireWriter, resolveTenant } from "../operators.ts";
+import type { CallEvent, CallRequest, ToolCallService } from "../tool_calls.ts";
+import { describeTarget, parseTarget, resolveTarget } from "./target.ts";
+import { type ErrorPolicy, type FleetMode, waves } from "./policy.ts";
+
+export const OPERATIONS = {
+  "keys.rotate": { tool: "node.rotate_key", done: "rotated" },
+  "token.refresh": { tool: "node.refresh_token", done: "refreshed" },
+  "exec": { tool: "cmd.run", done: "ok" },
+} as const;
+export type OperationName = keyof typeof OPERATIONS;
+
+export interface FleetRequest {
+  operation: OperationName;
+  target: string;
+  mode: FleetMode;
+  onError: ErrorPolicy;
+  deadlineSecs: number;
+  arguments: Record<string, unknown>;
+  tenantId?: string;
+}
+
+export type NodeOutcome = "ok" | "failed" | "timed_out" | "offline" | "skipped";
+
+export type FleetEvent =
+  | {
+    type: "operation";
+    op_id: string;
+    operation: string;
+    target: string;
+    total: number;
+    mode: string;
+    on_error: string;
+  }
+  | { type: "wave"; wave: number; size: number; total: number }
+  | {
+    type: "result";
+    node_id: string;
+    name: string;
+    wave: number;
+    status: NodeOutcome;
+    detail: string;
+    exit_code: number | null;
+  }
+  | {
+    type: "summary";
+    op_id: string;
+    status: "done" | "stopped";
+    counts: Record<NodeOutcome, number>;
+    reason?: string;
+  };
+
+export class FleetDispatcher {
+  constructor(
+    private readonly db: Queryable,
+    private readonly calls: ToolCallService,
+    private readonly relayId: string,
+    private readonly clock: Clock,
+  ) {}
+
+  async *run(operator: Operator, request: FleetRequest): AsyncGenerator<FleetEvent> {
+    requireWriter(operator, `run fleet operation ${request.operation}`);
+    const tenant = resolveTenant(operator, request.tenantId);
+    const target = parseTarget(request.target);
+    const hosts = await resolveTarget(this.db, [tenant], target);
+    if (hosts.length === 0) {
+      throw new AegisError("NOT_FOUND", `no hosts match --target ${describeTarget(target)}`);
+    }
+    const opId = `op-${crypto.randomUUID().slice(0, 8)}`;
+    await this.db.query(
+      `INSERT INTO fleet_operations (op_id, tenant_id, operation, target, mode, on_error, deadline_secs,
+         requested_by, relay_id, status, total, started_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'running', $10, $11)`,
+      [
+        opId,
+        tenant,
+        request.operation,
+        describeTarget(target),
+        request.mode.label,
+        request.onError.label,
+        request.deadlineSecs,
+        operator.sub,
+        this.relayId,
+        hosts.length,
+        this.clock(),
+      ],
+    );
+    yield {
+      type: "operation",
+      op_id: opId,
+      operation: request.operation,
+      target: describeTarget(target),
+      total: hosts.length,
+      mode: request.mode.label,
+      on_error: request.onError.label,
+    };
+
+    const counts: Record<NodeOutcome, number> = {
+      ok: 0,
+      failed: 0,
+      timed_out: 0,
+      offline: 0,
+      skipped: 0,
+    };
+    let stopReason: string | undefined;
+    const batches = waves(hosts, request.mode);
+    for (const [index, batch] of batches.entries()) {
+      const wave = index + 1;
+      if (stopReason) {
+        for (const host of batch) {
+          yield await this.#record(opId, host, wave, "skipped", stopReason, null, counts);
+        }
+        continue;
+      }
+      yield { type: "wave", wave, size: batch.length, total: hosts.length };
+      // Results are reported as they arrive, not in wave order.
+      const pending = new Map(
+        batch.map((host) => [host.node_id, this.#runOne(operator, host, request)]),
+      );
+      while (pending.size > 0) {
+        const [nodeId, outcome] = await Promise.race(
+          [...pending].map(([id, p]) => p.then((o) => [id, o] as const)),
+        );
+        pending.delete(nodeId);
+        const host = batch.find((h) => h.node_id === nodeId)!;
+        yield await this.#record(
+          opId,
+          host,
+          wave,
+          outcome.status,
+          outcome.detail,
+          outcome.exitCode,
+          counts,
+        );
+      }
+      const failures = counts.failed + counts.timed_out + counts.offline;
+      if (failures >= request.onError.stopAfter) {
+        stopReason = `stopped after ${failures} failure(s) (--on-error ${request.onError.label})`;
+      }
+    }
+    const status = stopReason ? "stopped" : "done";
+    await this.db.query(
+      `UPDATE fleet_operations SET status = $2, finished_at = $3 WHERE op_id = $1`,
+      [
+        opId,
+        status,
+        this.clock(),
+      ],
+    );
+    yield {
+      type: "summary",
+      op_id: opId,
+      status,
+      counts,
+      ...(stopReason ? { reason: stopReason } : {}),
+    };
+  }
+
+  async show(operator: Operator, opId: string) {
+    const ops = await this.db.query<Record<string, unknown> & { tenant_id: string }>(
+      `SELECT * FROM fleet_operations WHERE op_id = $1`,
+      [opId],
+    );
+    const op = ops[0];
+    if (!op || ![operator.tenant_id, ...operator.tenants].includes(op.tenant_id)) {
+      throw new AegisError("NOT_FOUND", `no fleet operation ${opId}`);
+    }
+    const results = await this.db.query(
+      `SELECT node_id, name, wave, status, detail, exit_code, finished_at FROM fleet_results
+        WHERE op_id = $1 ORDER BY wave, finished_at`,
+      [opId],
+    );
+    return { ...op, results };
+  }
+
+  /** At start-up: operations this process was driving when it stopped did not finish. */
+  async interruptOrphans(): Promise<void> {
+    await this.db.query(
+      `UPDATE fleet_operations SET status = 'interrupted', finished_at = $2 WHERE relay_id = $1 AND status = 'running'`,
+      [this.relayId, this.clock()],
+    );
+  }
+
+  async #runOne(operator: Operator, host: DaemonRecord, request: FleetRequest) {
+    const spec = OPERATIONS[request.operation];
+    const call: CallRequest = {
+      tool: spec.tool,
+      arguments: request.arguments,
+      timeoutSecs: request.deadlineSecs,
+    };
+    let last: CallEvent | undefined;
+    try {
+      for await (const event of this.calls.execute(operator, host.node_id, call)) last = event;
+    } catch (error) {
+      const aegis = error instanceof AegisError ? error : new AegisError("INTERNAL", String(error));
+      const status: NodeOutcome = aegis.code === "NODE_OFFLINE"
+        ? "offline"
+        : aegis.code === "TIMED_OUT"
+        ? "timed_out"
+        : "failed";
+      return { status, detail: aegis.message, exitCode: null };
+    }
+    if (last?.type === "exit") {
+      if (last.timed_out) {
+        return {
+          status: "timed_out" as const,
+          detail: `deadline ${request.deadlineSecs}s passed`,
+          exitCode: last.exit_code,
+        };
+      }
+      return last.exit_code === 0
+        ? { status: "ok" as const, detail: spec.done, exitCode: 0 }
+        : { status: "failed" as const, detail: `exit ${last.exit_code}`, exitCode: last.exit_code };
+    }
+    if (last?.type === "refused") {
+      return { status: "failed" as const, detail: last.message, exitCode: null };
+    }
+    return {
+      status: "failed" as const,
+      detail: "the host ended the call without a result",
+      exitCode: null,
+    };
+  }
+
+  async #record(
+    opId: string,
+    host: DaemonRecord,
+    wave: number,
+    status: NodeOutcome,
+    detail: string,
+    exitCode: number | null,
+    counts: Record<NodeOutcome, number>,
+  ): Promise<FleetEvent> {
+    counts[status]++;
+    await this.db.query(
+      `INSERT INTO fleet_results (op_id, node_id, name, wave, status, detail, exit_code, finished_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+      [opId, host.node_id, host.name, wave, status, detail, exitCode, this.clock()],
+    );
+    return {
+      type: "result",
+      node_id: host.node_id,
+      name: host.name,
+      wave,
+      status,
+      detail,
+      exit_code: exitCode,
+    };
+  }
+}
