@@ -12,8 +12,8 @@ export function isNodeTool(tool: string): boolean {
   return tool.startsWith("node.");
 }
 
-/** One at a time: two rotations racing on the same files would lose one. */
-let busy = false;
+/** One at a time per state directory: two rotations racing on the same files would lose one. */
+const busy = new Set<string>();
 
 export async function runNodeTool(
   call: ToolCall,
@@ -24,10 +24,10 @@ export async function runNodeTool(
   const started = Date.now();
   const refuse = (code: string, message: string) =>
     emit(call.callId, { case: "refused", value: { code, message } as never });
-  if (busy) {
+  if (busy.has(paths.dir)) {
     return refuse("BUSY", "a key rotation or token refresh is already running on this host");
   }
-  busy = true;
+  busy.add(paths.dir);
   try {
     let result: Record<string, unknown>;
     if (call.tool === "node.rotate_key") {
@@ -57,6 +57,6 @@ export async function runNodeTool(
     const aegis = error instanceof AegisError ? error : new AegisError("INTERNAL", String(error));
     refuse(aegis.code, aegis.message);
   } finally {
-    busy = false;
+    busy.delete(paths.dir);
   }
 }
