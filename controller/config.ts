@@ -1,9 +1,8 @@
 // The controller's aegis-config.yaml (the same file shape for a controller and a relay
 // coordinator). Strings written as $NAME or ${NAME} are taken from the environment.
 import { z } from "zod";
-import { parse } from "yaml";
 import { AegisError } from "../shared/errors.ts";
-import { configError } from "../shared/config/zod_error.ts";
+import { parseYamlConfig } from "../shared/config/yaml_config.ts";
 
 export const ROLES = ["controller", "relay-coordinator"] as const;
 export type ControllerRole = typeof ROLES[number];
@@ -60,19 +59,12 @@ export function parseControllerConfig(
   source: string,
   env: Record<string, string | undefined> = Deno.env.toObject(),
 ): ControllerConfig {
-  let raw: unknown;
-  try {
-    raw = parse(text) ?? {};
-  } catch (error) {
-    throw new AegisError(
-      "CONFIG_INVALID",
-      `${source} is not valid YAML: ${(error as Error).message}`,
-    );
-  }
-  const interpolated = interpolateEnv(raw, env, source, []);
-  const result = ControllerConfigSchema.safeParse(interpolated);
-  if (!result.success) throw configError(source, result.error);
-  const config = result.data;
+  const config = parseYamlConfig(
+    text,
+    source,
+    ControllerConfigSchema,
+    (raw) => interpolateEnv(raw, env, source, []),
+  );
   const role = env.AEGIS_ROLE;
   if (role) {
     if (!(ROLES as readonly string[]).includes(role)) {

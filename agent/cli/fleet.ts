@@ -8,6 +8,7 @@ import { OperatorApi, resolveTarget, type TargetOptions } from "../operator/api_
 import { type CliContext, outputOption } from "./context.ts";
 import { readNdjson } from "./ndjson.ts";
 import { table } from "./hosts.ts";
+import type { FleetEvent } from "../../shared/fleet_events.ts";
 
 interface FleetOptions extends TargetOptions {
   target: string;
@@ -17,26 +18,7 @@ interface FleetOptions extends TargetOptions {
   output: string;
 }
 
-type Event =
-  | {
-    type: "operation";
-    op_id: string;
-    operation: string;
-    target: string;
-    total: number;
-    mode: string;
-    on_error: string;
-  }
-  | { type: "wave"; wave: number; size: number; total: number }
-  | { type: "result"; node_id: string; name: string; status: string; detail: string }
-  | {
-    type: "summary";
-    op_id: string;
-    status: string;
-    counts: Record<string, number>;
-    reason?: string;
-  }
-  | { type: "error"; error: { code: string; message: string; hint?: string } };
+type Event = FleetEvent;
 
 export async function runFleet(
   operation: string,

@@ -1,9 +1,8 @@
 // The host's own config, ~/.aegis/edge/aegis-config.yaml: what the daemon offers and how it
 // behaves. Written by `aegis edge enroll` from a host-aware template; edited by people.
 import { z } from "zod";
-import { parse, stringify } from "yaml";
-import { AegisError } from "../errors.ts";
-import { configError } from "./zod_error.ts";
+import { stringify } from "yaml";
+import { parseYamlConfig } from "./yaml_config.ts";
 
 export const EdgeConfigSchema = z.object({
   node: z.object({
@@ -39,18 +38,7 @@ export const EdgeConfigSchema = z.object({
 export type EdgeConfig = z.infer<typeof EdgeConfigSchema>;
 
 export function parseEdgeConfig(text: string, source = "aegis-config.yaml"): EdgeConfig {
-  let raw: unknown;
-  try {
-    raw = parse(text) ?? {};
-  } catch (error) {
-    throw new AegisError(
-      "CONFIG_INVALID",
-      `${source} is not valid YAML: ${(error as Error).message}`,
-    );
-  }
-  const result = EdgeConfigSchema.safeParse(raw);
-  if (!result.success) throw configError(source, result.error);
-  return result.data;
+  return parseYamlConfig(text, source, EdgeConfigSchema);
 }
 
 export function renderEdgeConfig(config: EdgeConfig, header = ""): string {

@@ -10,6 +10,7 @@ import { type Operator, requireWriter, resolveTenant } from "../operators.ts";
 import type { CallEvent, CallRequest, ToolCallService } from "../tool_calls.ts";
 import { describeTarget, parseTarget, resolveTarget } from "./target.ts";
 import { type ErrorPolicy, type FleetMode, waves } from "./policy.ts";
+import type { FleetEvent, NodeOutcome } from "../../../shared/fleet_events.ts";
 
 export const OPERATIONS = {
   "keys.rotate": { tool: "node.rotate_key", done: "rotated" },
@@ -27,36 +28,6 @@ export interface FleetRequest {
   arguments: Record<string, unknown>;
   tenantId?: string;
 }
-
-export type NodeOutcome = "ok" | "failed" | "timed_out" | "offline" | "skipped";
-
-export type FleetEvent =
-  | {
-    type: "operation";
-    op_id: string;
-    operation: string;
-    target: string;
-    total: number;
-    mode: string;
-    on_error: string;
-  }
-  | { type: "wave"; wave: number; size: number; total: number }
-  | {
-    type: "result";
-    node_id: string;
-    name: string;
-    wave: number;
-    status: NodeOutcome;
-    detail: string;
-    exit_code: number | null;
-  }
-  | {
-    type: "summary";
-    op_id: string;
-    status: "done" | "stopped";
-    counts: Record<NodeOutcome, number>;
-    reason?: string;
-  };
 
 export class FleetDispatcher {
   constructor(
