@@ -13,6 +13,8 @@ import { startControllerProcess } from "./support/controller.ts";
 import { makeHost } from "./support/host.ts";
 import { TEST_DB_KIND } from "./support/db.ts";
 
+// Sanitizers off: these tests own child processes and sockets whose pipes outlive single async
+// ops by design; every test stops its processes and removes its files in `finally`.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 async function mint(keyPath: string, cep: string, at: Date, ttlSecs = 900) {

@@ -6,6 +6,8 @@ import { makeHost } from "./support/host.ts";
 import { eventually } from "./support/processes.ts";
 import { TEST_DB_KIND } from "./support/db.ts";
 
+// Sanitizers off: these tests own child processes and sockets whose pipes outlive single async
+// ops by design; every test stops its processes and removes its files in `finally`.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 Deno.test(

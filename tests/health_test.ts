@@ -11,6 +11,8 @@ import { startControllerProcess } from "./support/controller.ts";
 import { ROOT } from "./support/processes.ts";
 import { TEST_DB_KIND } from "./support/db.ts";
 
+// Sanitizers off: these tests own child processes and sockets whose pipes outlive single async
+// ops by design; every test stops its processes and removes its files in `finally`.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 Deno.test(

@@ -13,6 +13,8 @@ import { type Host, makeHost } from "./support/host.ts";
 import { AGENT_MAIN, Background, eventually, runDeno } from "./support/processes.ts";
 import { TEST_DB_KIND } from "./support/db.ts";
 
+// Sanitizers off: these tests own child processes and sockets whose pipes outlive single async
+// ops by design; every test stops its processes and removes its files in `finally`.
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 async function enrolledHost(

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { Harness } from "./testing.ts";
 import type { ToolEventBody } from "./types.ts";
 
+// These drive POSIX shells and process groups; the Windows path (cmd.exe, taskkill) cannot run here.
 const unix = { ignore: Deno.build.os === "windows" };
 
 function refusalOf(event: ToolEventBody) {
