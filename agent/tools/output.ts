@@ -35,7 +35,16 @@ export interface Pump {
   cancel(): void;
 }
 
-/** Reads to the end even past the budget, so a chatty child never blocks on a full pipe. */
+/** Output read within this long of the previous read goes out in one event. */
+const COALESCE_MS = 2;
+/** ...up to this many bytes: each event is one signed envelope, so fewer, larger ones carry more. */
+const MAX_EVENT_BYTES = 256 * 1024;
+const IDLE = Symbol("idle");
+
+/**
+ * Reads to the end even past the budget, so a chatty child never blocks on a full pipe. A burst
+ * of small reads is sent as one event; a quiet stream's output still leaves within milliseconds.
+ */
 export function pump(
   stream: ReadableStream<Uint8Array>,
   name: StreamName,
@@ -43,18 +52,54 @@ export function pump(
   emit: (event: ToolEventBody) => void,
 ): Pump {
   const reader = stream.getReader();
+  let pending: Uint8Array[] = [];
+  let size = 0;
+  const flush = () => {
+    if (size === 0) return;
+    const joined = pending.length === 1 ? pending[0] : concat(pending, size);
+    pending = [];
+    size = 0;
+    for (const part of budget.take(joined)) emit({ case: name, value: part });
+  };
   const done = (async () => {
     try {
+      let next = reader.read();
       while (true) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        for (const part of budget.take(value)) emit({ case: name, value: part });
+        const timer = size > 0 ? idle(COALESCE_MS) : undefined;
+        const result = timer ? await Promise.race([next, timer.promise]) : await next;
+        timer?.cancel();
+        if (result === IDLE) {
+          flush();
+          continue;
+        }
+        if (result.done) return;
+        pending.push(result.value);
+        size += result.value.byteLength;
+        next = reader.read();
+        if (size >= MAX_EVENT_BYTES) flush();
       }
     } catch {
       // A cancelled or broken pipe just ends this stream's output.
     } finally {
+      flush();
       reader.releaseLock();
     }
   })();
   return { done, cancel: () => void reader.cancel().catch(() => {}) };
+}
+
+function idle(ms: number): { promise: Promise<typeof IDLE>; cancel(): void } {
+  let id: ReturnType<typeof setTimeout> | undefined;
+  const promise = new Promise<typeof IDLE>((resolve) => id = setTimeout(() => resolve(IDLE), ms));
+  return { promise, cancel: () => clearTimeout(id) };
+}
+
+function concat(parts: Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.byteLength;
+  }
+  return out;
 }
