@@ -78,6 +78,7 @@ export async function enroll(
     endpoint,
     client,
     service: noService ? undefined : serviceStep(svc),
+    caFile: options.caFile,
     log: (line) => io.err(line + "\n"),
   }).finally(() => client.close());
   if (json) {

@@ -2,6 +2,7 @@
 // AttestNode → ChallengeNode, then node.token, the service and a first stream. A failure at any
 // step leaves what was already written in a state the next run can reuse.
 import { hostname } from "node:os";
+import { resolve } from "node:path";
 import { parse } from "yaml";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { NodeRole } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
@@ -69,6 +70,8 @@ export interface ApplyInput {
   endpoint: Endpoint;
   client: NodeClient;
   service?: ServiceStep;
+  /** A CA to trust for this controller from now on (--ca-file), kept in the config. */
+  caFile?: string;
   log: (line: string) => void;
 }
 
@@ -220,24 +223,36 @@ async function writeConfig(input: ApplyInput, action: string, steps: Step[]): Pr
   const template = configTemplate(facts, endpoints, claims.name);
   const existingText = await readTextIfExists(paths.config);
   let config: EdgeConfig;
+  let verb: Step["verb"] = "Wrote";
   if (action === "use_existing" && existingText !== undefined) {
     config = parseEdgeConfig(existingText, paths.config);
-    // The token decides which controller this host belongs to.
-    if (config.cluster.endpoints.join(",") === endpoints.join(",")) {
-      steps.push({ verb: "Kept", path: paths.config });
-      return config;
-    }
-    config = { ...config, cluster: { ...config.cluster, endpoints } };
+    verb = "Kept";
   } else if (action === "merge" && existingText !== undefined) {
     parseEdgeConfig(existingText, paths.config); // refuse to merge into something invalid
     config = mergeConfig((parse(existingText) ?? {}) as Record<string, unknown>, template);
-    config.cluster.endpoints = endpoints;
+    verb = "Merged";
   } else {
     config = template;
   }
-  await writeFileAtomic(paths.config, renderConfig(config, facts), { mode: 0o600 });
-  steps.push({ verb: action === "merge" ? "Merged" : "Wrote", path: paths.config });
-  return config;
+  // The token decides which controller this host belongs to; --ca-file is remembered for it.
+  const caFile = input.caFile ? resolve(input.caFile) : config.edge.ca_file;
+  const settled: EdgeConfig = {
+    ...config,
+    cluster: { ...config.cluster, endpoints },
+    edge: { ...config.edge, ...(caFile ? { ca_file: caFile } : {}) },
+  };
+  const unchanged = verb === "Kept" && JSON.stringify(settled) === JSON.stringify(config);
+  if (unchanged) {
+    steps.push({ verb: "Kept", path: paths.config });
+    return config;
+  }
+  await writeFileAtomic(paths.config, renderConfig(settled, facts), { mode: 0o600 });
+  steps.push({
+    verb: verb === "Kept" ? "Wrote" : verb,
+    path: paths.config,
+    note: verb === "Kept" ? "updated endpoint or CA" : undefined,
+  });
+  return settled;
 }
 
 async function ensurePrivateDir(path: string, action: string, steps: Step[]): Promise<void> {

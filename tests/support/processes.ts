@@ -43,9 +43,12 @@ export class Background {
   readonly #pumps: Promise<void>[] = [];
   stdout = "";
 
-  constructor(script: string, args: string[], env: Record<string, string>) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--quiet", script, ...args],
+  /** Runs `deno run` on a script, or any other program when `command` is given. */
+  constructor(script: string, args: string[], env: Record<string, string>, command?: string[]) {
+    const [program, ...programArgs] = command ??
+      [Deno.execPath(), "run", "-A", "--quiet", script, ...args];
+    this.child = new Deno.Command(program, {
+      args: programArgs,
       env: { NO_COLOR: "1", ...env },
       stdin: "null",
       stdout: "piped",
