@@ -112,3 +112,113 @@ localhost:${port} {
     }
   },
 );
+
+Deno.test(
+  `[${TEST_DB_KIND}] the controller's own TLS port serves the stream (h2 by ALPN) and REST (HTTP/1.1)`,
+  opts,
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "aegis-tls-" });
+    // A small private CA and a server certificate it signed (rustls refuses a CA as end entity).
+    const openssl = async (...args: string[]) => {
+      const out = await new Deno.Command("openssl", {
+        args,
+        cwd: dir,
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+    };
+    await openssl(
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=aegis test CA",
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.pem",
+    );
+    await openssl(
+      "req",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-subj",
+      "/CN=localhost",
+      "-keyout",
+      "key.pem",
+      "-out",
+      "server.csr",
+    );
+    await Deno.writeTextFile(
+      `${dir}/ext.cnf`,
+      "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    );
+    await openssl(
+      "x509",
+      "-req",
+      "-in",
+      "server.csr",
+      "-CA",
+      "ca.pem",
+      "-CAkey",
+      "ca.key",
+      "-CAcreateserial",
+      "-days",
+      "1",
+      "-extfile",
+      "ext.cnf",
+      "-out",
+      "cert.pem",
+    );
+    const port = freePort();
+    const controller = await startControllerProcess({
+      port,
+      publicEndpoint: `localhost:${port}`,
+      tls: { cert: `${dir}/cert.pem`, key: `${dir}/key.pem` },
+    });
+    const host = await makeHost();
+    try {
+      const admin = await controller.operatorToken("team-a");
+      const client = Deno.createHttpClient({
+        caCerts: [await Deno.readTextFile(`${dir}/ca.pem`)],
+        http2: false,
+      });
+      const issued = await fetch(`https://localhost:${port}/v1/edge/enrollment-tokens`, {
+        method: "POST",
+        client,
+        headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+        body: "{}",
+      });
+      assert.equal(issued.status, 201);
+      const { token } = await issued.json();
+      client.close();
+
+      const enrolled = await host.aegis([
+        "edge",
+        "enroll",
+        token,
+        "--no-service",
+        "--ca-file",
+        `${dir}/ca.pem`,
+      ]);
+      assert.equal(enrolled.code, 0, enrolled.stderr);
+      assert.match(enrolled.stdout, new RegExp(`✔ Stream connected to localhost:${port}`));
+      const daemon = host.startDaemon();
+      await daemon.waitFor(new RegExp(`stream connected to localhost:${port}`));
+    } finally {
+      await host.cleanup();
+      await controller.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

@@ -32,6 +32,8 @@ export interface ControllerSetup {
   signingKeyFile?: string;
   publicEndpoint?: string;
   nodeName?: string;
+  /** Serve TLS on the controller's own port (PEM files). */
+  tls?: { cert: string; key: string };
 }
 
 export async function startControllerProcess(
@@ -45,6 +47,9 @@ export async function startControllerProcess(
     `  role: ${setup.role ?? "controller"}`,
     "  bind_address: 127.0.0.1",
     ...(setup.nodeName ? [`  node_name: ${setup.nodeName}`] : []),
+    ...(setup.tls
+      ? ["  tls:", `    cert_file: "${setup.tls.cert}"`, `    key_file: "${setup.tls.key}"`]
+      : []),
     ...(setup.publicEndpoint
       ? ["  ingress:", `    public_endpoint: "${setup.publicEndpoint}"`]
       : []),
