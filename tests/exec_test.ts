@@ -212,6 +212,9 @@ Deno.test(
         ["GET", `/v1/edge/hosts/${nodeId}/history`],
         ["POST", `/v1/edge/hosts/${nodeId}/exec`, JSON.stringify({ argv: ["true"] })],
         ["POST", `/v1/edge/hosts/${nodeId}/calls`, JSON.stringify({ tool: "echo" })],
+        ["POST", `/v1/edge/hosts/${nodeId}/revoke`, "{}"],
+        ["POST", `/v1/edge/hosts/${nodeId}/tags`, JSON.stringify({ tags: ["x"] })],
+        ["DELETE", `/v1/edge/hosts/${nodeId}/tags`, JSON.stringify({ tags: ["x"] })],
       ];
       for (const [method, path, body] of routes) {
         const response = await controller.api(path, { method, body, token: other });
@@ -220,6 +223,27 @@ Deno.test(
           error: { code: "NOT_FOUND", message: `no edge host ${nodeId}` },
         });
       }
+      // A fleet operation over another tenant's host ids finds nothing; its results stay private.
+      const fleet = await controller.api("/v1/edge/fleet/operations", {
+        method: "POST",
+        token: other,
+        body: JSON.stringify({ operation: "exec", target: nodeId, arguments: { argv: ["true"] } }),
+      });
+      assert.equal(fleet.status, 404);
+      const own = await controller.api("/v1/edge/fleet/operations", {
+        method: "POST",
+        token: mine,
+        body: JSON.stringify({ operation: "exec", target: nodeId, arguments: { argv: ["true"] } }),
+      });
+      const opId = (await own.text()).match(/"op_id":"(op-[0-9a-f]+)"/)![1];
+      assert.equal(
+        (await controller.api(`/v1/edge/fleet/operations/${opId}`, { token: other })).status,
+        404,
+      );
+      assert.equal(
+        (await controller.api(`/v1/edge/fleet/operations/${opId}`, { token: mine })).status,
+        200,
+      );
       const list = await (await controller.api("/v1/edge/hosts", { token: other })).json();
       assert.deepEqual(list.hosts, []);
       const peek = await controller.api("/v1/edge/hosts?tenant_id=team-a", { token: other });
