@@ -60,10 +60,13 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     h1.keepAliveTimeout = 65_000;
     server = net.createServer((socket) => routeByPreface(socket, h1, h2));
   }
-  server.on("connection", (socket: net.Socket) => {
+  const trackSocket = (socket: net.Socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
-  });
+  };
+  server.on("connection", trackSocket);
+  // With TLS, the encrypted socket is a separate object that must be ended too.
+  server.on("secureConnection", trackSocket);
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -85,7 +88,8 @@ export async function listen(options: ListenOptions): Promise<Listener> {
       const deadline = Date.now() + graceMs;
       while (sessions.size > 0 && Date.now() < deadline) await delay(20);
       for (const socket of sockets) socket.destroy();
-      await closed;
+      // A connection that slipped past the tracking must not keep shutdown waiting for ever.
+      await Promise.race([closed, delay(2000)]);
     },
   };
 }

@@ -75,7 +75,14 @@ export class Background {
     try {
       this.child.kill(signal);
     } catch { /* already gone */ }
+    // A process that ignores the signal for 15 s is killed, so one stuck shutdown cannot hang the suite.
+    const killer = setTimeout(() => {
+      try {
+        this.child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }, 15_000);
     const status = await this.child.status;
+    clearTimeout(killer);
     await Promise.all(this.#pumps);
     return status;
   }
