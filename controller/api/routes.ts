@@ -9,7 +9,7 @@ import {
   displayStatus,
   effectiveStatus,
 } from "../app/daemons.ts";
-import { type Operator, requireWriter, resolveTenant, tenantsOf } from "../app/operators.ts";
+import { requireWriter, resolveTenant, tenantsOf } from "../app/operators.ts";
 import type { RevocationService } from "../app/revocation.ts";
 import type { FleetDispatcher } from "../app/fleet/dispatcher.ts";
 import type { Queryable } from "../store/db.ts";
@@ -17,7 +17,6 @@ import { fleetRoutes } from "./fleet.ts";
 import { tagRoutes } from "./tags.ts";
 import type { ToolCallService } from "../app/tool_calls.ts";
 import { callRoute, execRoute } from "./calls.ts";
-import { AegisError } from "../../shared/errors.ts";
 import type { Clock } from "../app/clock.ts";
 import { type ApiEnv, requireOperator } from "./auth.ts";
 import { onApiError } from "./errors.ts";
@@ -76,13 +75,13 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   });
 
   v1.get("/edge/hosts/:nodeId", async (c) => {
-    const host = await visibleHost(c.get("operator"), c.req.param("nodeId"), deps.daemons);
+    const host = await deps.daemons.require(c.req.param("nodeId"), tenantsOf(c.get("operator")));
     const history = await deps.calls.history(host.node_id, 20);
     return c.json({ ...hostView(host, deps), history });
   });
 
   v1.get("/edge/hosts/:nodeId/history", async (c) => {
-    const host = await visibleHost(c.get("operator"), c.req.param("nodeId"), deps.daemons);
+    const host = await deps.daemons.require(c.req.param("nodeId"), tenantsOf(c.get("operator")));
     const limit = Math.min(500, Math.max(1, Number(c.req.query("limit") ?? 50) || 50));
     return c.json({ history: await deps.calls.history(host.node_id, limit) });
   });
@@ -92,7 +91,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   v1.post("/edge/hosts/:nodeId/revoke", async (c) => {
     const operator = c.get("operator");
     requireWriter(operator, "revoke hosts");
-    const host = await visibleHost(operator, c.req.param("nodeId"), deps.daemons);
+    const host = await deps.daemons.require(c.req.param("nodeId"), tenantsOf(operator));
     const revoked = await deps.revocation.revoke(host.node_id, `revoked by ${operator.sub}`);
     return c.json({ node_id: host.node_id, revoked });
   });
@@ -123,13 +122,4 @@ function hostView(record: DaemonRecord, deps: Pick<ApiDeps, "clock" | "heartbeat
     token_expires: record.token_expires_at?.toISOString() ?? null,
     reconnects: record.reconnects,
   };
-}
-
-/** Another tenant's host answers exactly like a missing one. */
-async function visibleHost(operator: Operator, nodeId: string, daemons: DaemonRepository) {
-  const host = await daemons.get(nodeId);
-  if (!host || !tenantsOf(operator).includes(host.tenant_id)) {
-    throw new AegisError("NOT_FOUND", `no edge host ${nodeId}`);
-  }
-  return host;
 }

@@ -53,10 +53,11 @@ export class DaemonRepository {
     return rows[0];
   }
 
-  async require(nodeId: string, tenantId?: string): Promise<DaemonRecord> {
+  /** The host, if it exists and (when tenants are given) belongs to one of them. */
+  async require(nodeId: string, tenantIds?: readonly string[]): Promise<DaemonRecord> {
     const record = await this.get(nodeId);
     // Another tenant's host is reported exactly like a missing one: no existence oracle.
-    if (!record || (tenantId !== undefined && record.tenant_id !== tenantId)) {
+    if (!record || (tenantIds !== undefined && !tenantIds.includes(record.tenant_id))) {
       throw new AegisError("NOT_FOUND", `no edge host ${nodeId}`);
     }
     return record;

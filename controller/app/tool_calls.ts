@@ -60,10 +60,7 @@ export class ToolCallService {
     signal?: AbortSignal,
   ): AsyncGenerator<CallEvent> {
     requireWriter(operator, "run tools on hosts");
-    const host = await this.daemons.require(nodeId);
-    if (!tenantsOf(operator).includes(host.tenant_id)) {
-      throw new AegisError("NOT_FOUND", `no edge host ${nodeId}`);
-    }
+    const host = await this.daemons.require(nodeId, tenantsOf(operator));
 
     const callId = crypto.randomUUID();
     const started = this.clock();
