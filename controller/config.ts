@@ -3,6 +3,8 @@
 import { z } from "zod";
 import { AegisError } from "../shared/errors.ts";
 import { parseYamlConfig } from "../shared/config/yaml_config.ts";
+import { DEFAULT_LIMITS, LimitsSchema } from "./server/limits.ts";
+import { AuthSchema } from "./auth_config.ts";
 
 export const ROLES = ["controller", "relay-coordinator"] as const;
 export type ControllerRole = typeof ROLES[number];
@@ -17,8 +19,15 @@ const ClusterSchema = z.object({
   ingress: z.object({
     /** Advertised in enrollment tokens as `cep`: host:port (TLS) or http://host:port. */
     public_endpoint: z.string().optional(),
+    /** Proxies (CIDRs) whose Forwarded / X-Forwarded-For headers name the real client. */
+    trusted_proxies: z.array(z.string()).max(256).optional(),
   }).strict().default({}),
   tls: z.object({ cert_file: z.string(), key_file: z.string() }).strict().optional(),
+  /**
+   * Where peer relays reach this one for forwarded calls: host:port (TLS) or http://host:port.
+   * Defaults to the bind address and port (the hostname when bound to all addresses).
+   */
+  peer_endpoint: z.string().optional(),
 }).strict();
 
 const EdgeSchema = z.object({
@@ -32,21 +41,12 @@ const EdgeSchema = z.object({
   key_overlap_secs: z.number().int().min(0).default(300),
 }).strict();
 
-const AuthSchema = z.object({
-  /** Ed25519 JWK used to sign every token; shared by relays that share a database. */
-  signing_key_file: z.string().optional(),
-  issuer: z.string().optional(),
-  /** An external identity provider for operators (Keycloak-compatible JWKS). */
-  operator_jwks_url: z.url().optional(),
-  operator_issuer: z.string().optional(),
-  operator_audience: z.string().optional(),
-}).strict();
-
 export const ControllerConfigSchema = z.object({
   cluster: ClusterSchema.default(ClusterSchema.parse({})),
   postgres: z.object({ dsn: z.string().min(1).optional() }).strict().default({}),
   edge: EdgeSchema.default(EdgeSchema.parse({})),
-  auth: AuthSchema.default({}),
+  limits: LimitsSchema.default(DEFAULT_LIMITS),
+  auth: AuthSchema.default(AuthSchema.parse({})),
   keycloak: z.object({ endpoint: z.string() }).loose().optional(),
   openbao: z.object({ endpoint: z.string() }).loose().optional(),
   // Sections a full AEGIS node has; a relay ignores them.

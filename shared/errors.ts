@@ -4,6 +4,7 @@
 export const ERROR_CODES = {
   // Bad input on the command line or in a request.
   INVALID_ARGUMENT: { exit: 2, http: 400, hint: "" },
+  PAYLOAD_TOO_LARGE: { exit: 2, http: 413, hint: "" },
   CONFIG_INVALID: { exit: 78, http: 500, hint: "Fix the named key in the config file." },
   // Enrollment tokens.
   ENROLL_TOKEN_MALFORMED: {
@@ -91,6 +92,11 @@ export const ERROR_CODES = {
   CONFLICT: { exit: 1, http: 409, hint: "" },
   // Local state and plans.
   ABORTED: { exit: 1, http: 400, hint: "" },
+  OUTPUT_LIMIT: {
+    exit: 1,
+    http: 413,
+    hint: "Ask for less output (max_output_bytes) or read it as fast as the host writes it.",
+  },
   WOULD_PROMPT: {
     exit: 64,
     http: 400,

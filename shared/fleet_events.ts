@@ -9,6 +9,10 @@ export type FleetEvent =
     op_id: string;
     operation: string;
     target: string;
+    /** Who decided the match: "self-reported" (labels=, the node's word) or the operator's. */
+    target_source: "explicit" | "operator-controlled" | "self-reported";
+    /** Set when the target trusts what nodes say about themselves. */
+    target_note?: string;
     total: number;
     mode: string;
     on_error: string;

@@ -16,6 +16,7 @@ const CONNECT_CODE: Partial<Record<ErrorCode, Code>> = {
   ENROLL_TOKEN_WRONG_CONTROLLER: Code.Unauthenticated,
   CLOCK_SKEW: Code.FailedPrecondition,
   RATE_LIMITED: Code.ResourceExhausted,
+  PAYLOAD_TOO_LARGE: Code.ResourceExhausted,
   UNREACHABLE: Code.Unavailable,
   KEY_TOKEN_MISMATCH: Code.Unauthenticated,
   NODE_TOKEN_INVALID: Code.Unauthenticated,

@@ -15,7 +15,15 @@ async function enrolledHost(
 ): Promise<{ host: Host; nodeId: string }> {
   const host = await makeHost();
   const { token } = await controller.issueEnrollment(tenant);
-  const out = await host.aegis(["edge", "enroll", token, "--non-interactive", "--no-service"]);
+  const out = await host.aegis([
+    "edge",
+    "enroll",
+    token,
+    "--non-interactive",
+    "--no-service",
+    "--local-tools",
+    "shell",
+  ]);
   assert.equal(out.code, 0, out.stderr);
   return { host, nodeId: out.stdout.match(/Attested as node (n-[0-9a-f]+)/)![1] };
 }

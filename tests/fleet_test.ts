@@ -23,7 +23,15 @@ async function addHost(
 ): Promise<FleetHost> {
   const host = await makeHost();
   const { token } = await controller.issueEnrollment("team-a", { name });
-  const out = await host.aegis(["edge", "enroll", token, "--non-interactive", "--no-service"]);
+  const out = await host.aegis([
+    "edge",
+    "enroll",
+    token,
+    "--non-interactive",
+    "--no-service",
+    "--local-tools",
+    "shell",
+  ]);
   assert.equal(out.code, 0, out.stderr);
   const nodeId = out.stdout.match(/Attested as node (n-[0-9a-f]+)/)![1];
   if (tags.length) {

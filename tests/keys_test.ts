@@ -22,7 +22,15 @@ async function enrolledHost(
 ): Promise<{ host: Host; nodeId: string }> {
   const host = await makeHost();
   const { token } = await controller.issueEnrollment("team-a");
-  const out = await host.aegis(["edge", "enroll", token, "--non-interactive", "--no-service"]);
+  const out = await host.aegis([
+    "edge",
+    "enroll",
+    token,
+    "--non-interactive",
+    "--no-service",
+    "--local-tools",
+    "shell",
+  ]);
   assert.equal(out.code, 0, out.stderr);
   // Heartbeat every second, so "the next heartbeat" comes quickly in tests.
   const configPath = `${host.home}/.aegis/edge/aegis-config.yaml`;

@@ -60,7 +60,15 @@ Deno.test(`[${TEST_DB_KIND}] two relays and a controller share one PostgreSQL`, 
       const host = await makeHost();
       hosts.push(host);
       const { token } = await controller.issueEnrollment("team-a");
-      const out = await host.aegis(["edge", "enroll", token, "--non-interactive", "--no-service"]);
+      const out = await host.aegis([
+        "edge",
+        "enroll",
+        token,
+        "--non-interactive",
+        "--no-service",
+        "--local-tools",
+        "shell",
+      ]);
       assert.equal(out.code, 0, out.stderr);
       if (reverse) {
         const path = `${host.home}/.aegis/edge/aegis-config.yaml`;

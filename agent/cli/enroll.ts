@@ -1,5 +1,5 @@
 // `aegis edge enroll <token>`: bootstrap plan, attestation, node token, service, first stream.
-import { select } from "@inquirer/prompts";
+import { checkbox, select } from "@inquirer/prompts";
 import { AegisError } from "../../shared/errors.ts";
 import { decodeEnrollmentToken } from "../../shared/tokens/claims.ts";
 import { parseEndpointList } from "../../shared/endpoint.ts";
@@ -14,6 +14,12 @@ import { planJson, renderPlan, renderResult, resultJson } from "../enroll/render
 import { createNodeClient } from "../client/node_client.ts";
 import { probeService, serviceContext, serviceStep } from "./service_step.ts";
 import { readToken } from "./token_input.ts";
+import {
+  decideTools,
+  existingLocalTools,
+  parseLocalTools,
+  type ToolPrompter,
+} from "../enroll/tools_grant.ts";
 
 export interface EnrollOptions {
   tokenFile?: string;
@@ -24,6 +30,7 @@ export interface EnrollOptions {
   output?: string;
   service?: boolean;
   caFile?: string;
+  localTools?: string;
 }
 
 export async function enroll(
@@ -38,6 +45,9 @@ export async function enroll(
     );
   }
   const json = options.output === "json";
+  const flagTools = options.localTools === undefined
+    ? undefined
+    : parseLocalTools(options.localTools);
   const token = await readToken(tokenArg, options.tokenFile);
   const claims = decodeEnrollmentToken(token);
   const endpoint = parseEndpointList(claims.cep)[0];
@@ -57,6 +67,14 @@ export async function enroll(
     preview: Boolean(options.dryRun),
     prompt: canPrompt ? inquirerPrompt : undefined,
     service: { ...(await probeService(svc)), disabled: noService },
+  });
+  const configAction = plan.artifacts.find((a) => a.artifact === "config")!.action;
+  plan.tools = await decideTools({
+    flag: flagTools,
+    detected: facts.localTools,
+    existing: await existingLocalTools(paths.config, configAction),
+    tenant: claims.tenant_id,
+    prompt: canPrompt ? toolPrompt : undefined,
   });
 
   if (options.dryRun) {
@@ -79,6 +97,7 @@ export async function enroll(
     client,
     service: noService ? undefined : serviceStep(svc),
     caFile: options.caFile,
+    localTools: plan.tools.source === "existing" ? undefined : plan.tools.granted,
     log: (line) => io.err(line + "\n"),
   }).finally(() => client.close());
   if (json) {
@@ -90,7 +109,7 @@ export async function enroll(
       ) + "\n",
     );
   } else {
-    io.out(renderResult(result, home));
+    io.out(renderResult(result, home, plan));
     if (noService || !result.serviceStarted) {
       io.out(
         `  Keep it connected: run \`aegis edge run\` (or install the service: \`aegis edge service install\`).\n`,
@@ -101,6 +120,9 @@ export async function enroll(
 }
 
 const inquirerPrompt: Prompter = (question, choices) => select({ message: question, choices });
+// Every suggestion starts ticked: the person sees exactly what will be granted and narrows it.
+const toolPrompt: ToolPrompter = (question, choices) =>
+  checkbox({ message: question, choices: choices.map((c) => ({ ...c, checked: true })) });
 
 export function registerEnroll(edge: Command, { io, setExit }: CliContext): void {
   edge.command("enroll")
@@ -114,5 +136,9 @@ export function registerEnroll(edge: Command, { io, setExit }: CliContext): void
     .addOption(outputOption())
     .option("--no-service", "do not install the service")
     .addOption(caFileOption())
+    .option(
+      "--local-tools <list>",
+      'tools to grant, comma separated ("none" for none); without it, nothing is granted unless chosen at the prompt',
+    )
     .action(async (token, opts) => setExit(await enroll(token, opts, io)));
 }

@@ -41,6 +41,7 @@ export async function runFleet(
   const json = options.output === "json";
   const results: unknown[] = [];
   let summary: Extract<Event, { type: "summary" }> | undefined;
+  let started: Extract<Event, { type: "operation" }> | undefined;
   let opId = "";
   for await (const event of readNdjson<Event>(response.body!)) {
     if (event.type === "error") {
@@ -48,7 +49,7 @@ export async function runFleet(
         hint: event.error.hint,
       });
     }
-    if (event.type === "operation") opId = event.op_id;
+    if (event.type === "operation") [opId, started] = [event.op_id, event];
     if (event.type === "result") results.push(event);
     if (event.type === "summary") summary = event;
     if (!json) io.out(renderEvent(event));
@@ -64,6 +65,9 @@ export async function runFleet(
       JSON.stringify(
         {
           op_id: summary.op_id,
+          target: started?.target ?? options.target,
+          target_source: started?.target_source ?? null,
+          target_note: started?.target_note ?? null,
           status: summary.status,
           counts: summary.counts,
           reason: summary.reason ?? null,
@@ -81,7 +85,8 @@ export async function runFleet(
 function renderEvent(event: Event): string {
   switch (event.type) {
     case "operation":
-      return `[fleet ${event.op_id}] ${event.operation} on ${event.target}: ${event.total} node(s), ${event.mode}, on-error ${event.on_error}\n`;
+      return `[fleet ${event.op_id}] ${event.operation} on ${event.target}: ${event.total} node(s), ${event.mode}, on-error ${event.on_error}\n` +
+        (event.target_note ? `! ${event.target_note}\n` : "");
     case "wave":
       return `[wave ${event.wave}] starting ${event.size} of ${event.total} nodes\n`;
     case "result": {
@@ -144,7 +149,9 @@ export function registerFleet(edge: Command, { io, setExit }: CliContext): void 
     command
       .requiredOption(
         "--target <target>",
-        "all | tags=AnyOf(a,b) | tags=AllOf(a,b) | labels=key:value | n-…[,n-…]",
+        "all | tags=AnyOf(a,b) | tags=AllOf(a,b) | labels=key:value | n-…[,n-…]; " +
+          "tags are operator-controlled, labels are self-reported by each node " +
+          "(a host can claim any label)",
       )
       .option("--mode <mode>", "sequential | rolling=N | parallel", "rolling=5")
       .option("--on-error <policy>", "continue | stop-after=N | fail-fast", "continue")

@@ -3,7 +3,8 @@ import type { Command } from "@commander-js/extra-typings";
 import type { Io } from "../../shared/cli/io.ts";
 import { parseDuration } from "../../shared/duration.ts";
 import { edgePaths } from "../state/paths.ts";
-import { rotateKey } from "../keys/rotate.ts";
+import { finishPendingRotation, rotateKey } from "../keys/rotate.ts";
+import { DEFAULT_KEEP_OLD_MS } from "../keys/swap.ts";
 import { refreshToken } from "../keys/refresh.ts";
 import { OperatorApi, resolveTarget, type TargetOptions } from "../operator/api_client.ts";
 import { type CliContext, outputOption } from "./context.ts";
@@ -45,6 +46,9 @@ export async function keysRotate(
 }
 
 export async function tokenRefresh(options: { output: string }, io: Io): Promise<number> {
+  // A rotation cut short leaves the controller on the new key: finish it, then refresh with it.
+  const finished = await finishPendingRotation(edgePaths(), DEFAULT_KEEP_OLD_MS);
+  if (finished) io.err(`✔ Finished an interrupted key rotation: now ${finished.newFingerprint}\n`);
   const result = await refreshToken(edgePaths());
   io.out(
     options.output === "json"

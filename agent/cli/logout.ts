@@ -6,11 +6,12 @@ import type { Io } from "../../shared/cli/io.ts";
 import { AegisError } from "../../shared/errors.ts";
 import { displayPath, edgePaths, homeDir } from "../state/paths.ts";
 import { type Identity, loadIdentity } from "../state/identity.ts";
-import { callNode, createNodeClient } from "../client/node_client.ts";
+import { callAnyEndpoint } from "../client/failover.ts";
 import { sealUnary } from "../client/unary.ts";
 import { uninstallService } from "../service/mod.ts";
 import { serviceContext } from "./service_step.ts";
 import type { CliContext } from "./context.ts";
+import { identityFiles } from "./logout_files.ts";
 
 export async function logout(options: { purge?: boolean }, io: Io): Promise<number> {
   const env = Deno.env.toObject();
@@ -28,14 +29,7 @@ export async function logout(options: { purge?: boolean }, io: Io): Promise<numb
   if (service.action === "removed") io.out(`✔ Removed ${service.path ?? service.unitName}\n`);
   for (const line of service.instructions) io.out(`  ${line}\n`);
 
-  const targets = options.purge ? [paths.dir] : [
-    paths.key,
-    paths.publicKey,
-    paths.nodeToken,
-    paths.enrollmentToken,
-    paths.state,
-    paths.archive,
-  ];
+  const targets = options.purge ? [paths.dir] : await identityFiles(paths);
   const removed: string[] = [];
   for (const path of targets) {
     try {
@@ -68,15 +62,13 @@ export async function logout(options: { purge?: boolean }, io: Io): Promise<numb
 }
 
 async function deregister(identity: Identity, io: Io): Promise<boolean> {
-  const endpoint = identity.endpoints[0];
-  const client = await createNodeClient(endpoint, {
-    caFile: identity.config.edge.ca_file,
-    timeoutMs: 5000,
-  });
+  const endpoints = identity.endpoints.map((e) => e.display).join(", ");
   try {
-    await callNode(
-      endpoint,
-      () => client.deregisterNode(sealUnary(identity, { case: "deregister", value: {} as never })),
+    const { endpoint } = await callAnyEndpoint(
+      identity.endpoints,
+      { caFile: identity.config.edge.ca_file, timeoutMs: 5000 },
+      (client) =>
+        client.deregisterNode(sealUnary(identity, { case: "deregister", value: {} as never })),
     );
     io.out(`✔ Revoked node ${identity.claims.sub} on ${endpoint.display}\n`);
     return true;
@@ -86,10 +78,8 @@ async function deregister(identity: Identity, io: Io): Promise<boolean> {
       io.out(`✔ Node ${identity.claims.sub} was already revoked\n`);
       return true;
     }
-    io.err(`! could not tell the controller at ${endpoint.display}: ${aegis.message}\n`);
+    io.err(`! could not tell the controller at ${endpoints}: ${aegis.message}\n`);
     return false;
-  } finally {
-    client.close();
   }
 }
 

@@ -15,6 +15,7 @@ import { registerService } from "./service.ts";
 import { registerKeys } from "./keys.ts";
 import { registerFleet } from "./fleet.ts";
 import { registerTags } from "./tags.ts";
+import { addOperatorTokenFile } from "./operator_token.ts";
 
 export function buildProgram(io: Io, setExit: (code: number) => void) {
   const program = new Command("aegis")
@@ -38,5 +39,6 @@ export function buildProgram(io: Io, setExit: (code: number) => void) {
     registerTags,
   ];
   for (const register of commands) register(edge, ctx);
+  addOperatorTokenFile(program, io);
   return program;
 }

@@ -1,6 +1,7 @@
 // `aegis edge status`: the node as the controller sees it; local facts when it cannot be asked.
 // The JSON keys are a stable API: node_id, tenant, status, since, endpoint, heartbeat_age
-// (seconds, or null), capabilities {os, arch, local_tools}, labels, key_fingerprint, token_expires.
+// (seconds, or null), capabilities {os, arch, local_tools}, labels, key_fingerprint, token_expires,
+// sandbox {mode, active, detail}: whether this host's tool calls run with ~/.aegis/edge hidden.
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { AegisError } from "../../shared/errors.ts";
 import { formatAge } from "../../shared/duration.ts";
@@ -11,7 +12,9 @@ import { type CliContext, outputOption } from "./context.ts";
 import { edgePaths } from "../state/paths.ts";
 import { type Identity, loadIdentity } from "../state/identity.ts";
 import { readDaemonState } from "../daemon/state.ts";
-import { callNode, createNodeClient } from "../client/node_client.ts";
+import { sandboxStatus } from "../tools/sandbox.ts";
+import type { SandboxMode } from "../../shared/config/edge_config.ts";
+import { callAnyEndpoint } from "../client/failover.ts";
 
 export interface NodeStatus {
   node_id: string;
@@ -24,6 +27,8 @@ export interface NodeStatus {
   labels: Record<string, string>;
   key_fingerprint: string;
   token_expires: string;
+  /** Filled in by status() from a local probe, whichever view the rest comes from. */
+  sandbox?: { mode: SandboxMode; active: boolean; detail: string };
 }
 
 export async function status(options: { output?: string }, io: Io): Promise<number> {
@@ -44,19 +49,31 @@ export async function status(options: { output?: string }, io: Io): Promise<numb
       );
     }
   }
+  view.sandbox = await sandboxView(identity.config.edge.sandbox);
   io.out(options.output === "json" ? JSON.stringify(view, null, 2) + "\n" : renderStatus(view));
   return 0;
 }
 
+/** Probed here, in the same user's environment the daemon runs in. */
+async function sandboxView(mode: SandboxMode): Promise<NonNullable<NodeStatus["sandbox"]>> {
+  if (mode === "off") {
+    return { mode, active: false, detail: "edge.sandbox is off: calls can read ~/.aegis/edge" };
+  }
+  const s = await sandboxStatus();
+  const consequence = mode === "required" ? "every cmd.run is refused" : "calls run unsandboxed";
+  return {
+    mode,
+    active: s.available,
+    detail: s.available ? s.detail : `${s.detail}; ${consequence}`,
+  };
+}
+
 async function askController(identity: Identity): Promise<NodeStatus> {
-  const endpoint = identity.endpoints[0];
-  const client = await createNodeClient(endpoint, {
-    caFile: identity.config.edge.ca_file,
-    timeoutMs: 5000,
-  });
-  const envelope = sealUnary(identity, { case: "describe", value: {} as never });
-  const r = await callNode(endpoint, () => client.describeNode(envelope)).finally(() =>
-    client.close()
+  // Each endpoint in turn, each with a freshly sealed envelope (the controller accepts one once).
+  const { value: r, endpoint } = await callAnyEndpoint(
+    identity.endpoints,
+    { caFile: identity.config.edge.ca_file, timeoutMs: 5000 },
+    (client) => client.describeNode(sealUnary(identity, { case: "describe", value: {} as never })),
   );
   const serverNow = r.serverTime ? timestampDate(r.serverTime).getTime() : Date.now();
   return {
@@ -122,6 +139,10 @@ export function renderStatus(s: NodeStatus): string {
     `${"key_fingerprint:".padEnd(17)}${s.key_fingerprint}`,
     `${"token_expires:".padEnd(17)}${s.token_expires}`,
   );
+  if (s.sandbox) {
+    const { active, mode, detail } = s.sandbox;
+    lines.push(`${"sandbox:".padEnd(17)}${active ? "on" : "OFF"} (${mode}): ${detail}`);
+  }
   return lines.join("\n") + "\n";
 }
 

@@ -1,6 +1,9 @@
 // The edge daemon: keep one stream to the controller open, heartbeat on it, and come back with
-// jittered backoff whenever it drops. It stops only when told to, or when the controller refuses
-// this node for good (revoked, token refused): then it says so and what to do.
+// jittered backoff whenever it drops. It keeps its own credentials alive: at start and on every
+// heartbeat it finishes a rotation that was cut short and refreshes a token that is due or
+// expired, and when the controller refuses its token it proves its key for a new one. It stops
+// only when told to, or when the controller refuses this node for good (revoked, or the key
+// itself refused): then it says so and what to do.
 import { hostname } from "node:os";
 import { AegisError } from "../../shared/errors.ts";
 import { isRetryable } from "../../shared/rpc_errors.ts";
@@ -14,9 +17,9 @@ import { type DaemonState, readDaemonState, writeDaemonState } from "./state.ts"
 import { type Emit, toolCallRequest, ToolRunner } from "../tools/mod.ts";
 import { isNodeTool, runNodeTool } from "./node_tools.ts";
 import { secretResolver } from "../secrets/store.ts";
-import { readTextIfExists } from "../../shared/fs/atomic.ts";
+import { exists, readTextIfExists } from "../../shared/fs/atomic.ts";
 import { refreshToken } from "../keys/refresh.ts";
-import { rotateKey } from "../keys/rotate.ts";
+import { finishPendingRotation } from "../keys/rotate.ts";
 import { DEFAULT_KEEP_OLD_MS } from "../keys/swap.ts";
 import { sweepArchive } from "../keys/archive.ts";
 
@@ -25,6 +28,9 @@ interface StreamLink {
 }
 
 export type Log = (message: string) => void;
+
+/** Refusals of the token, not of the node: a key-proven refresh (or finishing a rotation) cures them. */
+const TOKEN_REFUSALS = new Set(["NODE_TOKEN_INVALID", "NODE_TOKEN_EXPIRED", "KEY_TOKEN_MISMATCH"]);
 
 export interface DaemonOptions {
   paths: EdgePaths;
@@ -36,10 +42,13 @@ export interface DaemonOptions {
 /** Runs until the signal aborts (returns 0) or the node is refused (throws the typed error). */
 export async function runDaemon(options: DaemonOptions): Promise<number> {
   const { paths, log, signal } = options;
-  let identity = await loadIdentity(paths);
+  // A rotation cut short, or a token that expired while the host was off, is dealt with first.
+  let identity = await maintainIdentity(paths, await loadIdentity(paths), log);
   const previous = await readDaemonState(paths.state);
   let failures = previous?.node_id === identity.claims.sub ? previous.failures : 0;
   let endpointIndex = 0;
+  // One renewal per refusal: a token refused again right after a renewal ends the daemon.
+  let renewed = false;
   log(`aegis edge daemon for node ${identity.claims.sub} (${identity.fingerprint})`);
   // One runner for the daemon's life: a call keeps running across a reconnect, and its later
   // events go out on whichever stream is current.
@@ -64,13 +73,29 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
         endpoint,
         options,
         { runner, link, emit },
-        () => failures = 0,
+        () => {
+          failures = 0;
+          renewed = false;
+        },
       );
     } catch (error) {
       const aegis = error instanceof AegisError ? error : new AegisError("INTERNAL", String(error));
-      if (aegis.code === "NODE_TOKEN_INVALID" && await finishInterruptedRotation(paths, log)) {
-        identity = await loadIdentity(paths);
+      // Re-enrolled meanwhile (a new node with this key replaces and revokes the old one):
+      // the identity on disk is the new node's, so go on with it rather than stop.
+      const onDisk = aegis.code === "NODE_REVOKED"
+        ? await loadIdentity(paths).catch(() => undefined)
+        : undefined;
+      if (onDisk && onDisk.claims.sub !== identity.claims.sub) {
+        log(`node ${identity.claims.sub} was replaced by ${onDisk.claims.sub}; continuing as it`);
+        identity = onDisk;
         continue;
+      }
+      if (TOKEN_REFUSALS.has(aegis.code) && !renewed) {
+        renewed = true;
+        if (await renewCredentials(paths, aegis, log)) {
+          identity = await loadIdentity(paths);
+          continue;
+        }
       }
       if (!isRetryable(aegis)) {
         await saveState(paths, identity, endpoint, "refused", failures, aegis.message);
@@ -203,11 +228,17 @@ async function saveState(
   }).catch(() => {});
 }
 
-/** Reloads the identity when its files changed, refreshes the token when it is due, and sweeps
- * archived keys. Failures are logged: the old identity stays in use until one succeeds. */
+/** Finishes a rotation cut short, reloads the identity when its files changed, refreshes the token
+ * when it is due (or expired: the server allows a grace), and sweeps archived keys. Failures are
+ * logged: the old identity stays in use until one succeeds. */
 async function maintainIdentity(paths: EdgePaths, identity: Identity, log: Log): Promise<Identity> {
   try {
     let current = identity;
+    if (await exists(paths.pendingKey)) {
+      const finished = await finishPendingRotation(paths, DEFAULT_KEEP_OLD_MS);
+      if (finished) log(`finished an interrupted key rotation: now ${finished.newFingerprint}`);
+      current = await loadIdentity(paths);
+    }
     const onDisk = (await readTextIfExists(paths.nodeToken))?.trim();
     if (onDisk && onDisk !== current.token) current = await loadIdentity(paths);
     const marginMs = current.config.edge.token_refresh_margin_secs * 1000;
@@ -227,15 +258,24 @@ async function maintainIdentity(paths: EdgePaths, identity: Identity, log: Log):
   }
 }
 
-/** The token was refused and a new key is pending: a rotation was cut short. Finish it. */
-async function finishInterruptedRotation(paths: EdgePaths, log: Log): Promise<boolean> {
-  if (await readTextIfExists(paths.pendingKey) === undefined) return false;
+/**
+ * The controller refused the token (blacklisted by a refresh whose answer was lost, superseded,
+ * expired, or bound to a key a rotation replaced). The key is the identity: finish a pending
+ * rotation, then re-attest with the key for a fresh token. True when the host has one now.
+ */
+async function renewCredentials(paths: EdgePaths, refusal: AegisError, log: Log): Promise<boolean> {
+  log(`the controller refused the node token (${refusal.message}); renewing it with the key`);
   try {
-    const result = await rotateKey(paths, DEFAULT_KEEP_OLD_MS);
-    log(`finished an interrupted key rotation: now ${result.newFingerprint}`);
+    const finished = await finishPendingRotation(paths, DEFAULT_KEEP_OLD_MS);
+    if (finished) {
+      log(`finished an interrupted key rotation: now ${finished.newFingerprint}`);
+      return true;
+    }
+    const { expires } = await refreshToken(paths);
+    log(`refreshed the node token; it now expires ${expires.toISOString()}`);
     return true;
   } catch (error) {
-    log(`could not finish the interrupted key rotation: ${(error as Error).message}`);
+    log(`could not renew the node token: ${(error as Error).message}`);
     return false;
   }
 }

@@ -70,6 +70,8 @@ export interface ApplyInput {
   endpoint: Endpoint;
   client: NodeClient;
   service?: ServiceStep;
+  /** The deliberate local_tools grant; undefined keeps what an existing config says. */
+  localTools?: string[];
   /** A CA to trust for this controller from now on (--ca-file), kept in the config. */
   caFile?: string;
   log: (line: string) => void;
@@ -220,7 +222,7 @@ async function writeConfig(input: ApplyInput, action: string, steps: Step[]): Pr
   const { paths, facts, claims } = input;
   // The token's cep may list several relays; the host keeps them all for failover.
   const endpoints = parseEndpointList(claims.cep).map((e) => e.raw);
-  const template = configTemplate(facts, endpoints, claims.name);
+  const template = configTemplate(facts, endpoints, claims.name, input.localTools);
   const existingText = await readTextIfExists(paths.config);
   let config: EdgeConfig;
   let verb: Step["verb"] = "Wrote";
@@ -239,6 +241,7 @@ async function writeConfig(input: ApplyInput, action: string, steps: Step[]): Pr
   const settled: EdgeConfig = {
     ...config,
     cluster: { ...config.cluster, endpoints },
+    local_tools: input.localTools ?? config.local_tools,
     edge: { ...config.edge, ...(caFile ? { ca_file: caFile } : {}) },
   };
   const unchanged = verb === "Kept" && JSON.stringify(settled) === JSON.stringify(config);
@@ -250,7 +253,7 @@ async function writeConfig(input: ApplyInput, action: string, steps: Step[]): Pr
   steps.push({
     verb: verb === "Kept" ? "Wrote" : verb,
     path: paths.config,
-    note: verb === "Kept" ? "updated endpoint or CA" : undefined,
+    note: verb === "Kept" ? "updated endpoint, CA or local_tools" : undefined,
   });
   return settled;
 }

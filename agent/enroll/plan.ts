@@ -5,6 +5,7 @@ import { exists, modeOf, readTextIfExists } from "../../shared/fs/atomic.ts";
 import { NodePrivateKey } from "../../shared/crypto/node_key.ts";
 import { decodeNodeToken } from "../../shared/tokens/claims.ts";
 import type { EdgePaths } from "../state/paths.ts";
+import type { ToolGrant } from "./tools_grant.ts";
 
 export type ConflictPolicy = "prompt" | "force" | "keep";
 
@@ -47,6 +48,8 @@ export interface Plan {
   /** The existing key when it is reused. */
   existingKey?: NodePrivateKey;
   existingToken?: string;
+  /** What local_tools the host ends up with, decided after the artifacts. */
+  tools?: ToolGrant;
 }
 
 export async function buildPlan(input: PlanInput): Promise<Plan> {

@@ -4,6 +4,7 @@ import type { Endpoint } from "../../shared/endpoint.ts";
 import { displayPath } from "../state/paths.ts";
 import type { Plan } from "./plan.ts";
 import type { EnrollResult, Step } from "./apply.ts";
+import { describeGrant, runsAnyCommand } from "./tools_grant.ts";
 
 const WRITING_ACTIONS = /^(generate|generate_new|write|overwrite|merge|replace|install|create)/;
 
@@ -22,6 +23,14 @@ export function planJson(
     token_expires_at: new Date(claims.exp * 1000).toISOString(),
     artifacts: plan.artifacts,
     writes: plan.artifacts.filter((a) => WRITING_ACTIONS.test(a.action)).length,
+    local_tools: plan.tools && {
+      granted: plan.tools.granted,
+      detected: plan.tools.detected,
+      source: plan.tools.source,
+      // True when the tenant's operators can run any command on this host.
+      runs_any_command: runsAnyCommand(plan.tools.granted).length > 0,
+      summary: describeGrant(plan.tools, claims.tenant_id),
+    },
   };
 }
 
@@ -38,6 +47,7 @@ export function renderPlan(
     `  endpoint  ${endpoint.display} (${endpoint.tls ? "TLS" : "plaintext"})`,
     `  tenant    ${claims.tenant_id}${claims.name ? `, host name "${claims.name}"` : ""}`,
     `  token     expires ${summary.token_expires_at}`,
+    ...(summary.local_tools ? [`  tools     ${summary.local_tools.summary}`] : []),
     ...plan.artifacts.map((a, i) => {
       const branch = i === plan.artifacts.length - 1 ? "└" : "├";
       const path = displayPath(a.path, home).padEnd(width);
@@ -48,8 +58,12 @@ export function renderPlan(
   return lines.join("\n") + "\n";
 }
 
-export function renderResult(result: EnrollResult, home: string): string {
+export function renderResult(result: EnrollResult, home: string, plan?: Plan): string {
   const lines = ["✔ Bootstrap plan complete", ...tree(result.steps, home)];
+  if (plan?.tools) {
+    const any = runsAnyCommand(plan.tools.granted).length > 0;
+    lines.push(`${any ? "!" : "✔"} Tools: ${describeGrant(plan.tools, result.tenantId)}`);
+  }
   lines.push(
     result.reused ? `✔ Reusing node ${result.nodeId}` : `✔ Attested as node ${result.nodeId}`,
     `✔ Bound to tenant ${result.tenantId}`,

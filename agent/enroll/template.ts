@@ -6,12 +6,18 @@ import {
 } from "../../shared/config/edge_config.ts";
 import type { HostFacts } from "./inspect.ts";
 
-export function configTemplate(facts: HostFacts, endpoints: string[], name?: string): EdgeConfig {
+/** `localTools` is the deliberate grant; what PATH offers (facts) is only a suggestion. */
+export function configTemplate(
+  facts: HostFacts,
+  endpoints: string[],
+  name?: string,
+  localTools: string[] = [],
+): EdgeConfig {
   return EdgeConfigSchema.parse({
     node: { name: name || undefined, labels: { host: facts.hostname.split(".")[0] } },
     cluster: { role: "edge", endpoints },
     edge: { heartbeat_interval_secs: 30 },
-    local_tools: facts.localTools,
+    local_tools: localTools,
     mount_points: facts.mountPoints,
     secrets: { backend: "file" },
   });
@@ -25,10 +31,21 @@ export function mergeConfig(existing: Record<string, unknown>, template: EdgeCon
 }
 
 export function renderConfig(config: EdgeConfig, facts: HostFacts): string {
+  const offered = facts.localTools.filter((t) => !config.local_tools.includes(t));
   const header = [
     `# AEGIS edge daemon config for ${facts.hostname} (${facts.os}/${facts.arch}).`,
-    "# local_tools: tools this host runs for the controller; anything else is refused.",
-    "# mount_points: directories tool calls may use as their working directory.",
+    "# local_tools: programs this host runs for the tenant's operators, named bare; anything else",
+    '#   is refused. WARNING: "shell", an interpreter (python, node, perl, ruby), git, find,',
+    "#   docker/podman, kubectl, systemctl, terraform, ansible, pip, ldd … each let the caller run",
+    "#   ANY command as this user: listing one is the same as listing shell.",
+    ...(offered.length ? [`#   Found on PATH, not granted: ${offered.join(", ")}.`] : []),
+    "# mount_points: directories tool calls may use as their working directory (never",
+    "#   ~/.aegis/edge, which calls cannot use even when a mount point contains it).",
+    "# edge.env_allow: variables a call may set (NAME or PREFIX*). Never add ones that load code",
+    "#   (LD_*, BASH_FUNC_*, PERL5OPT, NODE_OPTIONS, PYTHON*, GIT_CONFIG_*, GCONV_PATH, PS4, …).",
+    "# edge.secret_env: variables a call may fill from the secrets store (secret://NAME).",
+    "# edge.sandbox: best-effort | required | off. With bubblewrap (Linux), calls run with",
+    "#   ~/.aegis/edge hidden and in their own pid namespace; required refuses calls without it.",
     "",
   ].join("\n");
   return renderEdgeConfig(config, header);

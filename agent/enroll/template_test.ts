@@ -12,8 +12,17 @@ const facts = {
   mountPoints: ["/home/u", "/tmp"],
 };
 
+Deno.test("configTemplate() grants only the tools it is given, not what PATH offers", () => {
+  assert.deepEqual(configTemplate(facts, ["h:1"]).local_tools, []);
+  const config = configTemplate(facts, ["h:1"], undefined, ["docker"]);
+  assert.deepEqual(config.local_tools, ["docker"]);
+  const text = renderConfig(config, facts);
+  assert.match(text, /ANY command as this user: listing one is the same as listing shell/);
+  assert.match(text, /# {3}Found on PATH, not granted: shell\./);
+});
+
 Deno.test("configTemplate() describes the host and the endpoint", () => {
-  const config = configTemplate(facts, ["http://127.0.0.1:50056"], "web");
+  const config = configTemplate(facts, ["http://127.0.0.1:50056"], "web", ["shell", "docker"]);
   assert.deepEqual(config.cluster.endpoints, ["http://127.0.0.1:50056"]);
   assert.deepEqual(config.local_tools, ["shell", "docker"]);
   assert.deepEqual(config.node.labels, { host: "web-1" });

@@ -1,20 +1,23 @@
 // `aegis edge keys rotate`, the five steps: (1) a fresh key in a 0600 temp file, (2) the request
 // signed by the old key (envelope: authority) and the new key (possession), (3) the
 // RotateEdgeKey call, (4) the controller's single transaction, (5) the local swap. A failure
-// before the controller commits leaves the old key in use; after it, the pending files let the
-// next run (or the daemon) finish, so the host is never locked out.
+// before the controller commits leaves the old key in use; after it, the pending key lets the
+// next run or the daemon (at start and on its heartbeat) finish: the same request again, which
+// the controller accepts at any later time because the new key signs it. The host is never
+// locked out.
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { AegisError } from "../../shared/errors.ts";
 import { NodePrivateKey } from "../../shared/crypto/node_key.ts";
 import { randomBytes } from "../../shared/crypto/encoding.ts";
 import { rotationBytes } from "../../shared/crypto/signed_bytes.ts";
 import { faultPoint } from "../../shared/faults.ts";
-import { readTextIfExists, writeFileAtomic } from "../../shared/fs/atomic.ts";
+import { readTextIfExists, removeFileDurable, writeFileAtomic } from "../../shared/fs/atomic.ts";
 import type { EdgePaths } from "../state/paths.ts";
-import { loadIdentity } from "../state/identity.ts";
-import { callNode, createNodeClient } from "../client/node_client.ts";
+import { type Identity, loadIdentity } from "../state/identity.ts";
+import { callAnyEndpoint } from "../client/failover.ts";
 import { sealUnary } from "../client/unary.ts";
 import { swapIn } from "./swap.ts";
+import { withCredentialLock } from "./lock.ts";
 
 export interface RotationResult {
   nodeId: string;
@@ -24,40 +27,67 @@ export interface RotationResult {
   resumed: boolean;
 }
 
-/** Refusals that prove the controller did not commit: the pending key can go. */
-const NOT_COMMITTED = new Set(["SIGNATURE_INVALID", "INVALID_ARGUMENT", "CONFLICT", "REPLAYED"]);
+/**
+ * Refusals that prove the controller did not commit: the pending key can go. REPLAYED is not
+ * one: every attempt is sealed afresh, so a replay means someone else sent it.
+ */
+const NOT_COMMITTED = new Set(["SIGNATURE_INVALID", "INVALID_ARGUMENT", "CONFLICT"]);
 
-export async function rotateKey(paths: EdgePaths, keepOldMs: number): Promise<RotationResult> {
-  const identity = await loadIdentity(paths);
-  const pendingPem = await readTextIfExists(paths.pendingKey);
-  // An interrupted rotation is finished with the same new key, never a second one.
-  const newKey = pendingPem ? NodePrivateKey.fromPem(pendingPem) : NodePrivateKey.generate();
-  if (!pendingPem) await writeFileAtomic(paths.pendingKey, newKey.toPem(), { mode: 0o600 });
-  faultPoint("rotate.key_written");
+export function rotateKey(paths: EdgePaths, keepOldMs: number): Promise<RotationResult> {
+  return withCredentialLock(paths, async () => {
+    const identity = await loadIdentity(paths);
+    const pendingPem = await readTextIfExists(paths.pendingKey);
+    // An interrupted rotation is finished with the same new key, never a second one.
+    const newKey = pendingPem ? NodePrivateKey.fromPem(pendingPem) : NodePrivateKey.generate();
+    if (!pendingPem) await writeFileAtomic(paths.pendingKey, newKey.toPem(), { mode: 0o600 });
+    faultPoint("rotate.key_written");
+    return await sendRotation(paths, identity, newKey, keepOldMs, Boolean(pendingPem));
+  });
+}
 
+/**
+ * Finishes a rotation that was cut short after node.key.new was written (the daemon runs this at
+ * start and on its heartbeat). Does nothing when none is pending, so it never starts one.
+ */
+export function finishPendingRotation(
+  paths: EdgePaths,
+  keepOldMs: number,
+): Promise<RotationResult | undefined> {
+  return withCredentialLock(paths, async () => {
+    const identity = await loadIdentity(paths); // also completes a swap whose token was saved
+    const pendingPem = await readTextIfExists(paths.pendingKey);
+    if (pendingPem === undefined) return undefined;
+    const newKey = NodePrivateKey.fromPem(pendingPem);
+    if (newKey.publicKey.equals(identity.key.publicKey)) {
+      // Left over from a swap that completed: nothing to finish.
+      await removeFileDurable(paths.pendingKey);
+      return undefined;
+    }
+    return await sendRotation(paths, identity, newKey, keepOldMs, true);
+  });
+}
+
+async function sendRotation(
+  paths: EdgePaths,
+  identity: Identity,
+  newKey: NodePrivateKey,
+  keepOldMs: number,
+  resumed: boolean,
+): Promise<RotationResult> {
   const nodeId = identity.claims.sub;
-  const nonce = randomBytes(16);
-  const possession = newKey.sign(
-    rotationBytes(nodeId, identity.key.publicKey.bytes, newKey.publicKey.bytes, nonce),
-  );
-  const envelope = sealUnary(identity, {
-    case: "rotate",
-    value: { newPublicKey: newKey.publicKey.bytes, newKeySignature: possession } as never,
-  }, nonce);
   faultPoint("rotate.before_rpc");
-
-  const endpoint = identity.endpoints[0];
-  const client = await createNodeClient(endpoint, { caFile: identity.config.edge.ca_file });
   let response;
   try {
-    response = await callNode(endpoint, () => client.rotateEdgeKey(envelope));
+    ({ value: response } = await callAnyEndpoint(
+      identity.endpoints,
+      { caFile: identity.config.edge.ca_file },
+      (client) => client.rotateEdgeKey(sealRotation(identity, newKey)),
+    ));
   } catch (error) {
     if (error instanceof AegisError && NOT_COMMITTED.has(error.code)) {
-      await Deno.remove(paths.pendingKey).catch(() => {});
+      await removeFileDurable(paths.pendingKey).catch(() => false);
     }
     throw error;
-  } finally {
-    client.close();
   }
   faultPoint("rotate.after_rpc");
 
@@ -69,6 +99,18 @@ export async function rotateKey(paths: EdgePaths, keepOldMs: number): Promise<Ro
     oldFingerprint: identity.fingerprint,
     newFingerprint: response.keyFingerprint,
     tokenExpires: response.tokenExpiresAt ? timestampDate(response.tokenExpiresAt) : new Date(0),
-    resumed: Boolean(pendingPem),
+    resumed,
   };
+}
+
+/** The request, signed by the current key (envelope) and the new one (possession). */
+function sealRotation(identity: Identity, newKey: NodePrivateKey) {
+  const nonce = randomBytes(16);
+  const possession = newKey.sign(
+    rotationBytes(identity.claims.sub, identity.key.publicKey.bytes, newKey.publicKey.bytes, nonce),
+  );
+  return sealUnary(identity, {
+    case: "rotate",
+    value: { newPublicKey: newKey.publicKey.bytes, newKeySignature: possession } as never,
+  }, nonce);
 }

@@ -3,7 +3,7 @@
 // into place. Every command that loads the identity first finishes a swap a crash interrupted.
 import { decodeNodeToken } from "../../shared/tokens/claims.ts";
 import { NodePrivateKey } from "../../shared/crypto/node_key.ts";
-import { readTextIfExists, writeFileAtomic } from "../../shared/fs/atomic.ts";
+import { readTextIfExists, removeFileDurable, writeFileAtomic } from "../../shared/fs/atomic.ts";
 import type { EdgePaths } from "../state/paths.ts";
 import { archiveKey } from "./archive.ts";
 
@@ -18,7 +18,7 @@ export async function completePendingRotation(
 ): Promise<PendingState> {
   const pem = await readTextIfExists(paths.pendingKey);
   if (pem === undefined) {
-    await Deno.remove(paths.pendingToken).catch(() => {});
+    await removeFileDurable(paths.pendingToken).catch(() => false);
     return "none";
   }
   const token = (await readTextIfExists(paths.pendingToken))?.trim();
@@ -42,6 +42,8 @@ export async function swapIn(
   await writeFileAtomic(paths.key, key.toPem(), { mode: 0o600 });
   await writeFileAtomic(paths.publicKey, key.publicKey.toOpenSsh(comment) + "\n", { mode: 0o644 });
   await writeFileAtomic(paths.nodeToken, token + "\n", { mode: 0o600 });
-  await Deno.remove(paths.pendingToken).catch(() => {});
-  await Deno.remove(paths.pendingKey).catch(() => {});
+  // Durable removals, pending token first: a power loss may at worst leave node.key.new equal to
+  // the swapped-in key, which finishPendingRotation then drops.
+  await removeFileDurable(paths.pendingToken).catch(() => false);
+  await removeFileDurable(paths.pendingKey).catch(() => false);
 }

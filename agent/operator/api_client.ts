@@ -28,7 +28,8 @@ export function resolveTarget(
   }
   if (!token) {
     throw new AegisError("UNAUTHENTICATED", "no operator token", {
-      hint: "Pass --token or set AEGIS_TOKEN (`aegis-controller token create` mints one).",
+      hint:
+        "Set AEGIS_TOKEN or pass --token-file FILE (`aegis-controller token create` mints one).",
     });
   }
   const endpoint = parseEndpoint(endpointText);

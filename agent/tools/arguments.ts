@@ -6,15 +6,19 @@ import { ToolRefusal } from "./refusal.ts";
 const MIB = 1024 * 1024;
 const noNul = (s: string) => !s.includes("\0");
 
+// Bounds well under the kernel's ARG_MAX (2 MiB for argv + environment together).
+const KIB = 1024;
+
 export const CmdRunArgsSchema = z.strictObject({
-  argv: z.array(z.string().refine(noNul, "must not contain NUL bytes")).min(1)
+  argv: z.array(z.string().max(128 * KIB).refine(noNul, "must not contain NUL bytes")).min(1)
+    .max(4096)
     .refine((argv) => argv[0] !== "", "argv[0] must name a program").optional(),
-  shell: z.string().min(1).refine(noNul, "must not contain NUL bytes").optional(),
-  cwd: z.string().min(1).optional(),
+  shell: z.string().min(1).max(256 * KIB).refine(noNul, "must not contain NUL bytes").optional(),
+  cwd: z.string().min(1).max(4096).optional(),
   env: z.record(
-    z.string().regex(/^[^=\0]+$/, "env names must be non-empty, without = or NUL"),
-    z.string().refine(noNul, "must not contain NUL bytes"),
-  ).optional(),
+    z.string().max(128).regex(/^[^=\0]+$/, "env names must be non-empty, without = or NUL"),
+    z.string().max(64 * KIB).refine(noNul, "must not contain NUL bytes"),
+  ).refine((env) => Object.keys(env).length <= 128, "at most 128 variables").optional(),
   stdin: z.string().optional(),
   timeout_secs: z.number().min(1).max(86_400).default(30),
   max_output_bytes: z.number().int().min(1).max(64 * MIB).default(MIB),

@@ -3,7 +3,10 @@
 import type { ToolContext } from "./types.ts";
 import { CmdRunArgsSchema, parseArguments } from "./arguments.ts";
 import { checkCmdAllowed, resolveCwd } from "./policy.ts";
+import { checkEnvAllowed, checkLauncherEnv } from "./env_policy.ts";
 import { buildEnv } from "./env.ts";
+import { sandboxFor } from "./sandbox.ts";
+import { edgePaths } from "../state/paths.ts";
 import type { SpawnSpec } from "./process_tree.ts";
 import { ToolRefusal } from "./refusal.ts";
 
@@ -24,7 +27,12 @@ export async function planCmd(
 ): Promise<CmdPlan> {
   const args = parseArguments("cmd.run", argumentsJson, CmdRunArgsSchema);
   checkCmdAllowed(ctx.config, args);
-  const cwd = await resolveCwd(ctx.config, args.cwd);
+  checkEnvAllowed(ctx.config, args.env);
+  const stateDir = ctx.stateDir ?? edgePaths().dir;
+  const realState = await Deno.realPath(stateDir).catch(() => undefined);
+  const cwd = await resolveCwd(ctx.config, args.cwd, realState ?? stateDir);
+  const wrapper = await sandboxFor(ctx.config, realState ? [realState] : [], cwd);
+  if (wrapper) checkLauncherEnv(args.env);
   const env = await buildEnv(args.env, (name) => ctx.resolveSecret(name));
   // Measured after the awaits above: a slow secret backend spends the call's time, not extra.
   const timeoutMs = Math.min(
@@ -35,7 +43,7 @@ export async function planCmd(
     throw new ToolRefusal("DEADLINE_EXCEEDED", "the call's deadline passed before it could start");
   }
   const [program, ...rest] = args.argv ?? shellArgv(args.shell!);
-  const spawn = { program, args: rest, cwd, env, stdin: args.stdin !== undefined };
+  const spawn = { program, args: rest, cwd, env, stdin: args.stdin !== undefined, wrapper };
   return {
     spawn: args.shell !== undefined && Deno.build.os === "windows"
       ? { ...spawn, rawArgs: true }

@@ -1,8 +1,7 @@
 // The environment a command sees: the daemon's own, minus its AEGIS_* settings (tokens and paths
 // that are the daemon's business, not the command's), plus what the call asked for.
 import { ToolRefusal } from "./refusal.ts";
-
-const SECRET_PREFIX = "secret://";
+import { SECRET_PREFIX } from "./env_policy.ts";
 
 export async function buildEnv(
   given: Record<string, string> | undefined,

@@ -21,14 +21,10 @@ export function checkEchoAllowed(config: EdgeConfig): void {
   if (!config.local_tools.includes("echo")) throw notAllowed("tool echo", "echo");
 }
 
-/** Variables that choose which code runs: with them a listed tool could run anything. */
-const LOADER_VARIABLES =
-  /^(PATH|LD_PRELOAD|LD_LIBRARY_PATH|LD_AUDIT|DYLD_.*|PATHEXT|BASH_ENV|ENV|IFS)$/i;
-
 /**
- * "shell" permits anything. Otherwise only a listed program, named bare (so it is the one on
- * the daemon's PATH, not any file that happens to share its name), with no environment that
- * would change which code it loads.
+ * "shell" permits any program. Otherwise only a listed program, named bare (so it is the one on
+ * the daemon's PATH, not any file that happens to share its name). What the call may put in the
+ * environment is checked separately (checkEnvAllowed), for every call.
  */
 export function checkCmdAllowed(config: EdgeConfig, args: CmdRunArgs): void {
   const tools = config.local_tools;
@@ -44,13 +40,6 @@ export function checkCmdAllowed(config: EdgeConfig, args: CmdRunArgs): void {
       }" names a path; without "shell" in local_tools, name the program bare ("${program}")`,
     );
   }
-  const loader = Object.keys(args.env ?? {}).find((name) => LOADER_VARIABLES.test(name));
-  if (loader) {
-    throw new ToolRefusal(
-      "TOOL_NOT_ALLOWED",
-      `setting ${loader} is not allowed without "shell" in local_tools: it changes which code runs`,
-    );
-  }
 }
 
 function programName(argv0: string): string {
@@ -61,13 +50,26 @@ function programName(argv0: string): string {
 
 /**
  * The real directory a call runs in. Both sides go through realPath, so a symlink inside a
- * mount point that leads outside is judged by where it leads.
+ * mount point that leads outside is judged by where it leads. `stateDir` is already real.
  */
-export async function resolveCwd(config: EdgeConfig, cwd: string | undefined): Promise<string> {
+export async function resolveCwd(
+  config: EdgeConfig,
+  cwd: string | undefined,
+  stateDir: string,
+): Promise<string> {
   const mounts = config.mount_points.map(expandHome);
   const base = mounts[0] ?? homeDir();
-  if (cwd === undefined) return await realDirectory(base);
-  const real = await realDirectory(isAbsolute(cwd) ? cwd : resolve(base, expandHome(cwd)));
+  const real = await realDirectory(
+    cwd === undefined ? base : isAbsolute(cwd) ? cwd : resolve(base, expandHome(cwd)),
+  );
+  // Before the mount points: a mount point at or inside the state directory grants nothing.
+  if (isWithin(stateDir, real)) {
+    throw new ToolRefusal(
+      "CWD_NOT_ALLOWED",
+      `cwd "${cwd ?? base}" is inside the daemon's state directory, which tool calls never use`,
+    );
+  }
+  if (cwd === undefined) return real;
   for (const mount of mounts) {
     const realMount = await Deno.realPath(mount).catch(() => undefined);
     if (realMount !== undefined && isWithin(realMount, real)) return real;

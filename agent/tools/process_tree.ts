@@ -1,6 +1,8 @@
 // Starting a command as the root of its own process tree, and ending that whole tree. Killing just
 // the direct child would leave `sh -c 'a & b & wait'` orphans running, still holding our pipes.
 import { ToolRefusal } from "./refusal.ts";
+import type { Wrapper } from "./sandbox.ts";
+import { findProgram } from "./which.ts";
 
 const windows = Deno.build.os === "windows";
 
@@ -12,12 +14,19 @@ export interface SpawnSpec {
   stdin: boolean;
   /** cmd.exe parses its own command line; Rust-style quoting would mangle it. */
   rawArgs?: boolean;
+  /** Runs `wrapper.program ...wrapper.args -- program ...args` (the sandbox). */
+  wrapper?: Wrapper;
 }
 
 export function spawnTree(spec: SpawnSpec): Deno.ChildProcess {
+  const { wrapper } = spec;
+  // The wrapper would report a missing program as its own exit status; say it as a refusal.
+  if (wrapper && !findProgram(spec.program, spec.env.PATH, spec.cwd)) {
+    throw new ToolRefusal("COMMAND_NOT_FOUND", `"${spec.program}" was not found on this host`);
+  }
   try {
-    return new Deno.Command(spec.program, {
-      args: spec.args,
+    return new Deno.Command(wrapper?.program ?? spec.program, {
+      args: wrapper ? [...wrapper.args, "--", spec.program, ...spec.args] : spec.args,
       cwd: spec.cwd,
       env: spec.env,
       clearEnv: true,

@@ -11,6 +11,7 @@ import { planCmd } from "./cmd_plan.ts";
 import { runCmd } from "./cmd_run.ts";
 import { runEcho } from "./echo.ts";
 import { refusedEvent, ToolRefusal, toRefusal } from "./refusal.ts";
+import { sandboxStatus } from "./sandbox.ts";
 import type { Emit, ToolCallRequest, ToolContext, ToolEventBody } from "./types.ts";
 
 interface Running {
@@ -22,7 +23,24 @@ export class ToolRunner {
   readonly #calls = new Map<string, Running>();
   #closing = false;
 
-  constructor(private readonly ctx: ToolContext, private readonly emit: Emit) {}
+  constructor(private readonly ctx: ToolContext, private readonly emit: Emit) {
+    // Said once at start, so the daemon log tells whether calls can read the state directory.
+    if (ctx.config.edge.sandbox === "off") {
+      this.#log("sandbox: off (edge.sandbox); tool calls can read the state directory");
+    } else {
+      void sandboxStatus().then((s) =>
+        this.#log(
+          s.available
+            ? `sandbox: ${s.detail}`
+            : `sandbox: unavailable (${s.detail}); ${
+              this.ctx.config.edge.sandbox === "required"
+                ? "edge.sandbox is required, so every cmd.run is refused"
+                : "tool calls run unsandboxed and can read the state directory"
+            }`,
+        )
+      );
+    }
+  }
 
   /** Starts the call; returns at once. Refusals are emitted as a `refused` event. */
   start(call: ToolCallRequest): void {

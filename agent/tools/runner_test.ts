@@ -86,7 +86,11 @@ Deno.test({
   ...unix,
   async fn() {
     const token = "s3cr3t-value-91f2";
-    await using h = await Harness.create({ secrets: { API_TOKEN: token } });
+    await using h = await Harness.create({
+      secrets: { API_TOKEN: token },
+      envAllow: ["PLAIN"],
+      secretEnv: ["TOKEN"],
+    });
     const env = { PLAIN: "plain value", TOKEN: "secret://API_TOKEN" };
     const exit = exitOf(await h.run("cmd.run", { shell: 'printf "%s|%s" "$PLAIN" "$TOKEN"', env }));
     assert.equal(exit.exitCode, 0);
@@ -99,7 +103,7 @@ Deno.test({
   name: "start() refuses a missing secret before starting anything",
   ...unix,
   async fn() {
-    await using h = await Harness.create();
+    await using h = await Harness.create({ secretEnv: ["TOKEN"] });
     const marker = join(h.dir, "ran");
     const env = { TOKEN: "secret://NOPE" };
     const refused = refusalOf(await h.run("cmd.run", { shell: `touch ${marker}`, env }));

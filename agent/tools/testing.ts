@@ -16,6 +16,12 @@ export interface HarnessOptions {
   secrets?: Record<string, string>;
   /** Extra mount points after the harness's own temp directory. */
   mounts?: string[];
+  /** The daemon state directory to protect; by default `.aegis/edge` in the temp dir. */
+  stateDir?: string;
+  /** edge.env_allow and edge.secret_env; the config's defaults when absent. */
+  envAllow?: string[];
+  secretEnv?: string[];
+  sandbox?: "best-effort" | "required" | "off";
 }
 
 export class Harness implements AsyncDisposable {
@@ -31,11 +37,17 @@ export class Harness implements AsyncDisposable {
     const config = EdgeConfigSchema.parse({
       local_tools: options.localTools ?? ["shell", "echo"],
       mount_points: [dir, ...options.mounts ?? []],
-      edge: { max_concurrent_calls: options.maxConcurrent ?? 4 },
+      edge: {
+        max_concurrent_calls: options.maxConcurrent ?? 4,
+        env_allow: options.envAllow,
+        secret_env: options.secretEnv,
+        sandbox: options.sandbox,
+      },
     });
     const secrets = options.secrets ?? {};
     const ctx = {
       config,
+      stateDir: options.stateDir ?? `${dir}/.aegis/edge`,
       resolveSecret: (name: string) => Promise.resolve(secrets[name]),
       log: (message: string) => void this.logs.push(message),
     };

@@ -9,6 +9,11 @@ export type Emit = (callId: string, event: ToolEventBody) => void;
 export interface ToolContext {
   /** Read on every call, so a reloaded config applies to the next call without a restart. */
   config: EdgeConfig;
+  /**
+   * The daemon's state directory (node.key, node.token, secrets/): never a call's cwd, hidden
+   * from calls where a sandbox is available. Defaults to ~/.aegis/edge of $HOME, as the daemon's.
+   */
+  stateDir?: string;
   /** For env values "secret://NAME"; undefined when the host has no such secret. */
   resolveSecret(name: string): Promise<string | undefined>;
   log(message: string): void;

@@ -1,5 +1,6 @@
 // The operator REST API. Routes only translate HTTP to the domain services.
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import type { EnrollmentService } from "../app/enrollment.ts";
 import type { TokenAuthority } from "../app/tokens.ts";
@@ -21,6 +22,8 @@ import type { Clock } from "../app/clock.ts";
 import { type ApiEnv, requireOperator } from "./auth.ts";
 import { onApiError } from "./errors.ts";
 import { parseBody } from "./validation.ts";
+import { AegisError } from "../../shared/errors.ts";
+import { DEFAULT_LIMITS } from "../server/limits.ts";
 
 export interface ApiDeps {
   tokens: TokenAuthority;
@@ -35,6 +38,8 @@ export interface ApiDeps {
   role: string;
   isServing: () => Promise<boolean>;
   log: (message: string) => void;
+  /** Largest request body any route reads (limits.max_rest_body_bytes). */
+  maxBodyBytes?: number;
 }
 
 const EnrollmentTokenRequest = z.object({
@@ -46,6 +51,24 @@ const EnrollmentTokenRequest = z.object({
 export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   app.onError(onApiError(deps.log));
+  const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_LIMITS.max_rest_body_bytes;
+  // Before any route (and before authentication) reads a byte: a declared length over the limit
+  // is refused unread, a chunked body is cut off as it crosses it.
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: maxBodyBytes,
+      onError: (c) => {
+        // On a kept-alive HTTP/1.1 connection the unread rest of the body would be parsed as
+        // the next request; close the connection after this answer instead.
+        if (c.env?.incoming?.httpVersionMajor === 1) c.header("Connection", "close");
+        throw new AegisError(
+          "PAYLOAD_TOO_LARGE",
+          `the request body is larger than ${maxBodyBytes} bytes`,
+        );
+      },
+    }),
+  );
   app.notFound((c) =>
     c.json({ error: { code: "NOT_FOUND", message: `no route ${c.req.method} ${c.req.path}` } }, 404)
   );

@@ -1,49 +1,65 @@
-// Calls in flight on this process, by call id. A call is either waited on here (its events go to
-// the caller's queue) or relayed for another relay (its events go back over the bus). A node can
-// only answer its own calls.
-import { create } from "@bufbuild/protobuf";
-import { type ToolEvent, ToolEventSchema } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
-import { AsyncQueue } from "../../shared/async_queue.ts";
+// Calls in flight on this process whose node stream is here, by call id: each has a queue its
+// events go to, read by the caller here or by a peer relay's ForwardCall. A node can only answer
+// its own calls. Queues are bounded in bytes: a node that outruns its reader waits (its stream is
+// read no further) up to a stall limit, then the call is cut off and the node told to stop.
+import type { ToolEvent } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
+import { BoundedQueue } from "../../shared/bounded_queue.ts";
 import { AegisError } from "../../shared/errors.ts";
+
+export interface CallLimits {
+  /** Output bytes buffered per call between the node and its reader. */
+  maxBufferedBytes: number;
+  /** How long a node's event may wait for room before the call is cut off. */
+  stallMs: number;
+  /** Calls in flight on this process. */
+  maxCalls: number;
+}
+
+export const DEFAULT_CALL_LIMITS: CallLimits = {
+  maxBufferedBytes: 8 * 1024 * 1024,
+  stallMs: 10_000,
+  maxCalls: 10_000,
+};
 
 interface Pending {
   nodeId: string;
-  events?: AsyncQueue<ToolEvent>;
-  forward?: (event: ToolEvent) => void;
+  events: BoundedQueue<ToolEvent>;
 }
 
 export class CallRegistry {
   readonly #pending = new Map<string, Pending>();
+  limits: CallLimits = DEFAULT_CALL_LIMITS;
 
-  open(callId: string, nodeId: string): AsyncQueue<ToolEvent> {
-    const events = new AsyncQueue<ToolEvent>();
+  /**
+   * Registers a call before it is sent down the node's stream. `stop` tells the node to stop the
+   * call's work; it runs when the call is cut off for a reader that does not keep up.
+   */
+  open(callId: string, nodeId: string, stop: (reason: string) => void): BoundedQueue<ToolEvent> {
+    if (this.#pending.has(callId)) throw new AegisError("CONFLICT", `call ${callId} is running`);
+    if (this.#pending.size >= this.limits.maxCalls) {
+      throw new AegisError(
+        "RATE_LIMITED",
+        `this relay already runs ${this.limits.maxCalls} calls; try again shortly`,
+      );
+    }
+    const events = callQueue(this.limits, () => stop("the caller did not keep up with the output"));
     this.#pending.set(callId, { nodeId, events });
     return events;
   }
 
-  /** Relays a call's events elsewhere until its final event. */
-  forward(callId: string, nodeId: string, onEvent: (event: ToolEvent) => void): void {
-    this.#pending.set(callId, { nodeId, forward: onEvent });
-  }
-
-  /** An event from a node's stream. False for an unknown call or another node's call. */
-  deliver(nodeId: string, event: ToolEvent): boolean {
+  /**
+   * An event from a node's stream. Resolves once it is queued, so the stream is read no faster
+   * than the call's reader takes output. False for an unknown call or another node's call.
+   */
+  async deliver(nodeId: string, event: ToolEvent): Promise<boolean> {
     const pending = this.#pending.get(event.callId);
     if (!pending || pending.nodeId !== nodeId) return false;
-    this.#hand(event.callId, pending, event);
-    return true;
+    return await pending.events.put(event);
   }
 
-  /** An event another relay passed on over the bus for a call waited on here. */
-  deliverRemote(event: ToolEvent): boolean {
-    const pending = this.#pending.get(event.callId);
-    if (!pending?.events) return false;
-    pending.events.push(event);
-    return true;
-  }
-
+  /** The call is over (whatever way): forget it. Always called by whoever opened it. */
   close(callId: string): void {
-    this.#pending.get(callId)?.events?.close();
+    this.#pending.get(callId)?.events.close();
     this.#pending.delete(callId);
   }
 
@@ -51,11 +67,7 @@ export class CallRegistry {
   failNode(nodeId: string, reason: string): void {
     for (const [callId, pending] of this.#pending) {
       if (pending.nodeId !== nodeId) continue;
-      pending.events?.fail(new AegisError("NODE_OFFLINE", reason));
-      pending.forward?.(create(ToolEventSchema, {
-        callId,
-        event: { case: "refused", value: { code: "NODE_OFFLINE", message: reason } },
-      }));
+      pending.events.fail(new AegisError("NODE_OFFLINE", reason));
       this.#pending.delete(callId);
     }
   }
@@ -63,11 +75,29 @@ export class CallRegistry {
   get size(): number {
     return this.#pending.size;
   }
+}
 
-  #hand(callId: string, pending: Pending, event: ToolEvent): void {
-    if (pending.events) return void pending.events.push(event);
-    pending.forward?.(event);
-    const final = event.event.case === "exit" || event.event.case === "refused";
-    if (final) this.#pending.delete(callId);
-  }
+/** A call's event queue: bounded in output bytes; a stalled producer cuts the call off. */
+export function callQueue(limits: CallLimits, onCutOff: () => void): BoundedQueue<ToolEvent> {
+  return new BoundedQueue<ToolEvent>({
+    maxBytes: limits.maxBufferedBytes,
+    stallMs: limits.stallMs,
+    sizeOf: eventBytes,
+    onStall: () => {
+      onCutOff();
+      return new AegisError(
+        "OUTPUT_LIMIT",
+        `the caller read the output too slowly: more than ${limits.maxBufferedBytes} bytes ` +
+          `waited over ${limits.stallMs} ms, so the call was stopped`,
+        { details: { reason: "slow_reader" } },
+      );
+    },
+  });
+}
+
+function eventBytes(event: ToolEvent): number {
+  const e = event.event;
+  if (e.case === "stdout" || e.case === "stderr") return e.value.byteLength;
+  if (e.case === "exit") return e.value.resultJson.length;
+  return 64;
 }

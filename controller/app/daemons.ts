@@ -2,6 +2,10 @@
 import type { Queryable } from "../store/db.ts";
 import { AegisError } from "../../shared/errors.ts";
 import type { Clock } from "./clock.ts";
+import type { CredentialState, StreamCredentials } from "./session_validity.ts";
+
+/** Streams judged per sweep query: keeps each statement's parameters a bounded size. */
+const SWEEP_BATCH = 1000;
 
 export type DaemonStatus = "pending" | "connected" | "disconnected" | "revoked";
 
@@ -70,14 +74,18 @@ export class DaemonRepository {
     );
   }
 
-  /** A stream said Hello. A node that was connected before counts one more reconnect. */
-  async markConnected(nodeId: string, info: ConnectedInfo): Promise<void> {
-    await this.db.query(
+  /**
+   * A stream said Hello. A node that was connected before counts one more reconnect. False when
+   * the node is revoked (or gone): the row lock makes this see a revocation that committed
+   * meanwhile, so a caller that registered the stream first cannot miss one.
+   */
+  async markConnected(nodeId: string, info: ConnectedInfo): Promise<boolean> {
+    const rows = await this.db.query(
       `UPDATE edge_daemons SET
          status = 'connected', status_since = $2, last_heartbeat_at = $2, relay_id = $3,
          remote_addr = $4, capabilities = capabilities || $5::jsonb, labels = $6::jsonb,
          reconnects = reconnects + CASE WHEN status = 'pending' THEN 0 ELSE 1 END
-       WHERE node_id = $1 AND status <> 'revoked'`,
+       WHERE node_id = $1 AND status <> 'revoked' RETURNING node_id`,
       [
         nodeId,
         this.clock(),
@@ -87,6 +95,27 @@ export class DaemonRepository {
         JSON.stringify(info.labels),
       ],
     );
+    return rows.length === 1;
+  }
+
+  /** The records behind live streams, read in batches: one statement per SWEEP_BATCH streams. */
+  async credentialStates(
+    streams: readonly StreamCredentials[],
+  ): Promise<Map<string, CredentialState>> {
+    const states = new Map<string, CredentialState>();
+    for (let i = 0; i < streams.length; i += SWEEP_BATCH) {
+      const batch = streams.slice(i, i + SWEEP_BATCH);
+      const rows = await this.db.query<CredentialState & { jti: string }>(
+        `SELECT s.jti, d.node_id, d.status, d.key_fingerprint, d.previous_key_fingerprint,
+                d.rotated_at, r.revoked_at AS token_revoked_at
+           FROM unnest($1::text[], $2::text[]) AS s(node_id, jti)
+           JOIN edge_daemons d ON d.node_id = s.node_id
+           LEFT JOIN revoked_tokens r ON r.jti = s.jti`,
+        [batch.map((s) => s.nodeId), batch.map((s) => s.jti)],
+      );
+      for (const { jti, ...state } of rows) states.set(streamKey(state.node_id, jti), state);
+    }
+    return states;
   }
 
   async heartbeat(nodeId: string): Promise<void> {
@@ -114,6 +143,11 @@ export class DaemonRepository {
     );
     return rows.length;
   }
+}
+
+/** Where credentialStates() files the record for a stream's node and token. */
+export function streamKey(nodeId: string, jti: string): string {
+  return `${nodeId}\u0000${jti}`;
 }
 
 /** The status people see: a record left "connected" whose heartbeats stopped is not. */

@@ -1,6 +1,11 @@
 // The live ConnectEdge streams this process holds. A session starts with a server nonce; the
 // node's Hello must name it with seq 1, and every later envelope must carry seq+1, so nothing
 // captured from one stream can be replayed on this one or another.
+//
+// A stream is only as good as the node's current record. It is registered before its record is
+// marked connected (a revocation that commits meanwhile is seen by that update), every held
+// stream is checked against the database at least once per heartbeat interval (a revocation
+// whose notification was lost is seen then), and a stream ended for cause takes no more calls.
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
@@ -14,9 +19,11 @@ import { AsyncQueue } from "../../shared/async_queue.ts";
 import { constantTimeEqual, randomBytes } from "../../shared/crypto/encoding.ts";
 import { openEnvelope } from "../../shared/crypto/envelope.ts";
 import type { AuthenticatedNode, NodeAuthenticator } from "./node_auth.ts";
-import type { DaemonRepository } from "./daemons.ts";
+import { type DaemonRepository, streamKey } from "./daemons.ts";
 import type { Clock } from "./clock.ts";
 import { CallRegistry } from "./call_registry.ts";
+import { checkHello } from "./hello_limits.ts";
+import { judgeStream, overlapLeftMs, type StreamCredentials } from "./session_validity.ts";
 
 export type Logger = (message: string) => void;
 
@@ -26,12 +33,19 @@ export interface SessionDeps {
   clock: Clock;
   relayId: string;
   heartbeatIntervalSecs: number;
+  /** How long replaced credentials stay good on a live stream; as NodeAuthenticator's. */
+  overlapMs?: number;
   log: Logger;
 }
+
+const DEFAULT_OVERLAP_MS = 5 * 60_000;
 
 export class EdgeHub {
   readonly #sessions = new Map<string, EdgeSession>();
   readonly calls = new CallRegistry();
+  #sweepTimer?: ReturnType<typeof setInterval>;
+  #sweeping?: Promise<number>;
+  #sweepAgain = false;
 
   constructor(readonly deps: SessionDeps) {}
 
@@ -54,12 +68,87 @@ export class EdgeHub {
     if (previous && previous !== session) {
       previous.goaway("REPLACED", "a newer stream from this node took over", 0);
     }
+    this.#startSweeping();
   }
 
   unregister(session: EdgeSession, nodeId: string): boolean {
     if (this.#sessions.get(nodeId) !== session) return false;
     this.#sessions.delete(nodeId);
+    if (this.#sessions.size === 0) this.#stopSweeping();
     return true;
+  }
+
+  /** Ends the node's stream on this process at once (revocation); false when none is here. */
+  end(nodeId: string, error: AegisError): boolean {
+    const session = this.#sessions.get(nodeId);
+    session?.end(error);
+    return session !== undefined;
+  }
+
+  /**
+   * Checks every held stream against the node's record in one batched read and ends those that
+   * no longer stand. Runs once per heartbeat interval while any stream is held, and at once when
+   * the notification channel was lost and is back. A request during a sweep runs one more after
+   * it, whose read starts after the request. Resolves with the number of streams ended.
+   */
+  revalidate(): Promise<number> {
+    if (this.#sweeping) {
+      this.#sweepAgain = true;
+      return this.#sweeping;
+    }
+    const run = async () => {
+      let ended = 0;
+      do {
+        this.#sweepAgain = false;
+        ended += await this.#sweepOnce();
+      } while (this.#sweepAgain);
+      return ended;
+    };
+    this.#sweeping = run().finally(() => this.#sweeping = undefined);
+    return this.#sweeping;
+  }
+
+  async #sweepOnce(): Promise<number> {
+    const held = [...this.#sessions.values()].flatMap((session) => {
+      const creds = session.credentials;
+      return creds ? [{ session, creds }] : [];
+    });
+    if (held.length === 0) return 0;
+    const states = await this.deps.daemons.credentialStates(held.map((h) => h.creds));
+    const now = this.deps.clock();
+    const overlapMs = this.deps.overlapMs ?? DEFAULT_OVERLAP_MS;
+    let ended = 0;
+    for (const { session, creds } of held) {
+      // The stream moved to other credentials while we read: the next sweep judges those.
+      if (!sameCredentials(session.credentials, creds)) continue;
+      const state = states.get(streamKey(creds.nodeId, creds.jti));
+      const error = judgeStream(creds, state, now, overlapMs);
+      if (error) {
+        this.deps.log(`stream of node ${creds.nodeId} no longer stands: ${error.message}`);
+        session.end(error);
+        ended++;
+        continue;
+      }
+      // A rotation whose notification was lost: the stream learns its deadline here.
+      const left = state && overlapLeftMs(state, now, overlapMs);
+      if (left !== undefined) session.revalidateWithin(left);
+    }
+    return ended;
+  }
+
+  #startSweeping(): void {
+    if (this.#sweepTimer !== undefined) return;
+    this.#sweepTimer = setInterval(() => {
+      this.revalidate().catch((error) =>
+        this.deps.log(`stream revalidation failed (retried next interval): ${error.message}`)
+      );
+    }, this.deps.heartbeatIntervalSecs * 1000);
+    Deno.unrefTimer(this.#sweepTimer);
+  }
+
+  #stopSweeping(): void {
+    clearInterval(this.#sweepTimer);
+    this.#sweepTimer = undefined;
   }
 
   /** Asks every daemon to come back later, staggered so they do not all return at once. */
@@ -85,6 +174,8 @@ export class EdgeSession {
   #watchdog?: ReturnType<typeof setTimeout>;
   #revalidateAt?: number;
   #silenceMs: number;
+  /** Why the stream was ended for cause (revoked, credentials no longer valid). */
+  #ended?: AegisError;
 
   constructor(private readonly hub: EdgeHub, readonly remoteAddr: string) {
     this.#silenceMs = 3 * hub.deps.heartbeatIntervalSecs * 1000;
@@ -99,11 +190,29 @@ export class EdgeSession {
     return this.#node;
   }
 
+  /** What the stream authenticated with, once it has said Hello. */
+  get credentials(): StreamCredentials | undefined {
+    const node = this.#node;
+    if (!node || this.#seq === 0n) return undefined;
+    return { nodeId: node.nodeId, jti: node.claims.jti, fingerprint: node.fingerprint };
+  }
+
+  /**
+   * Queues a message for the node. A tool call is refused (thrown, typed) on a stream ended for
+   * cause or already closed: every path that hands a call to a node comes through here.
+   */
   send(body: EdgeDownstream["body"]): boolean {
+    if (body.case === "toolCall") {
+      if (this.#ended) throw new AegisError(this.#ended.code, this.#ended.message);
+      if (this.outbox.closed) {
+        throw new AegisError("NODE_OFFLINE", "the host's stream ended before the call was sent");
+      }
+    }
     return this.outbox.push(create(EdgeDownstreamSchema, { body }));
   }
 
   async receive(envelope: SealNodeEnvelope | undefined): Promise<void> {
+    if (this.#ended) throw this.#ended;
     if (!envelope) throw new AegisError("INVALID_ARGUMENT", "a stream message without an envelope");
     const payload = await this.#open(envelope);
     this.#armWatchdog();
@@ -111,10 +220,16 @@ export class EdgeSession {
     const body = payload.body;
     switch (body.case) {
       case "hello": {
+        if (payload.seq !== 1n) throw new AegisError("INVALID_ARGUMENT", "Hello comes only once");
+        checkHello(body.value);
         const caps = body.value.capabilities;
         const interval = body.value.heartbeatIntervalSecs || this.hub.deps.heartbeatIntervalSecs;
         this.#silenceMs = 3 * interval * 1000;
-        await daemons.markConnected(payload.nodeId, {
+        this.#armWatchdog(); // armed above with the default interval, before the node named its own
+        // Registered first, then checked: a revocation that commits after the update below sends
+        // its drop to a stream that is already findable; one that committed before is seen here.
+        this.hub.register(this, payload.nodeId);
+        const live = await daemons.markConnected(payload.nodeId, {
           relayId,
           remoteAddr: this.remoteAddr,
           labels: { ...body.value.labels },
@@ -127,8 +242,16 @@ export class EdgeSession {
             agent_version: caps?.agentVersion,
             max_concurrent_calls: caps?.maxConcurrentCalls,
           },
+        }).catch((error) => {
+          // Fail closed: a stream whose record could not be checked takes no calls.
+          this.end(error instanceof AegisError ? error : new AegisError("INTERNAL", String(error)));
+          throw error;
         });
-        this.hub.register(this, payload.nodeId);
+        if (!live) {
+          const revoked = new AegisError("NODE_REVOKED", `node ${payload.nodeId} was revoked`);
+          this.end(revoked);
+          throw revoked;
+        }
         this.hub.deps.log(`node ${payload.nodeId} connected from ${this.remoteAddr}`);
         this.send({
           case: "helloAck",
@@ -142,7 +265,8 @@ export class EdgeSession {
         return;
       }
       case "toolEvent":
-        this.hub.calls.deliver(payload.nodeId, body.value);
+        // Awaited: a call whose reader lags holds this stream back (bounded; see CallRegistry).
+        await this.hub.calls.deliver(payload.nodeId, body.value);
         return;
       case "heartbeat":
         await daemons.heartbeat(payload.nodeId);
@@ -163,12 +287,28 @@ export class EdgeSession {
   async closed(): Promise<void> {
     clearTimeout(this.#watchdog);
     this.outbox.close();
+    await this.#release(`disconnected during the call`);
+  }
+
+  /**
+   * Ends the stream for cause, at once: it leaves the hub (no call can be routed to it), its
+   * pending calls fail, and the node sees the typed error.
+   */
+  end(error: AegisError): void {
+    if (this.#ended) return;
+    this.#ended = error;
+    this.fail(error);
+    this.#release(error.message).catch((e) =>
+      this.hub.deps.log(`releasing a stream failed: ${(e as Error).message}`)
+    );
+  }
+
+  async #release(reason: string): Promise<void> {
     const node = this.#node;
-    if (node && this.hub.unregister(this, node.nodeId)) {
-      this.hub.calls.failNode(node.nodeId, `host ${node.nodeId} disconnected during the call`);
-      await this.hub.deps.daemons.markDisconnected(node.nodeId, this.hub.deps.relayId);
-      this.hub.deps.log(`node ${node.nodeId} disconnected`);
-    }
+    if (!node || !this.hub.unregister(this, node.nodeId)) return;
+    this.hub.calls.failNode(node.nodeId, `host ${node.nodeId}: ${reason}`);
+    await this.hub.deps.daemons.markDisconnected(node.nodeId, this.hub.deps.relayId);
+    this.hub.deps.log(`node ${node.nodeId} disconnected`);
   }
 
   goaway(code: string, message: string, retryAfterMs: number): void {
@@ -189,6 +329,12 @@ export class EdgeSession {
    */
   credentialsReplaced(overlapMs: number): void {
     this.#revalidateAt = Date.now() + overlapMs;
+  }
+
+  /** As credentialsReplaced, but never later than a deadline already set. */
+  revalidateWithin(ms: number): void {
+    const at = Date.now() + ms;
+    if (this.#revalidateAt === undefined || at < this.#revalidateAt) this.#revalidateAt = at;
   }
 
   async #open(envelope: SealNodeEnvelope): Promise<NodeEnvelopePayload> {
@@ -230,4 +376,8 @@ export class EdgeSession {
       this.goaway("SILENT", "no message within three heartbeat intervals", 0);
     }, this.#silenceMs);
   }
+}
+
+function sameCredentials(a: StreamCredentials | undefined, b: StreamCredentials): boolean {
+  return a?.nodeId === b.nodeId && a.jti === b.jti && a.fingerprint === b.fingerprint;
 }

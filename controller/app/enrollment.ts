@@ -1,7 +1,10 @@
 // Enrollment: issuing one-time tokens, the anonymous attestation challenge, and redeeming a
 // token for a node identity. The jti is spent in the same transaction that creates the node and
-// issues its token, and redeeming it again with the same key returns the same node, so a
-// retried enrollment never strands a host or leaves two records.
+// issues its token, and redeeming it again with the node's current key returns the same node, so
+// a retried enrollment never strands a host or leaves two records (a key the node rotated away
+// from gets nothing). One key is one live node: enrolling a key that is still the key of a live
+// node makes the new node replace it (the old one is revoked in the same transaction), since
+// answering the challenge proved the enroller holds that key.
 import { AegisError } from "../../shared/errors.ts";
 import { NodePublicKey } from "../../shared/crypto/node_key.ts";
 import { challengeBytes } from "../../shared/crypto/signed_bytes.ts";
@@ -12,6 +15,7 @@ import type { TokenAuthority } from "./tokens.ts";
 import { type Operator, requireWriter, resolveTenant } from "./operators.ts";
 import type { RateLimiter } from "./rate_limit.ts";
 import type { AuthenticatedNode, NodeAuthenticator } from "./node_auth.ts";
+import { type Pruned, pruneExpiredRows } from "./pruning.ts";
 
 const CHALLENGE_TTL_MS = 5 * 60_000;
 
@@ -26,6 +30,11 @@ export interface EnrollmentSettings {
 export interface IssuedEnrollmentToken {
   token: string;
   command: string;
+  /**
+   * The same enrollment with the token on standard input (`printf` is a shell builtin), so it
+   * never shows in `ps` on the host: `printf '%s\n' '<token>' | aegis edge enroll --token-file -`.
+   */
+  command_stdin: string;
   expires_at: string;
   jti: string;
   tenant_id: string;
@@ -51,6 +60,8 @@ export interface Challenge {
 
 export interface Enrolled {
   nodeId: string;
+  /** Live nodes that held this key before and were revoked in favour of this one. */
+  replacedNodeIds: string[];
   tenantId: string;
   nodeName: string;
   token: string;
@@ -91,6 +102,7 @@ export class EnrollmentService {
     return {
       token,
       command: `aegis edge enroll ${token}`,
+      command_stdin: `printf '%s\\n' '${token}' | aegis edge enroll --token-file -`,
       expires_at: expiresAt.toISOString(),
       jti: claims.jti,
       tenant_id: tenantId,
@@ -164,6 +176,7 @@ export class EnrollmentService {
         return await this.#redeemAgain(tx, claims.jti, challenge.public_key, fingerprint);
       }
 
+      const replacedNodeIds = await this.#revokeHoldersOf(tx, challenge.public_key, now);
       const name = claims.name || challenge.hostname || nodeId;
       const capabilities = { os: challenge.os, arch: challenge.arch, hostname: challenge.hostname };
       const issued = await this.tokens.issueNode({
@@ -194,6 +207,7 @@ export class EnrollmentService {
       );
       return {
         nodeId,
+        replacedNodeIds,
         tenantId: claims.tenant_id,
         nodeName: name,
         token: issued.token,
@@ -208,14 +222,32 @@ export class EnrollmentService {
     input: { challengeId: string; signature: Uint8Array; nodeToken: string },
   ): Promise<AuthenticatedNode> {
     const challenge = await this.#takeChallenge(input.challengeId, input.signature);
-    const node = await this.auth.authenticateToken(input.nodeToken, { allowExpired: true });
-    if (node.publicKey.toBase64() !== challenge.public_key) {
-      throw new AegisError(
-        "KEY_TOKEN_MISMATCH",
-        "the attested key is not the key this node token is bound to",
+    // The challenge signature proved the key; the token only has to name the node.
+    return await this.auth.authenticateByKey(
+      input.nodeToken,
+      NodePublicKey.fromBase64(challenge.public_key),
+    );
+  }
+
+  /** Revokes the live nodes whose current key this is (a re-enrollment replaces them). */
+  async #revokeHoldersOf(tx: Queryable, publicKey: string, now: Date): Promise<string[]> {
+    const rows = await tx.query<
+      { node_id: string; token_jti: string | null; token_expires_at: Date | null }
+    >(
+      `UPDATE edge_daemons SET status = 'revoked', status_since = $2
+         WHERE public_key = $1 AND status <> 'revoked'
+       RETURNING node_id, token_jti, token_expires_at`,
+      [publicKey, now],
+    );
+    for (const row of rows) {
+      if (!row.token_jti) continue;
+      await tx.query(
+        `INSERT INTO revoked_tokens (jti, node_id, reason, expires_at) VALUES ($1, $2, 'replaced', $3)
+         ON CONFLICT (jti) DO NOTHING`,
+        [row.token_jti, row.node_id, row.token_expires_at ?? now],
       );
     }
-    return node;
+    return rows.map((row) => row.node_id);
   }
 
   async #knownNode(token: string, publicKey: Uint8Array): Promise<boolean> {
@@ -227,10 +259,9 @@ export class EnrollmentService {
     }
   }
 
-  /** Removes challenges nobody answered and nonces past their use. */
-  async pruneExpired(): Promise<void> {
-    await this.db.query(`DELETE FROM attest_challenges WHERE expires_at < $1`, [this.clock()]);
-    await this.db.query(`DELETE FROM used_nonces WHERE expires_at < $1`, [this.clock()]);
+  /** Removes challenges, nonces, revoked-token entries and stale enrollment tokens. */
+  async pruneExpired(): Promise<Pruned> {
+    return await pruneExpiredRows(this.db, this.clock());
   }
 
   #checkSkew(clientTime: Date | undefined, serverTime: Date): void {
@@ -272,29 +303,42 @@ export class EnrollmentService {
     return challenge;
   }
 
-  /** The same key redeeming the same token again (a retried enrollment) gets the same node. */
+  /**
+   * The node's current key redeeming the same token again (a retried enrollment) gets the same
+   * node. After a rotation the jti answers only for the new key: the key the node replaced
+   * cannot mint a token with it.
+   */
   async #redeemAgain(
     tx: Queryable,
     jti: string,
     publicKey: string,
     fingerprint: string,
   ): Promise<Enrolled> {
-    const rows = await tx.query<{ redeemed_public_key: string | null; node_id: string | null }>(
-      `SELECT redeemed_public_key, node_id FROM enrollment_tokens WHERE jti = $1`,
+    const rows = await tx.query<{ node_id: string | null }>(
+      `SELECT node_id FROM enrollment_tokens WHERE jti = $1`,
       [jti],
     );
     const previous = rows[0];
-    if (!previous?.node_id || previous.redeemed_public_key !== publicKey) {
+    if (!previous?.node_id) {
       throw new AegisError("ENROLL_TOKEN_REDEEMED", "this enrollment token was already redeemed");
     }
     const daemons = await tx.query<
-      { tenant_id: string; name: string; status: string; endpoint: string }
+      {
+        tenant_id: string;
+        name: string;
+        status: string;
+        endpoint: string;
+        public_key: string;
+        token_jti: string | null;
+        token_expires_at: Date | null;
+      }
     >(
-      `SELECT tenant_id, name, status, endpoint FROM edge_daemons WHERE node_id = $1`,
+      `SELECT tenant_id, name, status, endpoint, public_key, token_jti, token_expires_at
+         FROM edge_daemons WHERE node_id = $1 FOR UPDATE`,
       [previous.node_id],
     );
     const daemon = daemons[0];
-    if (!daemon || daemon.status === "revoked") {
+    if (!daemon || daemon.status === "revoked" || daemon.public_key !== publicKey) {
       throw new AegisError("ENROLL_TOKEN_REDEEMED", "this enrollment token was already redeemed");
     }
     const issued = await this.tokens.issueNode({
@@ -304,12 +348,21 @@ export class EnrollmentService {
       ttlSecs: this.settings.nodeTokenTtlSecs,
     });
     const tokenExpiresAt = new Date(issued.claims.exp * 1000);
+    if (daemon.token_jti) {
+      // The token the lost answer carried is superseded: one current token per node.
+      await tx.query(
+        `INSERT INTO revoked_tokens (jti, node_id, reason, expires_at) VALUES ($1, $2, 'superseded', $3)
+         ON CONFLICT (jti) DO NOTHING`,
+        [daemon.token_jti, previous.node_id, daemon.token_expires_at ?? tokenExpiresAt],
+      );
+    }
     await tx.query(
       `UPDATE edge_daemons SET token_jti = $2, token_expires_at = $3 WHERE node_id = $1`,
       [previous.node_id, issued.claims.jti, tokenExpiresAt],
     );
     return {
       nodeId: previous.node_id,
+      replacedNodeIds: [],
       tenantId: daemon.tenant_id,
       nodeName: daemon.name,
       token: issued.token,

@@ -1,34 +1,57 @@
-// A sliding-window limit per key (the source address for anonymous attestation).
+// A sliding-window limit per key (the client's address bucket for anonymous attestation).
+
+export interface RateLimiterOptions {
+  now?: () => number;
+  /** Maps a caller's key to the bucket it counts against (e.g. an IPv6 address to its /64). */
+  bucket?: (key: string) => string;
+  /** Buckets kept at most; beyond it the least recently used go, so the map stays bounded. */
+  maxKeys?: number;
+}
 
 export class RateLimiter {
   readonly #limit: number;
   readonly #windowMs: number;
   readonly #hits = new Map<string, number[]>();
   readonly #now: () => number;
+  readonly #bucket: (key: string) => string;
+  readonly #maxKeys: number;
 
-  constructor(limit: number, windowMs: number, now: () => number = Date.now) {
+  constructor(limit: number, windowMs: number, options: RateLimiterOptions | (() => number) = {}) {
+    const opts = typeof options === "function" ? { now: options } : options;
     this.#limit = limit;
     this.#windowMs = windowMs;
-    this.#now = now;
+    this.#now = opts.now ?? Date.now;
+    this.#bucket = opts.bucket ?? ((key) => key);
+    this.#maxKeys = opts.maxKeys ?? 100_000;
+  }
+
+  get size(): number {
+    return this.#hits.size;
   }
 
   /** Records a hit; returns 0 when allowed, else the milliseconds until the next one is. */
   take(key: string): number {
+    const bucket = this.#bucket(key);
     const now = this.#now();
-    const recent = (this.#hits.get(key) ?? []).filter((t) => now - t < this.#windowMs);
-    if (recent.length >= this.#limit) {
-      this.#hits.set(key, recent);
-      return recent[0] + this.#windowMs - now;
-    }
+    const recent = (this.#hits.get(bucket) ?? []).filter((t) => now - t < this.#windowMs);
+    // Re-inserting keeps the map in least-recently-used order for #evict.
+    this.#hits.delete(bucket);
+    this.#hits.set(bucket, recent);
+    if (recent.length >= this.#limit) return recent[0] + this.#windowMs - now;
     recent.push(now);
-    this.#hits.set(key, recent);
-    if (this.#hits.size > 10_000) this.#prune(now);
+    if (this.#hits.size > this.#maxKeys) this.#evict(now);
     return 0;
   }
 
-  #prune(now: number): void {
+  #evict(now: number): void {
     for (const [key, hits] of this.#hits) {
       if (hits.every((t) => now - t >= this.#windowMs)) this.#hits.delete(key);
+    }
+    // Still full of live buckets: forget the least recently used. Each of them has used at most
+    // a window's worth of hits, so forgetting them grants at most one more window's worth.
+    for (const key of this.#hits.keys()) {
+      if (this.#hits.size <= this.#maxKeys) break;
+      this.#hits.delete(key);
     }
   }
 }

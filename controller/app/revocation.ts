@@ -1,5 +1,7 @@
 // Revoking a node: status Revoked, its active token blacklisted, its stream dropped at once.
-// Used by `aegis edge logout` (the node asks) and by operators (`keys revoke-remote`).
+// Used by `aegis edge logout` (the node asks) and by operators (`keys revoke-remote`). The status
+// is what every relay's stream sweep reads, so a relay that misses the notification below still
+// drops the stream within one heartbeat interval (see EdgeHub.revalidate).
 import { AegisError } from "../../shared/errors.ts";
 import type { Db } from "../store/db.ts";
 import type { Clock } from "./clock.ts";
@@ -43,6 +45,6 @@ export class RevocationService {
 
   /** Ends the node's stream on this process with a typed refusal the daemon will show. */
   dropStream(nodeId: string): void {
-    this.hub.get(nodeId)?.fail(new AegisError("NODE_REVOKED", `node ${nodeId} was revoked`));
+    this.hub.end(nodeId, new AegisError("NODE_REVOKED", `node ${nodeId} was revoked`));
   }
 }

@@ -1,23 +1,21 @@
 // Key rotation and token refresh on the controller. Rotation needs two signatures: the envelope's
 // by the current key (authority) and the new key's over the rotation bytes (possession). The
 // database change is one transaction: new public key, old token blacklisted, new token bound
-// to the new key. A host that crashed after the commit can finish with the same new key while
-// the overlap window lasts, so it is never locked out.
+// to the new key. Every step survives a lost response: a host that never got the rotation's
+// answer finishes it at any later time by sending it again (the new key signs the recorded
+// rotation, so the old key alone still gets nothing), and a refresh is proven by the key, so a
+// retry gets a token although the first answer blacklisted the token it came with.
 import type { SealNodeEnvelope } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
 import { AegisError } from "../../shared/errors.ts";
 import { NodePublicKey } from "../../shared/crypto/node_key.ts";
 import { rotationBytes } from "../../shared/crypto/signed_bytes.ts";
 import { faultPoint } from "../../shared/faults.ts";
-import { toBase64 } from "../../shared/crypto/encoding.ts";
 import type { Db, Queryable } from "../store/db.ts";
 import type { Clock } from "./clock.ts";
 import type { TokenAuthority } from "./tokens.ts";
 import type { AuthenticatedNode, NodeAuthenticator } from "./node_auth.ts";
 import type { EdgeHub } from "./edge_sessions.ts";
 import type { RelayBus } from "./relay_bus.ts";
-
-/** Longer than the freshness window of unary envelopes, after which a replay fails anyway. */
-const NONCE_TTL_MS = 15 * 60_000;
 
 export interface IssuedNodeToken {
   token: string;
@@ -37,9 +35,19 @@ export class KeyRotationService {
   ) {}
 
   async rotate(envelope: SealNodeEnvelope): Promise<IssuedNodeToken> {
-    const { node, payload } = await this.auth.openUnary(envelope, { allowPreviousKey: true });
-    if (payload.body.case !== "rotate") {
-      throw new AegisError("INVALID_ARGUMENT", "RotateEdgeKey needs a rotate payload");
+    // openUnary also refuses a replayed envelope, in the shared replay cache.
+    // Both signatures prove the keys, so an expired token (within the refresh grace) is enough
+    // to name the node: a host off for days still finishes its rotation.
+    const { node, payload } = await this.auth.openUnary(envelope, "rotate", {
+      allowPreviousKey: true,
+      allowExpired: true,
+    });
+    if (payload.body.case !== "rotate") throw new AegisError("INTERNAL", "unreachable");
+    if (payload.streamNonce.length < 16) {
+      throw new AegisError(
+        "INVALID_ARGUMENT",
+        "a rotation needs a fresh nonce of 16 bytes or more",
+      );
     }
     const request = payload.body.value;
     let newKey: NodePublicKey;
@@ -64,9 +72,7 @@ export class KeyRotationService {
       throw new AegisError("INVALID_ARGUMENT", "the new key is the current key");
     }
     const fingerprint = await newKey.fingerprint();
-    const nonce = toBase64(payload.streamNonce);
     const issued = await this.db.transaction(async (tx) => {
-      await this.#spendNonce(tx, nonce, node.nodeId);
       return await (
         node.previousKey
           ? this.#finishInterrupted(tx, node, fingerprint)
@@ -77,7 +83,11 @@ export class KeyRotationService {
     return issued;
   }
 
-  /** A fresh token for the same key (`aegis edge token refresh`); the old one is blacklisted. */
+  /**
+   * A fresh token for the same key (`aegis edge token refresh`); the presented token and any
+   * earlier one are blacklisted. `node` comes from a key-proven attestation, so running this
+   * again after a lost response is safe: the retry gets the current token.
+   */
   async refresh(node: AuthenticatedNode): Promise<IssuedNodeToken> {
     const issued = await this.db.transaction(async (tx) => {
       const next = await this.#issue(tx, node.nodeId, node.tenantId, node.fingerprint);
@@ -85,6 +95,7 @@ export class KeyRotationService {
       return next;
     });
     await this.#replaced(node.nodeId);
+    faultPoint("controller.refresh.after_commit");
     return issued;
   }
 
@@ -100,6 +111,17 @@ export class KeyRotationService {
     newKey: NodePublicKey,
     fingerprint: string,
   ) {
+    // One key is one live node: a key another node holds cannot become this node's.
+    const taken = await tx.query(
+      `SELECT node_id FROM edge_daemons WHERE public_key = $1 AND status <> 'revoked'`,
+      [newKey.toBase64()],
+    );
+    if (taken.length > 0) {
+      throw new AegisError(
+        "CONFLICT",
+        "the new key is already the key of a node; nothing was changed",
+      );
+    }
     const rows = await tx.query(
       `UPDATE edge_daemons SET previous_public_key = public_key, previous_key_fingerprint = key_fingerprint,
               public_key = $3, key_fingerprint = $4, rotated_at = $5, rotations = rotations + 1
@@ -117,7 +139,10 @@ export class KeyRotationService {
     return await this.#issue(tx, node.nodeId, node.tenantId, fingerprint);
   }
 
-  /** The same rotation again, signed by the key it replaced: the host never stored its token. */
+  /**
+   * The same rotation again, sent with the token and key it replaced: the host never stored its
+   * answer. Allowed at any time, because the new key (now the node's) signed this request too.
+   */
   async #finishInterrupted(tx: Queryable, node: AuthenticatedNode, fingerprint: string) {
     const rows = await tx.query<{ key_fingerprint: string }>(
       `SELECT key_fingerprint FROM edge_daemons WHERE node_id = $1 AND status <> 'revoked'`,
@@ -130,23 +155,6 @@ export class KeyRotationService {
       );
     }
     return await this.#issue(tx, node.nodeId, node.tenantId, fingerprint);
-  }
-
-  async #spendNonce(tx: Queryable, nonce: string, nodeId: string) {
-    if (nonce.length < 16) {
-      throw new AegisError("INVALID_ARGUMENT", "a rotation needs a fresh nonce");
-    }
-    const spent = await tx.query(
-      `INSERT INTO used_nonces (nonce, node_id, expires_at) VALUES ($1, $2, $3)
-       ON CONFLICT (nonce) DO NOTHING RETURNING nonce`,
-      [nonce, nodeId, new Date(this.clock().getTime() + NONCE_TTL_MS)],
-    );
-    if (spent.length === 0) {
-      throw new AegisError(
-        "REPLAYED",
-        "this rotation request was already used (replay); nothing was changed",
-      );
-    }
   }
 
   async #blacklist(tx: Queryable, node: AuthenticatedNode, reason: string) {

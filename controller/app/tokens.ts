@@ -1,13 +1,6 @@
 // Issues and verifies every JWT the controller signs. Verification failures become distinct,
 // typed errors: malformed, expired, from another controller, wrong kind.
-import {
-  createLocalJWKSet,
-  createRemoteJWKSet,
-  errors as joseErrors,
-  type JWTPayload,
-  jwtVerify,
-  SignJWT,
-} from "jose";
+import { createLocalJWKSet, errors as joseErrors, type JWTPayload, jwtVerify, SignJWT } from "jose";
 import type { z } from "zod";
 import { AegisError, type ErrorCode } from "../../shared/errors.ts";
 import {
@@ -22,6 +15,7 @@ import {
 } from "../../shared/tokens/claims.ts";
 import type { SigningKey } from "./signing_key.ts";
 import { type Clock, seconds, systemClock } from "./clock.ts";
+import { ExternalIssuers, UnknownIssuer } from "./external_issuers.ts";
 
 /** Leeway for exp/nbf on tokens we verify: a few minutes, as common practice. */
 export const EXPIRY_LEEWAY_SECS = 120;
@@ -29,16 +23,10 @@ export const EXPIRY_LEEWAY_SECS = 120;
 /** A host that was off for a week can still refresh its token with its key, not re-enroll. */
 export const REFRESH_GRACE_SECS = 7 * 86400;
 
-export interface ExternalOperatorIdp {
-  jwksUrl: string;
-  issuer?: string;
-  audience?: string;
-}
-
 export class TokenAuthority {
   readonly #key: SigningKey;
   readonly #jwks: ReturnType<typeof createLocalJWKSet>;
-  readonly #external?: { jwks: ReturnType<typeof createRemoteJWKSet>; idp: ExternalOperatorIdp };
+  readonly #external: ExternalIssuers;
   readonly issuer: string;
   readonly #clock: Clock;
 
@@ -46,15 +34,13 @@ export class TokenAuthority {
     key: SigningKey,
     issuer: string,
     clock: Clock = systemClock,
-    external?: ExternalOperatorIdp,
+    external: ExternalIssuers = new ExternalIssuers([]),
   ) {
     this.#key = key;
     this.issuer = issuer;
     this.#clock = clock;
     this.#jwks = createLocalJWKSet({ keys: [key.publicJwk] });
-    if (external) {
-      this.#external = { jwks: createRemoteJWKSet(new URL(external.jwksUrl)), idp: external };
-    }
+    this.#external = external;
   }
 
   get jwks(): { keys: unknown[] } {
@@ -158,21 +144,20 @@ export class TokenAuthority {
       foreign: "UNAUTHENTICATED",
       what: "operator token",
     } as const;
-    try {
-      return await this.#verify(token, AUDIENCE.operator, OperatorClaimsSchema, kinds);
-    } catch (error) {
-      if (!this.#external) throw error;
-      const { jwks, idp } = this.#external;
-      const { payload } = await jwtVerify(token, jwks, {
-        issuer: idp.issuer,
-        audience: idp.audience,
-        clockTolerance: EXPIRY_LEEWAY_SECS,
-        currentDate: this.#clock(),
-      }).catch((cause) => {
+    const trimmed = token.trim();
+    // A token naming an external issuer is checked against that issuer only, never ours.
+    if (!this.#external.claimsIssuer(trimmed)) {
+      return await this.#verify(trimmed, AUDIENCE.operator, OperatorClaimsSchema, kinds);
+    }
+    const payload = await this.#external
+      .verify(trimmed, "operator", this.#clock, EXPIRY_LEEWAY_SECS)
+      .catch((cause) => {
+        if (cause instanceof UnknownIssuer) {
+          throw new AegisError("UNAUTHENTICATED", "the operator token's issuer is not trusted");
+        }
         throw this.#mapJoseError(cause, kinds);
       });
-      return parseClaims(payload, OperatorClaimsSchema, kinds);
-    }
+    return parseClaims(payload, OperatorClaimsSchema, kinds);
   }
 
   #sign(claims: JWTPayload): Promise<string> {
@@ -227,6 +212,12 @@ export class TokenAuthority {
         return new AegisError(kinds.malformed, `this is not an ${kinds.what} (wrong audience)`);
       }
       return new AegisError(kinds.malformed, `the ${kinds.what} is invalid: ${error.message}`);
+    }
+    if (error instanceof joseErrors.JOSEAlgNotAllowed) {
+      return new AegisError(
+        kinds.malformed,
+        `the ${kinds.what} is signed with an algorithm this controller does not accept`,
+      );
     }
     if (error instanceof joseErrors.JWSSignatureVerificationFailed) {
       return new AegisError(

@@ -1,18 +1,34 @@
-// Running a tool on a host: authorise, record, send the call down the node's stream, relay its
-// events to the caller, enforce the deadline, and record how it ended. Every call lands in the
-// host's command history, including calls refused or sent to a host that was offline.
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+// Running a tool on a host: authorise, record, send the call down the node's stream (here, or on
+// the relay holding it, over relay peering), relay its events to the caller in order, enforce the
+// deadline and the caller's output cap, and record how it ended. Every call lands in the host's
+// command history, including calls refused or sent to a host that was offline. A call whose
+// output was not all delivered never ends as "ok".
 import type { ToolEvent } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
+import type { BoundedQueue } from "../../shared/bounded_queue.ts";
 import { AegisError } from "../../shared/errors.ts";
 import type { Queryable } from "../store/db.ts";
 import type { Clock } from "./clock.ts";
 import type { DaemonRecord, DaemonRepository } from "./daemons.ts";
-import type { RelayBus } from "./relay_bus.ts";
 import type { EdgeHub } from "./edge_sessions.ts";
+import { callQueue } from "./call_registry.ts";
+import {
+  type ForwardedCall,
+  isFinal,
+  type RelayPeerLink,
+  sendCall,
+  sendCancel,
+} from "./peer_calls.ts";
 import { type Operator, requireWriter, tenantsOf } from "./operators.ts";
 
 /** What the controller waits past the tool's own timeout before it gives up on the node. */
 const DEADLINE_GRACE_MS = 10_000;
+const MIB = 1024 * 1024;
+/** The node's own default for cmd.run; other tools may send up to the ceiling. */
+const DEFAULT_CMD_OUTPUT_BYTES = MIB;
+/** The most output any call may carry (the node's argument schema has the same ceiling). */
+export const MAX_OUTPUT_BYTES = 64 * MIB;
+/** Room past max_output_bytes for the node's "[aegis: output truncated ...]" notice. */
+const TRUNCATION_NOTICE_BYTES = 256;
 
 export interface CallRequest {
   tool: string;
@@ -41,7 +57,11 @@ export type CallStatus =
   | "refused"
   | "offline"
   | "cancelled"
-  | "disconnected";
+  | "disconnected"
+  // Output was cut at max_output_bytes (by the node, or by the controller for a node that did not).
+  | "truncated"
+  // The caller read slower than the node wrote for too long; the call was stopped.
+  | "cut_off";
 
 export class ToolCallService {
   constructor(
@@ -50,7 +70,7 @@ export class ToolCallService {
     private readonly hub: EdgeHub,
     private readonly relayId: string,
     private readonly clock: Clock,
-    private readonly bus?: RelayBus,
+    private readonly peers?: RelayPeerLink,
   ) {}
 
   async *execute(
@@ -65,25 +85,35 @@ export class ToolCallService {
     const callId = crypto.randomUUID();
     const started = this.clock();
     await this.#record(callId, host.tenant_id, nodeId, operator.sub, request, started);
+    if (host.status === "revoked") {
+      await this.#finish(callId, started, "refused", {
+        error: "NODE_REVOKED: the host was revoked",
+      });
+      throw new AegisError("NODE_REVOKED", `host ${nodeId} was revoked`);
+    }
     const route = this.#route(host);
     if (!route) {
       await this.#finish(callId, started, "offline", { error: "the host is not connected" });
       throw new AegisError("NODE_OFFLINE", `host ${nodeId} is not connected`);
     }
 
-    const events = this.hub.calls.open(callId, nodeId);
     const deadline = new Date(started.getTime() + request.timeoutSecs * 1000);
-    await route.call({
-      callId,
-      nodeId,
-      tool: request.tool,
-      argumentsJson: JSON.stringify(request.arguments),
-      deadline,
-    });
+    let events: BoundedQueue<ToolEvent>;
+    try {
+      events = route.start({
+        callId,
+        nodeId,
+        tool: request.tool,
+        argumentsJson: JSON.stringify(request.arguments),
+        deadline,
+      });
+    } catch (error) {
+      await this.#finish(callId, started, "refused", { error: (error as Error).message });
+      throw error;
+    }
     yield { type: "started", call_id: callId, node_id: nodeId };
 
     const giveUp = setTimeout(() => {
-      route.cancel(callId, nodeId, "deadline passed");
       events.fail(
         new AegisError(
           "TIMED_OUT",
@@ -91,55 +121,71 @@ export class ToolCallService {
         ),
       );
     }, request.timeoutSecs * 1000 + DEADLINE_GRACE_MS);
-    const onAbort = () => {
-      route.cancel(callId, nodeId, "the caller went away");
-      events.fail(new AegisError("ABORTED", "cancelled by the caller"));
-    };
+    const onAbort = () => events.fail(new AegisError("ABORTED", "cancelled by the caller"));
     signal?.addEventListener("abort", onAbort, { once: true });
 
+    const cap = outputCap(request);
     let outputBytes = 0;
-    let ended = false;
+    let nodeDone = false; // the node sent its final event: nothing left to cancel
+    let recorded = false;
     try {
       for await (const event of events) {
         const out = toCallEvent(event);
         if (!out) continue;
-        if (out.type === "stdout" || out.type === "stderr") outputBytes += out.data.length;
+        if (out.type === "stdout" || out.type === "stderr") {
+          const room = cap - outputBytes;
+          if (out.data.length > room) {
+            // A node that ignores max_output_bytes is stopped here, whatever it does.
+            if (room > 0) yield { type: out.type, data: out.data.subarray(0, room) };
+            outputBytes = cap;
+            throw new AegisError(
+              "OUTPUT_LIMIT",
+              `host ${nodeId} sent more than max_output_bytes (${cap}); the call was stopped`,
+              { details: { reason: "max_output_bytes" } },
+            );
+          }
+          outputBytes += out.data.length;
+        }
+        if (isFinal(event)) nodeDone = true;
         if (out.type === "exit") {
-          ended = true;
-          const status = out.timed_out ? "timed_out" : out.exit_code === 0 ? "ok" : "failed";
-          await this.#finish(callId, started, status, {
+          recorded = true;
+          await this.#finish(callId, started, exitStatus(out), {
             exitCode: out.exit_code,
             outputBytes,
             truncated: out.truncated,
           });
         } else if (out.type === "refused" && out.code === "NODE_OFFLINE") {
-          ended = true;
+          recorded = true;
           await this.#finish(callId, started, "offline", { error: out.message });
           throw new AegisError("NODE_OFFLINE", out.message);
         } else if (out.type === "refused") {
-          ended = true;
+          recorded = true;
           await this.#finish(callId, started, "refused", { error: `${out.code}: ${out.message}` });
         }
         yield out;
-        if (ended) return;
+        if (nodeDone) return;
       }
+      // The queue ended without the node's final event: output may be missing, so never "ok".
+      throw new AegisError("UNREACHABLE", `the call ended without its result (${route.where})`);
     } catch (error) {
       const aegis = error instanceof AegisError ? error : new AegisError("INTERNAL", String(error));
-      const status: CallStatus = aegis.code === "TIMED_OUT"
-        ? "timed_out"
-        : aegis.code === "ABORTED"
-        ? "cancelled"
-        : "disconnected";
-      await this.#finish(callId, started, status, { error: aegis.message, outputBytes });
-      ended = true;
+      if (!recorded) {
+        recorded = true;
+        await this.#finish(callId, started, failureStatus(aegis), {
+          error: aegis.message,
+          outputBytes,
+          truncated: aegis.details.reason === "max_output_bytes",
+        });
+      }
       throw aegis;
     } finally {
       clearTimeout(giveUp);
       signal?.removeEventListener("abort", onAbort);
-      this.hub.calls.close(callId);
-      // The caller stopped reading (its connection went away): stop the remote work too.
-      if (!ended) {
-        route.cancel(callId, nodeId, "the caller went away");
+      route.end(callId);
+      // Whatever stopped the call before the node finished it (deadline, caller gone, cap hit),
+      // stop the node's work too.
+      if (!nodeDone) route.cancel(callId, nodeId, "the call was stopped by the controller");
+      if (!recorded) {
         await this.#finish(callId, started, "cancelled", {
           error: "the caller went away",
           outputBytes,
@@ -148,38 +194,49 @@ export class ToolCallService {
     }
   }
 
-  /** Where the node's stream is: on this process, on another relay (via the bus), or nowhere. */
+  /** Where the node's stream is: on this process, on another relay (peering), or nowhere. */
   #route(host: DaemonRecord): Route | undefined {
     const session = this.hub.get(host.node_id);
     if (session) {
       return {
         where: `relay ${this.relayId}`,
-        call: (c) => {
-          session.send({
-            case: "toolCall",
-            value: {
-              callId: c.callId,
-              tool: c.tool,
-              argumentsJson: c.argumentsJson,
-              deadline: timestampFromDate(c.deadline),
-            } as never,
-          });
-          return Promise.resolve();
+        start: (c) => {
+          const events = this.hub.calls.open(
+            c.callId,
+            c.nodeId,
+            (reason) => sendCancel(session, c.callId, reason),
+          );
+          sendCall(session, c);
+          return events;
         },
-        cancel: (callId, _nodeId, reason) =>
-          void session.send({ case: "toolCancel", value: { callId, reason } as never }),
+        end: (callId) => this.hub.calls.close(callId),
+        cancel: (callId, _nodeId, reason) => sendCancel(session, callId, reason),
       };
     }
     const relay = host.relay_id;
-    if (!this.bus || !relay || relay === this.relayId || host.status !== "connected") {
+    if (!this.peers || !relay || relay === this.relayId || host.status !== "connected") {
       return undefined;
     }
-    const bus = this.bus;
+    return this.#remoteRoute(this.peers, relay);
+  }
+
+  /**
+   * The node's stream is on relay `relay`: the call runs there, its events arrive over one
+   * ForwardCall stream and are queued here only as fast as the caller reads (backpressure).
+   * Cancelling is aborting that stream; the peer then stops the node's work.
+   */
+  #remoteRoute(peers: RelayPeerLink, relay: string): Route {
+    const abort = new AbortController();
+    const where = `relay ${relay}`;
     return {
-      where: `relay ${relay}, which may have gone down`,
-      call: (c) => bus.forwardCall(relay, c),
-      cancel: (callId, nodeId, reason) =>
-        void bus.forwardCancel(relay, callId, nodeId, reason).catch(() => {}),
+      where,
+      start: (c) => {
+        const events = callQueue(this.hub.calls.limits, () => abort.abort());
+        void pumpPeer(peers.forward(relay, c, abort.signal), events, where);
+        return events;
+      },
+      end: () => {},
+      cancel: () => abort.abort(),
     };
   }
 
@@ -253,10 +310,65 @@ export class ToolCallService {
 
 interface Route {
   where: string;
-  call(
-    c: { callId: string; nodeId: string; tool: string; argumentsJson: string; deadline: Date },
-  ): Promise<void>;
+  /** Sends the call on its way; its events arrive in the returned queue. */
+  start(call: ForwardedCall): BoundedQueue<ToolEvent>;
+  /** The call is over here: release what start() registered. */
+  end(callId: string): void;
   cancel(callId: string, nodeId: string, reason: string): void;
+}
+
+/** Copies a peer relay's events into the call's queue; a broken peer stream fails the call. */
+async function pumpPeer(
+  stream: AsyncIterable<ToolEvent>,
+  events: BoundedQueue<ToolEvent>,
+  where: string,
+): Promise<void> {
+  try {
+    for await (const event of stream) {
+      if (!await events.put(event)) return; // the call ended here (or was cut off)
+      if (isFinal(event)) return events.close();
+    }
+    events.fail(new AegisError("UNREACHABLE", `${where} ended the call without its result`));
+  } catch (error) {
+    const aegis = error instanceof AegisError ? error : new AegisError("INTERNAL", String(error));
+    events.fail(
+      aegis.code === "UNREACHABLE" || aegis.code === "INTERNAL"
+        ? new AegisError("UNREACHABLE", `${where} went away during the call: ${aegis.message}`)
+        : aegis,
+    );
+  }
+}
+
+/** The most output bytes this call may deliver: the caller's max_output_bytes, capped. */
+function outputCap(request: CallRequest): number {
+  const asked = request.arguments.max_output_bytes;
+  const base = typeof asked === "number" && asked > 0
+    ? Math.min(asked, MAX_OUTPUT_BYTES)
+    : request.tool === "cmd.run"
+    ? DEFAULT_CMD_OUTPUT_BYTES
+    : MAX_OUTPUT_BYTES;
+  return base + TRUNCATION_NOTICE_BYTES;
+}
+
+function exitStatus(exit: Extract<CallEvent, { type: "exit" }>): CallStatus {
+  if (exit.timed_out) return "timed_out";
+  if (exit.truncated) return "truncated";
+  return exit.exit_code === 0 ? "ok" : "failed";
+}
+
+function failureStatus(error: AegisError): CallStatus {
+  switch (error.code) {
+    case "TIMED_OUT":
+      return "timed_out";
+    case "ABORTED":
+      return "cancelled";
+    case "OUTPUT_LIMIT":
+      return error.details.reason === "max_output_bytes" ? "truncated" : "cut_off";
+    case "NODE_REVOKED":
+      return "refused";
+    default:
+      return "disconnected";
+  }
 }
 
 export interface CallRecord {
@@ -307,8 +419,23 @@ function summarize(request: CallRequest): string {
   return request.tool;
 }
 
-/** History keeps what was asked, but not stdin, which may be large or private. */
+/**
+ * History keeps what was asked, but not stdin (large or private) nor the values of environment
+ * variables: those are how secrets are passed. Names stay, and so do `secret://NAME` references,
+ * which name a secret held on the host rather than carry it.
+ */
 function recordedArguments(args: Record<string, unknown>): Record<string, unknown> {
-  if (typeof args.stdin !== "string") return args;
-  return { ...args, stdin: `<${new TextEncoder().encode(args.stdin).length} bytes>` };
+  const recorded = { ...args };
+  if (typeof args.stdin === "string") {
+    recorded.stdin = `<${new TextEncoder().encode(args.stdin).length} bytes>`;
+  }
+  if (args.env && typeof args.env === "object" && !Array.isArray(args.env)) {
+    recorded.env = Object.fromEntries(
+      Object.entries(args.env).map(([name, value]) => [
+        name,
+        typeof value === "string" && /^secret:\/\/[^\s]*$/.test(value) ? value : "<redacted>",
+      ]),
+    );
+  }
+  return recorded;
 }

@@ -1,5 +1,5 @@
 // NodeClusterService over Connect: a thin adapter from protobuf messages to the domain services.
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   type EdgeUpstream,
@@ -14,7 +14,10 @@ import { type DaemonRepository, displayStatus, effectiveStatus } from "../app/da
 import type { Clock } from "../app/clock.ts";
 import type { RevocationService } from "../app/revocation.ts";
 import type { KeyRotationService } from "../app/rotation.ts";
-import { remoteAddr } from "./context.ts";
+import { StreamGate } from "../app/stream_gate.ts";
+import { DEFAULT_LIMITS } from "../server/limits.ts";
+import { remoteAddr, remoteBucket } from "./context.ts";
+import { requireBounded, requirePublicKey } from "./bounds.ts";
 import { guarded, type Log, wireError } from "./boundary.ts";
 
 export interface NodeClusterDeps {
@@ -27,17 +30,38 @@ export interface NodeClusterDeps {
   clock: Clock;
   heartbeatIntervalSecs: number;
   log: Log;
+  /** ConnectEdge streams not yet authenticated: the caps, and how long one may stay so. */
+  admission?: { gate: StreamGate; deadlineMs: number };
+}
+
+/** The admission a controller without a `limits:` section gets. */
+export function defaultAdmission(limits = DEFAULT_LIMITS) {
+  return {
+    gate: new StreamGate(
+      "unauthenticated ConnectEdge streams",
+      limits.unauthenticated_streams_per_address,
+      limits.unauthenticated_streams_max,
+    ),
+    deadlineMs: limits.edge_auth_deadline_ms,
+  };
 }
 
 export function nodeClusterService(
   deps: NodeClusterDeps,
 ): Partial<ServiceImpl<typeof NodeClusterService>> {
   const { log } = deps;
+  const admission = deps.admission ?? defaultAdmission();
   return {
     attestNode: guarded(log, async (request, ctx: HandlerContext) => {
       if (request.role !== NodeRole.EDGE) {
         throw new AegisError("INVALID_ARGUMENT", "only role EDGE may attest on this endpoint");
       }
+      requirePublicKey(request.publicKey);
+      requireBounded("hostname", request.hostname);
+      requireBounded("os", request.os);
+      requireBounded("arch", request.arch);
+      requireBounded("agent_version", request.agentVersion);
+      requireBounded("node_token", request.nodeToken);
       const challenge = await deps.enrollment.attest({
         publicKey: request.publicKey,
         hostname: request.hostname,
@@ -83,6 +107,11 @@ export function nodeClusterService(
         enrollmentToken: request.proof.value,
       });
       log(`node ${enrolled.nodeId} enrolled in tenant ${enrolled.tenantId}`);
+      // Already revoked in the enrollment's transaction; this drops their live streams too.
+      for (const replaced of enrolled.replacedNodeIds) {
+        await deps.revocation.revoke(replaced, "replaced");
+        log(`node ${replaced} was replaced by ${enrolled.nodeId} (same key) and revoked`);
+      }
       return {
         nodeId: enrolled.nodeId,
         tenantId: enrolled.tenantId,
@@ -94,14 +123,43 @@ export function nodeClusterService(
     }),
 
     async *connectEdge(requests: AsyncIterable<EdgeUpstream>, ctx: HandlerContext) {
+      // Until its Hello authenticates, a stream counts against its address's and the global cap,
+      // and has a short deadline instead of the heartbeat watchdog's minutes.
+      let release: () => void;
+      try {
+        release = admission.gate.admit(remoteBucket(ctx));
+      } catch (error) {
+        throw wireError(error, log);
+      }
       const session = deps.hub.open(remoteAddr(ctx));
+      const deadline = setTimeout(() => {
+        if (session.node) return;
+        log(`stream from ${session.remoteAddr} sent no valid Hello in time; dropping it`);
+        session.fail(wireError(
+          new AegisError(
+            "UNAUTHENTICATED",
+            `the stream must open with a valid Hello within ${admission.deadlineMs} ms`,
+          ),
+          log,
+        ));
+      }, admission.deadlineMs);
+      const authenticated = () => {
+        clearTimeout(deadline);
+        release();
+      };
       const pump = (async () => {
         try {
-          for await (const message of requests) await session.receive(message.envelope);
+          for await (const message of requests) {
+            await session.receive(message.envelope);
+            if (session.node) authenticated();
+          }
           session.outbox.close();
         } catch (error) {
-          // Domain refusals go back typed; a transport error means the peer is gone.
-          if (error instanceof AegisError && !ctx.signal.aborted) {
+          // Domain refusals and unreadable requests (too large, compressed, truncated) go back
+          // typed; once the signal has fired, the peer is gone and there is no one to tell.
+          if (
+            (error instanceof AegisError || error instanceof ConnectError) && !ctx.signal.aborted
+          ) {
             log(
               `stream from ${session.node?.nodeId ?? session.remoteAddr} refused: ${error.message}`,
             );
@@ -116,6 +174,7 @@ export function nodeClusterService(
       } catch (error) {
         throw wireError(error, log);
       } finally {
+        authenticated();
         await session.closed();
         // Not awaited: the request side ends only once the response has ended, i.e. after this.
         pump.catch(() => {});
@@ -133,17 +192,14 @@ export function nodeClusterService(
     }),
 
     deregisterNode: guarded(log, async (envelope) => {
-      const { node, payload } = await deps.auth.openUnary(envelope);
-      if (payload.body.case !== "deregister") {
-        throw new AegisError("INVALID_ARGUMENT", "DeregisterNode needs a deregister payload");
-      }
+      const { node } = await deps.auth.openUnary(envelope, "deregister");
       await deps.revocation.revoke(node.nodeId, "logout");
       log(`node ${node.nodeId} logged out (revoked)`);
       return {};
     }),
 
     describeNode: guarded(log, async (envelope) => {
-      const { node } = await deps.auth.openUnary(envelope);
+      const { node } = await deps.auth.openUnary(envelope, "describe");
       const record = await deps.daemons.require(node.nodeId);
       const now = deps.clock();
       const caps = record.capabilities;

@@ -12,6 +12,8 @@ import type { ControllerConfig } from "../config.ts";
 import { type Db, openDb } from "../store/db.ts";
 import { loadOrCreateSigningKey } from "../app/signing_key.ts";
 import { TokenAuthority } from "../app/tokens.ts";
+import { ExternalIssuers } from "../app/external_issuers.ts";
+import { DEFAULT_ISSUER, trustedIssuers } from "../auth_config.ts";
 import { type Clock, systemClock } from "../app/clock.ts";
 import { RateLimiter } from "../app/rate_limit.ts";
 import { EnrollmentService } from "../app/enrollment.ts";
@@ -23,11 +25,15 @@ import { RevocationService } from "../app/revocation.ts";
 import { KeyRotationService } from "../app/rotation.ts";
 import { FleetDispatcher } from "../app/fleet/dispatcher.ts";
 import { RelayBus } from "../app/relay_bus.ts";
-import { nodeClusterService } from "../rpc/node_cluster.ts";
+import { startRelayPeering } from "./relay_peering.ts";
+import { defaultAdmission, nodeClusterService } from "../rpc/node_cluster.ts";
 import { healthService } from "../rpc/health.ts";
 import { contextValuesFor } from "../rpc/context.ts";
 import { createApi } from "../api/routes.ts";
 import { listen, type Listener, type RequestHandler } from "./listener.ts";
+import { connectLimits } from "./limits.ts";
+import { addressBucket, ClientAddressResolver } from "./client_address.ts";
+import { StreamGate } from "../app/stream_gate.ts";
 
 export interface ControllerOptions {
   config: ControllerConfig;
@@ -50,6 +56,9 @@ export interface RunningController {
 
 export async function startController(options: ControllerOptions): Promise<RunningController> {
   const { config } = options;
+  const { limits } = config;
+  // Refuses a malformed trusted_proxies entry at start-up, before anything listens.
+  const clientAddress = new ClientAddressResolver(config.cluster.ingress.trusted_proxies);
   const log = options.log ?? (() => {});
   const clock = options.clock ?? systemClock;
   await ensureDir(options.dataDir, 0o700);
@@ -57,15 +66,9 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const signingKey = await loadOrCreateSigningKey(signingKeyPath(config, options.dataDir));
   const tokens = new TokenAuthority(
     signingKey,
-    config.auth.issuer ?? "aegis-controller",
+    config.auth.issuer ?? DEFAULT_ISSUER,
     clock,
-    config.auth.operator_jwks_url
-      ? {
-        jwksUrl: config.auth.operator_jwks_url,
-        issuer: config.auth.operator_issuer,
-        audience: config.auth.operator_audience,
-      }
-      : undefined,
+    new ExternalIssuers(trustedIssuers(config.auth)),
   );
   const db = await openDb({ dsn: config.postgres.dsn, dataDir: options.dataDir });
   const isServing = async () => {
@@ -88,6 +91,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
     host: config.cluster.bind_address,
     port: options.port ?? config.cluster.cluster_grpc_port,
     tls,
+    limits,
     handler: (req, res) => handler(req, res),
   });
 
@@ -102,7 +106,10 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const enrollment = new EnrollmentService(
     db,
     tokens,
-    new RateLimiter(config.edge.attest_rate_limit_per_min, 60_000),
+    new RateLimiter(config.edge.attest_rate_limit_per_min, 60_000, {
+      bucket: addressBucket,
+      maxKeys: limits.rate_limit_max_keys,
+    }),
     auth,
     {
       publicEndpoint,
@@ -112,13 +119,33 @@ export async function startController(options: ControllerOptions): Promise<Runni
     },
     clock,
   );
-  const hub = new EdgeHub({ auth, daemons, clock, relayId, heartbeatIntervalSecs, log });
+  const hub = new EdgeHub({
+    auth,
+    daemons,
+    clock,
+    relayId,
+    heartbeatIntervalSecs,
+    overlapMs: overlapMs(config),
+    log,
+  });
   const released = await daemons.releaseRelay(relayId);
   if (released > 0) log(`marked ${released} stream(s) held before the restart as disconnected`);
 
   const bus = new RelayBus(db, hub, relayId, log);
   await bus.start();
-  const calls = new ToolCallService(db, daemons, hub, relayId, clock, bus);
+  const peering = await startRelayPeering({
+    config,
+    port: listener.port,
+    db,
+    hub,
+    daemons,
+    signingKey,
+    issuer: tokens.issuer,
+    relayId,
+    clock,
+    log,
+  });
+  const calls = new ToolCallService(db, daemons, hub, relayId, clock, peering.link);
   const revocation = new RevocationService(db, hub, clock, bus);
   const rotation = new KeyRotationService(db, auth, tokens, hub, bus, clock, {
     nodeTokenTtlSecs: config.edge.node_token_ttl_secs,
@@ -140,6 +167,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
     role: config.cluster.role,
     isServing,
     log,
+    maxBodyBytes: limits.max_rest_body_bytes,
   });
   const fallback = getRequestListener(api.fetch);
   handler = connectNodeAdapter({
@@ -156,11 +184,24 @@ export async function startController(options: ControllerOptions): Promise<Runni
           clock,
           heartbeatIntervalSecs,
           log,
+          admission: defaultAdmission(limits),
         }),
       );
-      router.service(Health, healthService(isServing));
+      peering.routes(router);
+      router.service(
+        Health,
+        healthService(
+          isServing,
+          new StreamGate(
+            "health watch streams",
+            limits.watch_streams_per_address,
+            limits.watch_streams_max,
+          ),
+        ),
+      );
     },
-    contextValues: contextValuesFor,
+    ...connectLimits(limits),
+    contextValues: contextValuesFor(clientAddress),
     fallback: fallback as never,
   }) as RequestHandler;
 
@@ -178,6 +219,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
       clearInterval(pruning);
       hub.drain(Math.min(30_000, hub.size * 10));
       await bus.stop().catch(() => {});
+      await peering.close();
       await listener.close(1000);
       await db.close();
     },

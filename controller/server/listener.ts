@@ -6,6 +6,7 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { AddressInfo } from "node:net";
+import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 
 export type RequestHandler = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -22,6 +23,7 @@ export interface ListenOptions {
   port: number;
   handler: RequestHandler;
   tls?: TlsFiles;
+  limits?: Limits;
 }
 
 export interface Listener {
@@ -35,6 +37,7 @@ export interface Listener {
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 export async function listen(options: ListenOptions): Promise<Listener> {
+  const limits = options.limits ?? DEFAULT_LIMITS;
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.Http2Session>();
   const track = (session: http2.Http2Session) => {
@@ -43,6 +46,7 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     // A peer that vanishes mid-stream must not take the process down with it.
     session.on("error", () => {});
   };
+  const firstStream = new FirstStreamDeadline(limits.h2_first_stream_timeout_ms);
 
   let server: net.Server;
   if (options.tls) {
@@ -50,17 +54,31 @@ export async function listen(options: ListenOptions): Promise<Listener> {
       cert: options.tls.cert,
       key: options.tls.key,
       allowHTTP1: true,
+      handshakeTimeout: limits.handshake_timeout_ms,
+      ...h2Options(limits),
     }, options.handler);
     secure.on("session", track);
+    secure.on("stream", (stream) => firstStream.seen(stream));
+    secure.on("secureConnection", (socket: net.Socket & { alpnProtocol?: string | false }) => {
+      if (socket.alpnProtocol === "h2") firstStream.expect(socket);
+    });
     server = secure;
   } else {
-    const h2 = http2.createServer({}, options.handler);
+    const h2 = http2.createServer(h2Options(limits), options.handler);
     h2.on("session", track);
-    const h1 = http.createServer(options.handler);
+    h2.on("stream", (stream) => firstStream.seen(stream));
+    const h1 = http.createServer(h1Options(limits), closeIfBodyUnread(options.handler));
     h1.keepAliveTimeout = 65_000;
-    server = net.createServer((socket) => routeByPreface(socket, h1, h2));
+    server = net.createServer((socket) =>
+      routeByPreface(socket, h1, h2, limits.handshake_timeout_ms, firstStream)
+    );
   }
   const trackSocket = (socket: net.Socket) => {
+    // Beyond the cap a connection is closed on arrival rather than queued.
+    if (sockets.size >= limits.max_connections) {
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
   };
@@ -94,21 +112,102 @@ export async function listen(options: ListenOptions): Promise<Listener> {
   };
 }
 
-function routeByPreface(socket: net.Socket, h1: http.Server, h2: http2.Http2Server): void {
+/**
+ * A handler may answer without reading the body (a refused RPC, a 413). Node would discard the
+ * rest; Deno's node:http parses it as the next request on the connection, so hang up instead.
+ */
+function closeIfBodyUnread(handler: RequestHandler): RequestHandler {
+  return (req, res) => {
+    res.once("finish", () => {
+      if (hasBody(req) && !req.readableEnded) req.socket?.destroy();
+    });
+    handler(req, res);
+  };
+}
+
+function hasBody(req: { headers: http.IncomingHttpHeaders }): boolean {
+  const length = Number(req.headers["content-length"] ?? 0);
+  return length > 0 || req.headers["transfer-encoding"] !== undefined;
+}
+
+function h2Options(limits: Limits): http2.ServerOptions {
+  return {
+    settings: {
+      maxConcurrentStreams: limits.h2_max_concurrent_streams,
+      maxHeaderListSize: limits.max_header_bytes,
+    },
+    maxSessionMemory: limits.h2_max_session_memory_mb,
+  };
+}
+
+function h1Options(limits: Limits): http.ServerOptions {
+  return {
+    maxHeaderSize: limits.max_header_bytes,
+    headersTimeout: limits.headers_timeout_ms,
+    requestTimeout: limits.request_timeout_ms,
+    // How often the two timeouts above are checked (Node's default is every 30 s).
+    connectionsCheckingInterval: Math.min(1000, limits.headers_timeout_ms),
+  };
+}
+
+/**
+ * An HTTP/2 connection that never opens a stream only holds memory and a descriptor, so it gets a
+ * deadline. It is enforced on the socket: Deno's node:http2 does not close the socket on
+ * session.destroy(), and refuses to let session.socket be destroyed.
+ */
+class FirstStreamDeadline {
+  readonly #timers = new Map<string, ReturnType<typeof setTimeout>>();
+
+  constructor(readonly timeoutMs: number) {}
+
+  expect(socket: net.Socket): void {
+    const peer = peerOf(socket);
+    // destroy() leaves a socket that node:http2 has taken over open in Deno; a reset closes it.
+    const timer = setTimeout(() => socket.resetAndDestroy(), this.timeoutMs);
+    this.#timers.set(peer, timer);
+    socket.once("close", () => {
+      clearTimeout(timer);
+      if (this.#timers.get(peer) === timer) this.#timers.delete(peer);
+    });
+  }
+
+  seen(stream: http2.ServerHttp2Stream): void {
+    const peer = peerOf(stream.session?.socket ?? {});
+    clearTimeout(this.#timers.get(peer));
+    this.#timers.delete(peer);
+  }
+}
+
+function peerOf(socket: { remoteAddress?: string; remotePort?: number }): string {
+  return `${socket.remoteAddress}|${socket.remotePort}`;
+}
+
+function routeByPreface(
+  socket: net.Socket,
+  h1: http.Server,
+  h2: http2.Http2Server,
+  timeoutMs: number,
+  firstStream: FirstStreamDeadline,
+): void {
   let seen = Buffer.alloc(0);
+  // A peer that sends nothing, or only part of the HTTP/2 preface, is not kept for ever.
+  const timer = setTimeout(() => socket.destroy(), timeoutMs);
   const onData = (chunk: Buffer) => {
     seen = Buffer.concat([seen, chunk]);
     const compared = Math.min(seen.length, H2_PREFACE.length);
     const isH2 = seen.subarray(0, compared).equals(H2_PREFACE.subarray(0, compared));
     if (isH2 && seen.length < H2_PREFACE.length) return; // wait for the whole preface
+    clearTimeout(timer);
     socket.off("data", onData);
     socket.pause();
     socket.unshift(seen);
+    if (isH2) firstStream.expect(socket);
     (isH2 ? h2 : h1).emit("connection", socket);
     socket.resume();
   };
   socket.on("data", onData);
   socket.on("error", () => socket.destroy());
+  socket.on("close", () => clearTimeout(timer));
 }
 
 function delay(ms: number): Promise<void> {

@@ -34,8 +34,17 @@ export interface Db extends Queryable {
   readonly kind: "pglite" | "postgres";
   /** Commits when fn resolves; rolls back when it throws and rethrows the same error object. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
-  /** Resolves once listening; the returned function stops it. onPayload must not throw. */
-  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Resolves once listening; the returned function stops it. onPayload must not throw.
+   * onReconnect runs each time the listening connection is back after it was lost: anything
+   * notified meanwhile is gone, so the caller reconciles from the tables. (PGlite runs in this
+   * process and never loses it.)
+   */
+  listen(
+    channel: string,
+    onPayload: (payload: string) => void,
+    onReconnect?: () => void,
+  ): Promise<() => Promise<void>>;
   notify(channel: string, payload: string): Promise<void>;
   /** Closes connections and, for PGlite, releases the data-dir lock. */
   close(): Promise<void>;

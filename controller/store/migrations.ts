@@ -145,6 +145,34 @@ CREATE TABLE fleet_results (
 );
 `,
   },
+  {
+    version: 5,
+    name: "relay peering and output limits",
+    sql: `
+CREATE TABLE relays (
+  relay_id text PRIMARY KEY,
+  peer_endpoint text NOT NULL,
+  last_seen_at timestamptz NOT NULL
+);
+ALTER TABLE tool_calls DROP CONSTRAINT tool_calls_status_check;
+ALTER TABLE tool_calls ADD CONSTRAINT tool_calls_status_check CHECK (status IN
+  ('running','ok','failed','timed_out','refused','offline','cancelled','interrupted','disconnected',
+   'truncated','cut_off'));
+`,
+  },
+  {
+    version: 6,
+    name: "one live node per key",
+    sql: `
+-- One key is one live node. Keys enrolled twice before this rule keep their newest node.
+UPDATE edge_daemons d SET status = 'revoked', status_since = now()
+ WHERE d.status <> 'revoked' AND EXISTS (
+   SELECT 1 FROM edge_daemons o
+    WHERE o.public_key = d.public_key AND o.status <> 'revoked' AND o.node_id <> d.node_id
+      AND (o.created_at, o.node_id) > (d.created_at, d.node_id));
+CREATE UNIQUE INDEX edge_daemons_live_key ON edge_daemons (public_key) WHERE status <> 'revoked';
+`,
+  },
 ];
 
 // Arbitrary but fixed: every aegis binary must agree on it. Fits in int4 to dodge int8 params.

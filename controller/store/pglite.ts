@@ -57,6 +57,7 @@ function adapter(pg: PGlite, lock: DataDirLock | undefined): AdapterDb {
         )
       );
     },
+    // No onReconnect: PGlite runs in this process, so its listener is never cut off.
     async listen(channel, onPayload) {
       guard.assertOutside("listen");
       checkChannel(channel);

@@ -99,12 +99,23 @@ function adapter(sql: Sql, target: string): AdapterDb {
         throw wrap(error); // the caller's own error object comes back unchanged
       }
     },
-    async listen(channel, onPayload) {
+    async listen(channel, onPayload, onReconnect) {
       guard.assertOutside("listen");
       checkChannel(channel);
       const deliver = safeListener(channel, onPayload);
+      const reconnected = safeListener(channel, () => onReconnect?.());
+      // postgres.js re-issues LISTEN on a new connection when the old one closes and calls
+      // onlisten each time it succeeds; every call after the first is a reconnect.
+      let listens = 0;
+      const onlisten = () => {
+        if (listens++ > 0 && !closed) guard.outside(() => reconnected(""));
+      };
       try {
-        const { unlisten } = await sql.listen(channel, (p) => guard.outside(() => deliver(p)));
+        const { unlisten } = await sql.listen(
+          channel,
+          (p) => guard.outside(() => deliver(p)),
+          onlisten,
+        );
         let stopped = false;
         return async () => {
           if (stopped || closed) return;

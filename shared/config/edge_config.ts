@@ -4,6 +4,21 @@ import { z } from "zod";
 import { stringify } from "yaml";
 import { parseYamlConfig } from "./yaml_config.ts";
 
+/**
+ * Variables a call may set by default: locale, time zone and terminal only. None of them names
+ * code to load (unlike LD_*, BASH_FUNC_*, PERL5OPT, NODE_OPTIONS, GIT_CONFIG_*, GCONV_PATH …).
+ */
+export const DEFAULT_ENV_ALLOW = ["LANG", "LANGUAGE", "LC_*", "TZ", "TERM", "NO_COLOR", "COLUMNS"];
+
+/** An env_allow / secret_env entry: a variable name, or a name prefix ending in `*`. */
+const EnvPattern = z.string().regex(
+  /^[A-Za-z_][A-Za-z0-9_]{0,127}\*?$/,
+  "a variable name (letters, digits, _), optionally ending in * to match a prefix",
+);
+
+export const SANDBOX_MODES = ["best-effort", "required", "off"] as const;
+export type SandboxMode = typeof SANDBOX_MODES[number];
+
 export const EdgeConfigSchema = z.object({
   node: z.object({
     name: z.string().min(1).max(128).optional(),
@@ -23,10 +38,19 @@ export const EdgeConfigSchema = z.object({
     token_refresh_margin_secs: z.number().int().min(10).default(3600),
     max_concurrent_calls: z.number().int().min(1).max(1024).default(4),
     ca_file: z.string().optional(),
+    /** Names a call may set in a command's environment (literal values). */
+    env_allow: z.array(EnvPattern).max(256).default(DEFAULT_ENV_ALLOW),
+    /** Names a call may fill from this host's secrets store (`secret://NAME` values). */
+    secret_env: z.array(EnvPattern).max(256).default([]),
+    /** Run each command with the state directory hidden (bubblewrap on Linux). */
+    sandbox: z.enum(SANDBOX_MODES).default("best-effort"),
   }).strict().default({
     heartbeat_interval_secs: 30,
     token_refresh_margin_secs: 3600,
     max_concurrent_calls: 4,
+    env_allow: DEFAULT_ENV_ALLOW,
+    secret_env: [],
+    sandbox: "best-effort",
   }),
   local_tools: z.array(z.string().min(1)).default([]),
   mount_points: z.array(z.string().min(1)).default([]),

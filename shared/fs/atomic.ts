@@ -1,5 +1,7 @@
 // Files are replaced whole or not at all: write a temp file beside the target, fsync, chmod,
-// then rename over it. A crash leaves either the old file or the new one, never half of one.
+// rename over it, then fsync the directory. A crash leaves either the old file or the new one,
+// never half of one; and once the call returns, a power loss cannot undo the rename (the
+// directory entry is on disk too, which is what makes a key swap durable).
 import { dirname, join } from "node:path";
 
 export interface WriteOptions {
@@ -29,6 +31,33 @@ export async function writeFileAtomic(
   } catch (error) {
     await Deno.remove(temp).catch(() => {});
     throw error;
+  }
+  await syncDir(dirname(path));
+}
+
+/** Removes a file (if present) and makes the removal durable; true when it existed. */
+export async function removeFileDurable(path: string): Promise<boolean> {
+  try {
+    await Deno.remove(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+  await syncDir(dirname(path));
+  return true;
+}
+
+/**
+ * Flushes a directory's entries (renames, unlinks) to disk. Windows cannot open a directory as
+ * a file and commits renames through the NTFS journal, so there it does nothing.
+ */
+export async function syncDir(dir: string): Promise<void> {
+  if (Deno.build.os === "windows") return;
+  const handle = await Deno.open(dir, { read: true });
+  try {
+    await handle.sync();
+  } finally {
+    handle.close();
   }
 }
 

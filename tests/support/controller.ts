@@ -30,10 +30,16 @@ export interface ControllerSetup {
   port?: number;
   /** Relays that share a database share the signing key too. */
   signingKeyFile?: string;
+  /** Extra YAML under `auth:` (e.g. external issuers). */
+  auth?: string;
   publicEndpoint?: string;
   nodeName?: string;
   /** Serve TLS on the controller's own port (PEM files). */
   tls?: { cert: string; key: string };
+  /** Extra top-level YAML sections, verbatim (e.g. "limits:\n  max_connections: 10"). */
+  yaml?: string;
+  /** cluster.ingress.trusted_proxies (CIDRs whose forwarding headers are believed). */
+  trustedProxies?: string[];
 }
 
 export async function startControllerProcess(
@@ -50,12 +56,17 @@ export async function startControllerProcess(
     ...(setup.tls
       ? ["  tls:", `    cert_file: "${setup.tls.cert}"`, `    key_file: "${setup.tls.key}"`]
       : []),
-    ...(setup.publicEndpoint
-      ? ["  ingress:", `    public_endpoint: "${setup.publicEndpoint}"`]
+    ...(setup.publicEndpoint || setup.trustedProxies ? ["  ingress:"] : []),
+    ...(setup.publicEndpoint ? [`    public_endpoint: "${setup.publicEndpoint}"`] : []),
+    ...(setup.trustedProxies
+      ? [`    trusted_proxies: ${JSON.stringify(setup.trustedProxies)}`]
       : []),
-    ...(setup.signingKeyFile ? ["auth:", `  signing_key_file: "${setup.signingKeyFile}"`] : []),
+    ...(setup.signingKeyFile || setup.auth ? ["auth:"] : []),
+    ...(setup.signingKeyFile ? [`  signing_key_file: "${setup.signingKeyFile}"`] : []),
+    ...(setup.auth ? setup.auth.split("\n").map((l) => `  ${l}`) : []),
     ...(db.dsn ? ["postgres:", `  dsn: "${db.dsn}"`] : []),
     ...(setup.edge ? ["edge:", ...setup.edge.split("\n").map((l) => `  ${l}`)] : []),
+    ...(setup.yaml ? [setup.yaml] : []),
   ].join("\n");
   await Deno.writeTextFile(configPath, yaml + "\n");
 

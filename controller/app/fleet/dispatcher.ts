@@ -10,6 +10,9 @@ import { type Operator, requireWriter, resolveTenant } from "../operators.ts";
 import type { CallEvent, CallRequest, ToolCallService } from "../tool_calls.ts";
 import { describeTarget, parseTarget, resolveTarget } from "./target.ts";
 import { type ErrorPolicy, type FleetMode, waves } from "./policy.ts";
+import { asCompleted } from "./as_completed.ts";
+import { targetNote, targetSource } from "./provenance.ts";
+import { confirmRotation, type Outcome, recordedFingerprint } from "./confirm.ts";
 import type { FleetEvent, NodeOutcome } from "../../../shared/fleet_events.ts";
 
 export const OPERATIONS = {
@@ -64,11 +67,15 @@ export class FleetDispatcher {
         this.clock(),
       ],
     );
+    const source = targetSource(target);
+    const note = targetNote(source);
     yield {
       type: "operation",
       op_id: opId,
       operation: request.operation,
       target: describeTarget(target),
+      target_source: source,
+      ...(note ? { target_note: note } : {}),
       total: hosts.length,
       mode: request.mode.label,
       on_error: request.onError.label,
@@ -93,15 +100,8 @@ export class FleetDispatcher {
       }
       yield { type: "wave", wave, size: batch.length, total: hosts.length };
       // Results are reported as they arrive, not in wave order.
-      const pending = new Map(
-        batch.map((host) => [host.node_id, this.#runOne(operator, host, request)]),
-      );
-      while (pending.size > 0) {
-        const [nodeId, outcome] = await Promise.race(
-          [...pending].map(([id, p]) => p.then((o) => [id, o] as const)),
-        );
-        pending.delete(nodeId);
-        const host = batch.find((h) => h.node_id === nodeId)!;
+      const running = batch.map((host) => [host, this.#runOne(operator, host, request)] as const);
+      for await (const [host, outcome] of asCompleted(running)) {
         yield await this.#record(
           opId,
           host,
@@ -160,7 +160,15 @@ export class FleetDispatcher {
     );
   }
 
-  async #runOne(operator: Operator, host: DaemonRecord, request: FleetRequest) {
+  async #runOne(operator: Operator, host: DaemonRecord, request: FleetRequest): Promise<Outcome> {
+    if (request.operation !== "keys.rotate") return await this.#call(operator, host, request);
+    // Read before and after: the rotation happened only if the controller's record changed.
+    const before = await recordedFingerprint(this.db, host.node_id);
+    const reported = await this.#call(operator, host, request);
+    return confirmRotation(reported, before, await recordedFingerprint(this.db, host.node_id));
+  }
+
+  async #call(operator: Operator, host: DaemonRecord, request: FleetRequest): Promise<Outcome> {
     const spec = OPERATIONS[request.operation];
     const call: CallRequest = {
       tool: spec.tool,

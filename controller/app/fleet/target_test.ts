@@ -175,11 +175,12 @@ interface Row {
   labels?: Record<string, string>;
 }
 
+/** Each host its own public key: a live key belongs to one host only. */
 async function insertHost(db: Queryable, row: Row): Promise<void> {
   await db.query(
     `INSERT INTO edge_daemons
        (node_id, tenant_id, name, public_key, key_fingerprint, status, status_since, tags, labels)
-     VALUES ($1, $2, $3, 'pk', 'SHA256:x', $4, $5, $6::text[], $7::jsonb)`,
+     VALUES ($1, $2, $3, $1, 'SHA256:x', $4, $5, $6::text[], $7::jsonb)`,
     [
       row.node_id,
       row.tenant_id,

@@ -1,0 +1,55 @@
+// Where each relay can be reached by its peers. Every relay upserts its row at start and every
+// REFRESH_MS after; rows not refreshed within STALE_MS belong to relays that died and are pruned,
+// and a relay removes its own row when it stops.
+import type { Queryable } from "../store/db.ts";
+import type { Clock } from "./clock.ts";
+
+export const RELAY_REFRESH_MS = 15_000;
+export const RELAY_STALE_MS = 60_000;
+
+export class RelayRegistry {
+  #timer?: ReturnType<typeof setInterval>;
+
+  constructor(
+    private readonly db: Queryable,
+    private readonly relayId: string,
+    private readonly peerEndpoint: string,
+    private readonly clock: Clock,
+    private readonly log: (message: string) => void,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.announce();
+    this.#timer = setInterval(
+      () => this.announce().catch((e) => this.log(`relay registry: ${(e as Error).message}`)),
+      RELAY_REFRESH_MS,
+    );
+    Deno.unrefTimer(this.#timer);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.db.query("DELETE FROM relays WHERE relay_id = $1", [this.relayId]);
+  }
+
+  async announce(): Promise<void> {
+    const now = this.clock();
+    await this.db.query(
+      `INSERT INTO relays (relay_id, peer_endpoint, last_seen_at) VALUES ($1, $2, $3)
+       ON CONFLICT (relay_id) DO UPDATE SET peer_endpoint = $2, last_seen_at = $3`,
+      [this.relayId, this.peerEndpoint, now],
+    );
+    await this.db.query("DELETE FROM relays WHERE last_seen_at < $1", [
+      new Date(now.getTime() - RELAY_STALE_MS),
+    ]);
+  }
+
+  /** The peer endpoint of a live relay, or undefined if it is unknown or stale. */
+  async endpointOf(relayId: string): Promise<string | undefined> {
+    const rows = await this.db.query<{ peer_endpoint: string }>(
+      "SELECT peer_endpoint FROM relays WHERE relay_id = $1 AND last_seen_at >= $2",
+      [relayId, new Date(this.clock().getTime() - RELAY_STALE_MS)],
+    );
+    return rows[0]?.peer_endpoint;
+  }
+}

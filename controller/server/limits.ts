@@ -1,0 +1,60 @@
+// Every bound the controller puts on what a peer may send before and after it authenticates, in
+// one place: the `limits:` section of aegis-config.yaml. The listener (HTTP/1.1, HTTP/2, TLS),
+// the Connect adapter (every RPC service, the relay-peer one included), the REST API and the
+// ConnectEdge admission gate all read their numbers from here.
+import { z } from "zod";
+
+const KIB = 1024;
+const MIB = 1024 * KIB;
+
+export const LimitsSchema = z.object({
+  /**
+   * Largest RPC message: a unary request, or each message of a stream, as it arrives. The daemon
+   * sends tool output in events of at most ~320 KiB, so 1 MiB leaves room.
+   */
+  max_message_bytes: z.number().int().min(64 * KIB).max(64 * MIB).default(MIB),
+  /** Largest REST request body. */
+  max_rest_body_bytes: z.number().int().min(KIB).max(64 * MIB).default(MIB),
+  /** HTTP/1.1 header block and HTTP/2 header list, each. */
+  max_header_bytes: z.number().int().min(4 * KIB).max(MIB).default(16 * KIB),
+  /** HTTP/2 streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  h2_max_concurrent_streams: z.number().int().min(1).max(100_000).default(256),
+  /** nghttp2's per-connection buffer budget, in MB (Node's default is 10). */
+  h2_max_session_memory_mb: z.number().int().min(1).max(1024).default(10),
+  /** Open TCP connections, all peers together; more are closed on arrival. */
+  max_connections: z.number().int().min(1).default(10_000),
+  /** A new connection must finish its TLS handshake or show its protocol (preface) by then. */
+  handshake_timeout_ms: z.number().int().min(100).default(10_000),
+  /** An HTTP/2 connection that has opened no stream by then is closed. */
+  h2_first_stream_timeout_ms: z.number().int().min(100).default(30_000),
+  /** HTTP/1.1: the whole header block, and the whole request, must arrive by then. */
+  headers_timeout_ms: z.number().int().min(100).default(10_000),
+  request_timeout_ms: z.number().int().min(100).default(30_000),
+  /** A ConnectEdge stream must authenticate (a valid Hello) by then, or it is ended. */
+  edge_auth_deadline_ms: z.number().int().min(100).default(10_000),
+  /** ConnectEdge streams not yet authenticated, per client address (IPv6: per /64) and in all. */
+  unauthenticated_streams_per_address: z.number().int().min(1).default(16),
+  unauthenticated_streams_max: z.number().int().min(1).default(1024),
+  /** Anonymous long-lived streams (grpc.health.v1 Watch), per client address and in all. */
+  watch_streams_per_address: z.number().int().min(1).default(8),
+  watch_streams_max: z.number().int().min(1).default(256),
+  /** Attestation rate-limit buckets kept; the oldest go first beyond this. */
+  rate_limit_max_keys: z.number().int().min(100).default(100_000),
+}).strict();
+
+export type Limits = z.infer<typeof LimitsSchema>;
+
+export const DEFAULT_LIMITS: Limits = LimitsSchema.parse({});
+
+/**
+ * The options every `connectNodeAdapter` on the controller's port takes (NodeClusterService,
+ * Health, relay peering). Compressed requests are refused outright: nothing we ship compresses,
+ * and a 2 MB gzip body can carry a 512 MB message; readMaxBytes bounds each message on the wire
+ * (gRPC length prefix, Connect Content-Length) before any of it is decoded.
+ */
+export function connectLimits(limits: Limits = DEFAULT_LIMITS) {
+  return {
+    readMaxBytes: limits.max_message_bytes,
+    acceptCompression: [],
+  };
+}

@@ -1,0 +1,13 @@
+import * as http2 from "node:http2";
+import { listen } from "../../../controller/server/listener.ts";
+import { DEFAULT_LIMITS } from "../../../controller/server/limits.ts";
+const l = await listen({ host: "127.0.0.1", port: 0, handler: (_q, s) => s.end("x"), limits: { ...DEFAULT_LIMITS, h2_first_stream_timeout_ms: 1000 } });
+const c = http2.connect(`http://127.0.0.1:${l.port}`);
+c.on("error", (e) => console.log("session error", e.message));
+c.on("close", () => console.log("session closed"));
+const get = () => new Promise((r) => { const q = c.request({ ":path": "/" }); q.on("data", () => {}); q.on("end", () => r("ok")); q.on("error", (e) => r(e.message)); q.end(); });
+console.log(await get());
+await new Promise((r) => setTimeout(r, 2500));
+console.log(await get());
+c.close();
+await l.close();

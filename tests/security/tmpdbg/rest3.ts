@@ -1,0 +1,16 @@
+import { startControllerProcess } from "../../support/controller.ts";
+import { gzipBomb } from "../wire.ts";
+const c = await startControllerProcess({});
+const token = await c.operatorToken("team-a");
+const bomb = await gzipBomb(64 * 1024 * 1024);
+const r0 = await fetch(`${c.endpoint}/grpc.health.v1.Health/Check`, { method: "POST", headers: { "content-type": "application/json", "connect-protocol-version": "1" }, body: "{}" });
+console.log("health", r0.status, await r0.text());
+const r2a = await c.api("/v1/edge/enrollment-tokens", { method: "POST", token, body: new Uint8Array(8 * 1024 * 1024).fill(0x20) }).catch((e) => String(e));
+console.log("big-a", typeof r2a === "string" ? r2a : [r2a.status, await r2a.text().catch(String)]);
+const r = await fetch(`${c.endpoint}/aegis.edge.v1.NodeClusterService/AttestNode`, { method: "POST", headers: { "content-type": "application/proto", "content-encoding": "gzip", "connect-protocol-version": "1" }, body: bomb }).catch((e) => String(e));
+console.log("bomb", typeof r === "string" ? r : [r.status, await r.text()]);
+const big = new Uint8Array(8 * 1024 * 1024).fill(0x20);
+const r2 = await c.api("/v1/edge/enrollment-tokens", { method: "POST", token, body: big }).catch((e) => String(e));
+console.log("big", typeof r2 === "string" ? r2 : [r2.status, await r2.text().catch(String)]);
+await c.stop();
+console.log(c.process.stderr);
