@@ -68,7 +68,9 @@ Deno.test(
         "labels",
         "key_fingerprint",
         "token_expires",
+        "sandbox",
       ]);
+      assert.equal(status.sandbox.mode, "best-effort");
       assert.equal(status.node_id, nodeId);
       assert.equal(status.tenant, "team-a");
       assert.equal(status.endpoint, `127.0.0.1:${controller.port}`);

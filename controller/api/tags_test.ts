@@ -49,7 +49,7 @@ async function withApi(fn: (api: Hono<ApiEnv>, db: Queryable) => Promise<void>) 
       await db.query(
         `INSERT INTO edge_daemons (node_id, tenant_id, name, public_key, key_fingerprint, status,
            status_since, tags)
-         VALUES ($1, $2, $1, 'pk', 'SHA256:x', 'connected', $3, '{base}')`,
+         VALUES ($1, $2, $1, 'pk-' || $1, 'SHA256:x', 'connected', $3, '{base}')`,
         [nodeId, tenant, new Date("2025-01-01T00:00:00Z")],
       );
     }

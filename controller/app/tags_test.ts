@@ -18,7 +18,7 @@ async function insertHost(db: Queryable, nodeId: string, tenantId: string, tags:
   await db.query(
     `INSERT INTO edge_daemons (node_id, tenant_id, name, public_key, key_fingerprint, status,
        status_since, tags)
-     VALUES ($1, $2, $1, 'pk', 'SHA256:x', 'connected', $3, $4::text[])`,
+     VALUES ($1, $2, $1, 'pk-' || $1, 'SHA256:x', 'connected', $3, $4::text[])`,
     [nodeId, tenantId, new Date("2025-01-01T00:00:00Z"), tags],
   );
 }

@@ -58,31 +58,34 @@ export async function listen(options: ListenOptions): Promise<Listener> {
       ...h2Options(limits),
     }, options.handler);
     secure.on("session", track);
-    secure.on("stream", (stream) => firstStream.seen(stream));
-    secure.on("secureConnection", (socket: net.Socket & { alpnProtocol?: string | false }) => {
-      if (socket.alpnProtocol === "h2") firstStream.expect(socket);
-    });
+    // No first-stream deadline with TLS: in Deno 2.9 nothing (socket reset or destroy, TLS
+    // socket, session close) ends an h2 connection once TLS has it; max_connections bounds them.
     server = secure;
   } else {
     const h2 = http2.createServer(h2Options(limits), options.handler);
     h2.on("session", track);
-    h2.on("stream", (stream) => firstStream.seen(stream));
+    h2.on("stream", (stream) => firstStream.seen(stream.session?.socket));
     const h1 = http.createServer(h1Options(limits), closeIfBodyUnread(options.handler));
     h1.keepAliveTimeout = 65_000;
     server = net.createServer((socket) =>
       routeByPreface(socket, h1, h2, limits.handshake_timeout_ms, firstStream)
     );
   }
+  let connections = 0;
   const trackSocket = (socket: net.Socket) => {
-    // Beyond the cap a connection is closed on arrival rather than queued.
-    if (sockets.size >= limits.max_connections) {
-      socket.destroy();
-      return;
-    }
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
   };
-  server.on("connection", trackSocket);
+  server.on("connection", (socket: net.Socket) => {
+    // Beyond the cap a connection is closed on arrival rather than queued.
+    if (connections >= limits.max_connections) {
+      socket.destroy();
+      return;
+    }
+    connections++;
+    socket.once("close", () => connections--);
+    trackSocket(socket);
+  });
   // With TLS, the encrypted socket is a separate object that must be ended too.
   server.on("secureConnection", trackSocket);
 
@@ -171,8 +174,9 @@ class FirstStreamDeadline {
     });
   }
 
-  seen(stream: http2.ServerHttp2Stream): void {
-    const peer = peerOf(stream.session?.socket ?? {});
+  seen(socket: { remoteAddress?: string; remotePort?: number } | undefined): void {
+    if (!socket) return;
+    const peer = peerOf(socket);
     clearTimeout(this.#timers.get(peer));
     this.#timers.delete(peer);
   }

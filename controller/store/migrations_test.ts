@@ -10,6 +10,7 @@ const TABLES = [
   "enrollment_tokens",
   "fleet_operations",
   "fleet_results",
+  "relays",
   "revoked_tokens",
   "schema_migrations",
   "tool_calls",

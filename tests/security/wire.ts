@@ -12,6 +12,7 @@ export const RPC = {
   describe: "/aegis.edge.v1.NodeClusterService/DescribeNode",
   healthCheck: "/grpc.health.v1.Health/Check",
   healthWatch: "/grpc.health.v1.Health/Watch",
+  relayForward: "/aegis.edge.v1.RelayPeerService/ForwardCall",
 } as const;
 
 /** A gRPC length-prefixed message; `declared` lets a test lie about the length. */
