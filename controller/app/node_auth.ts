@@ -54,10 +54,9 @@ export class NodeAuthenticator {
   constructor(
     private readonly db: Queryable,
     private readonly tokens: TokenAuthority,
+    // No overlap window here: streams get theirs from EdgeHub, and finishing a rotation
+    // deliberately has none.
     private readonly clock: Clock,
-    // Kept for the wiring; streams get their overlap window from EdgeHub, and finishing a
-    // rotation deliberately has none.
-    _overlapMs = 5 * 60_000,
   ) {}
 
   /** Checks the token and the node record; returns who is speaking. */

@@ -102,7 +102,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const heartbeatIntervalSecs = config.edge.heartbeat_interval_secs;
 
   const daemons = new DaemonRepository(db, clock);
-  const auth = new NodeAuthenticator(db, tokens, clock, overlapMs(config));
+  const auth = new NodeAuthenticator(db, tokens, clock);
   const enrollment = new EnrollmentService(
     db,
     tokens,
