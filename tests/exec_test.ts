@@ -1,7 +1,7 @@
 // End to end: tool calls through a real controller to real daemons, driven by the operator CLI.
 import assert from "node:assert/strict";
 import { type ControllerProcess, startControllerProcess } from "./support/controller.ts";
-import { type Host, makeHost } from "./support/host.ts";
+import { enrollNewHost, type Host, makeHost } from "./support/host.ts";
 import { AGENT_MAIN, Background, eventually, runDeno } from "./support/processes.ts";
 import { TEST_DB_KIND } from "./support/db.ts";
 
@@ -13,19 +13,7 @@ async function enrolledHost(
   controller: ControllerProcess,
   tenant = "team-a",
 ): Promise<{ host: Host; nodeId: string }> {
-  const host = await makeHost();
-  const { token } = await controller.issueEnrollment(tenant);
-  const out = await host.aegis([
-    "edge",
-    "enroll",
-    token,
-    "--non-interactive",
-    "--no-service",
-    "--local-tools",
-    "shell",
-  ]);
-  assert.equal(out.code, 0, out.stderr);
-  return { host, nodeId: out.stdout.match(/Attested as node (n-[0-9a-f]+)/)![1] };
+  return await enrollNewHost(controller, { tenant });
 }
 
 async function operatorEnv(controller: ControllerProcess, tenant = "team-a") {

@@ -1,7 +1,7 @@
 // End to end: fleet operations in waves over real daemons, with hosts down and failure policies.
 import assert from "node:assert/strict";
 import { type ControllerProcess, startControllerProcess } from "./support/controller.ts";
-import { type Host, makeHost } from "./support/host.ts";
+import { enrollNewHost, type Host } from "./support/host.ts";
 import { AGENT_MAIN, runDeno } from "./support/processes.ts";
 import { TEST_DB_KIND } from "./support/db.ts";
 
@@ -21,19 +21,7 @@ async function addHost(
   tags: string[],
   running: boolean,
 ): Promise<FleetHost> {
-  const host = await makeHost();
-  const { token } = await controller.issueEnrollment("team-a", { name });
-  const out = await host.aegis([
-    "edge",
-    "enroll",
-    token,
-    "--non-interactive",
-    "--no-service",
-    "--local-tools",
-    "shell",
-  ]);
-  assert.equal(out.code, 0, out.stderr);
-  const nodeId = out.stdout.match(/Attested as node (n-[0-9a-f]+)/)![1];
+  const { host, nodeId } = await enrollNewHost(controller, { name });
   if (tags.length) {
     const admin = await controller.operatorToken("team-a");
     const tagged = await controller.api(`/v1/edge/hosts/${nodeId}/tags`, {

@@ -9,7 +9,7 @@ import { fromConnectError } from "../shared/rpc_errors.ts";
 import { decodeNodeToken } from "../shared/tokens/claims.ts";
 import { createNodeClient } from "../agent/client/node_client.ts";
 import { type ControllerProcess, startControllerProcess } from "./support/controller.ts";
-import { type Host, makeHost } from "./support/host.ts";
+import { enrollNewHost, type Host } from "./support/host.ts";
 import { AGENT_MAIN, Background, eventually, runDeno } from "./support/processes.ts";
 import { TEST_DB_KIND } from "./support/db.ts";
 
@@ -20,18 +20,7 @@ const opts = { sanitizeOps: false, sanitizeResources: false };
 async function enrolledHost(
   controller: ControllerProcess,
 ): Promise<{ host: Host; nodeId: string }> {
-  const host = await makeHost();
-  const { token } = await controller.issueEnrollment("team-a");
-  const out = await host.aegis([
-    "edge",
-    "enroll",
-    token,
-    "--non-interactive",
-    "--no-service",
-    "--local-tools",
-    "shell",
-  ]);
-  assert.equal(out.code, 0, out.stderr);
+  const { host, nodeId } = await enrollNewHost(controller);
   // Heartbeat every second, so "the next heartbeat" comes quickly in tests.
   const configPath = `${host.home}/.aegis/edge/aegis-config.yaml`;
   const config = await Deno.readTextFile(configPath);
@@ -39,7 +28,7 @@ async function enrolledHost(
     configPath,
     config.replace("heartbeat_interval_secs: 30", "heartbeat_interval_secs: 1"),
   );
-  return { host, nodeId: out.stdout.match(/Attested as node (n-[0-9a-f]+)/)![1] };
+  return { host, nodeId };
 }
 
 interface Credentials {

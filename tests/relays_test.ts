@@ -3,7 +3,7 @@
 // daemons move to the other. PGlite is one process's database, so this runs on PostgreSQL only.
 import assert from "node:assert/strict";
 import { type ControllerProcess, startControllerProcess } from "./support/controller.ts";
-import { type Host, makeHost } from "./support/host.ts";
+import { enrollNewHost, type Host } from "./support/host.ts";
 import { AGENT_MAIN, eventually, runDeno } from "./support/processes.ts";
 import { TEST_DB_KIND, testDatabase } from "./support/db.ts";
 
@@ -57,19 +57,8 @@ Deno.test(`[${TEST_DB_KIND}] two relays and a controller share one PostgreSQL`, 
 
     // Host A lists relay-1 first, host B relay-2 first: one daemon on each relay.
     const enroll = async (reverse: boolean) => {
-      const host = await makeHost();
+      const { host, nodeId } = await enrollNewHost(controller);
       hosts.push(host);
-      const { token } = await controller.issueEnrollment("team-a");
-      const out = await host.aegis([
-        "edge",
-        "enroll",
-        token,
-        "--non-interactive",
-        "--no-service",
-        "--local-tools",
-        "shell",
-      ]);
-      assert.equal(out.code, 0, out.stderr);
       if (reverse) {
         const path = `${host.home}/.aegis/edge/aegis-config.yaml`;
         const text = await Deno.readTextFile(path);
@@ -83,7 +72,7 @@ Deno.test(`[${TEST_DB_KIND}] two relays and a controller share one PostgreSQL`, 
       }
       const daemon = host.startDaemon();
       await daemon.waitFor(/stream connected/);
-      return { host, nodeId: out.stdout.match(/Attested as node (n-[0-9a-f]+)/)![1], daemon };
+      return { host, nodeId, daemon };
     };
     const a = await enroll(false);
     const b = await enroll(true);

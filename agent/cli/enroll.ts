@@ -1,4 +1,5 @@
 // `aegis edge enroll <token>`: bootstrap plan, attestation, node token, service, first stream.
+import { sandboxStatus } from "../tools/sandbox.ts";
 import { checkbox, select } from "@inquirer/prompts";
 import { AegisError } from "../../shared/errors.ts";
 import { decodeEnrollmentToken } from "../../shared/tokens/claims.ts";
@@ -76,6 +77,7 @@ export async function enroll(
     tenant: claims.tenant_id,
     prompt: canPrompt ? toolPrompt : undefined,
   });
+  if (plan.tools.granted.length > 0) plan.sandbox = await sandboxStatus();
 
   if (options.dryRun) {
     io.out(

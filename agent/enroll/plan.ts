@@ -50,6 +50,8 @@ export interface Plan {
   existingToken?: string;
   /** What local_tools the host ends up with, decided after the artifacts. */
   tools?: ToolGrant;
+  /** Whether calls will run with ~/.aegis/edge hidden (bubblewrap), probed on this host. */
+  sandbox?: { available: boolean; detail: string };
 }
 
 export async function buildPlan(input: PlanInput): Promise<Plan> {

@@ -30,6 +30,9 @@ export function planJson(
       // True when the tenant's operators can run any command on this host.
       runs_any_command: runsAnyCommand(plan.tools.granted).length > 0,
       summary: describeGrant(plan.tools, claims.tenant_id),
+      // False where a granted tool that reads files could read node.key and node.token.
+      identity_hidden: plan.sandbox?.available ?? false,
+      ...(plan.sandbox ? { sandbox: describeSandbox(plan.sandbox) } : {}),
     },
   };
 }
@@ -48,6 +51,7 @@ export function renderPlan(
     `  tenant    ${claims.tenant_id}${claims.name ? `, host name "${claims.name}"` : ""}`,
     `  token     expires ${summary.token_expires_at}`,
     ...(summary.local_tools ? [`  tools     ${summary.local_tools.summary}`] : []),
+    ...(summary.local_tools?.sandbox ? [`  sandbox   ${summary.local_tools.sandbox}`] : []),
     ...plan.artifacts.map((a, i) => {
       const branch = i === plan.artifacts.length - 1 ? "└" : "├";
       const path = displayPath(a.path, home).padEnd(width);
@@ -63,6 +67,9 @@ export function renderResult(result: EnrollResult, home: string, plan?: Plan): s
   if (plan?.tools) {
     const any = runsAnyCommand(plan.tools.granted).length > 0;
     lines.push(`${any ? "!" : "✔"} Tools: ${describeGrant(plan.tools, result.tenantId)}`);
+  }
+  if (plan?.sandbox) {
+    lines.push(`${plan.sandbox.available ? "✔" : "!"} Sandbox: ${describeSandbox(plan.sandbox)}`);
   }
   lines.push(
     result.reused ? `✔ Reusing node ${result.nodeId}` : `✔ Attested as node ${result.nodeId}`,
@@ -98,4 +105,12 @@ function tree(steps: Step[], home: string): string[] {
     const note = step.note ? ` (${step.note})` : "";
     return `  ${branch} ${step.verb.padEnd(8)} ${displayPath(step.path, home)}${note}`;
   });
+}
+
+/** Whether the tools granted can reach the host's own identity: said plainly at enrollment. */
+export function describeSandbox(sandbox: { available: boolean; detail: string }): string {
+  return sandbox.available
+    ? "calls run with ~/.aegis/edge hidden (bubblewrap)"
+    : `unavailable (${sandbox.detail}): any granted tool that reads files can read node.key ` +
+      `and node.token; install bubblewrap, or set edge.sandbox: required to refuse calls instead`;
 }

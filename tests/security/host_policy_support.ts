@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { parse, stringify } from "yaml";
 import type { ControllerProcess } from "../support/controller.ts";
-import { type Host, makeHost } from "../support/host.ts";
+import { enrollNewHost, type Host } from "../support/host.ts";
 
 export interface ExecResult {
   refused?: { code: string; message: string };
@@ -17,19 +17,7 @@ export async function enrolledHost(
   controller: ControllerProcess,
   extra: string[] = [],
 ): Promise<{ host: Host; nodeId: string; stdout: string }> {
-  const host = await makeHost();
-  const { token } = await controller.issueEnrollment("team-a");
-  const out = await host.aegis([
-    "edge",
-    "enroll",
-    token,
-    "--non-interactive",
-    "--no-service",
-    ...extra,
-  ]);
-  assert.equal(out.code, 0, out.stderr);
-  const nodeId = out.stdout.match(/(n-[0-9a-f]{8,})/)![1];
-  return { host, nodeId, stdout: out.stdout };
+  return await enrollNewHost(controller, { localTools: null, extra });
 }
 
 export function configPath(host: Host): string {

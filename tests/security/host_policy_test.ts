@@ -90,6 +90,13 @@ Deno.test(
         dry.stdout,
         /^ {2}tools {5}git, shell: this host will run ANY command for tenant team-a's operators/m,
       );
+      // Whether the granted tools can reach node.key is said too, either way.
+      assert.match(
+        dry.stdout,
+        hasBwrap
+          ? /^ {2}sandbox {3}calls run with ~\/\.aegis\/edge hidden/m
+          : /^ {2}sandbox {3}unavailable .*can read node\.key/m,
+      );
       const json = await host.aegis([
         "edge",
         "enroll",
@@ -102,6 +109,7 @@ Deno.test(
       ]);
       const tools = JSON.parse(json.stdout).local_tools;
       assert.deepEqual([tools.granted, tools.runs_any_command], [["uptime"], false]);
+      assert.equal(tools.identity_hidden, hasBwrap);
       const bad = await host.aegis(["edge", "enroll", enrollment, "--local-tools", "/bin/sh"]);
       assert.equal(bad.code, 2);
       assert.match(bad.stderr, /--local-tools: "\/bin\/sh" is not a bare program name/);

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import type { ControllerProcess } from "../support/controller.ts";
-import { type Host, makeHost } from "../support/host.ts";
+import { enrollNewHost, type Host } from "../support/host.ts";
 import { AGENT_MAIN, type Background, type Output, runDeno } from "../support/processes.ts";
 
 export interface EnrolledHost {
@@ -26,19 +26,8 @@ export async function enrollHost(
   hosts: Host[],
   setup: HostSetup = {},
 ): Promise<EnrolledHost> {
-  const host = await makeHost();
+  const { host, nodeId } = await enrollNewHost(via);
   hosts.push(host);
-  const { token } = await via.issueEnrollment("team-a");
-  const out = await host.aegis([
-    "edge",
-    "enroll",
-    token,
-    "--non-interactive",
-    "--no-service",
-    "--local-tools",
-    "shell",
-  ]);
-  assert.equal(out.code, 0, out.stderr);
   await editHostConfig(host, (text) => {
     if (setup.endpoints) {
       const list = setup.endpoints.map((e) => `    - ${e}\n`).join("");
@@ -52,7 +41,7 @@ export async function enrollHost(
   });
   const daemon = host.startDaemon();
   await daemon.waitFor(/stream connected/, 30_000);
-  return { host, nodeId: out.stdout.match(/Attested as node (n-[0-9a-f]+)/)![1], daemon };
+  return { host, nodeId, daemon };
 }
 
 export async function editHostConfig(host: Host, edit: (text: string) => string): Promise<void> {

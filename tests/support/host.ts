@@ -31,3 +31,50 @@ export async function makeHost(): Promise<Host> {
     },
   };
 }
+
+export interface EnrolledNewHost {
+  host: Host;
+  nodeId: string;
+  /** What `aegis edge enroll` printed. */
+  stdout: string;
+}
+
+/**
+ * A new host enrolled non-interactively through `controller` (no service). `localTools` is
+ * passed as --local-tools unless null (then the enroll default applies: nothing granted).
+ */
+export async function enrollNewHost(
+  controller: {
+    issueEnrollment(tenant: string, body?: Record<string, unknown>): Promise<{ token: string }>;
+  },
+  options: {
+    tenant?: string;
+    name?: string;
+    localTools?: string | null;
+    extra?: string[];
+  } = {},
+): Promise<EnrolledNewHost> {
+  const host = await makeHost();
+  const { token } = await controller.issueEnrollment(
+    options.tenant ?? "team-a",
+    options.name ? { name: options.name } : undefined,
+  );
+  const tools = options.localTools === null ? [] : ["--local-tools", options.localTools ?? "shell"];
+  const out = await host.aegis([
+    "edge",
+    "enroll",
+    token,
+    "--non-interactive",
+    "--no-service",
+    ...tools,
+    ...(options.extra ?? []),
+  ]);
+  if (out.code !== 0) {
+    await host.cleanup();
+    throw new Error(`enroll exited ${out.code}: ${out.stderr}`);
+  }
+  // Text output says "Attested as node n-…"; --output json has "node_id": "n-…".
+  const nodeId = out.stdout.match(/(?:Attested as node |"node_id": ")(n-[0-9a-f]+)/)?.[1];
+  if (!nodeId) throw new Error(`enroll printed no node id:\n${out.stdout}`);
+  return { host, nodeId, stdout: out.stdout };
+}
