@@ -1,11 +1,14 @@
 // Controller RSS under the issue-9 bombs: two parallel gzip AttestNode requests carrying 512 MB
-// of public_key each, then 5,000 empty ConnectEdge streams over 10 connections. Loopback only,
+// of public_key each, then 5,000 empty ConnectEdge streams over 10 connections, then slow bodies
+// (4 connections x 256 streams, each a gRPC frame claiming 1 MiB and all but one byte of it,
+// never ended; --slow-connections). Loopback only,
 // PGlite, about a minute at most; a controller past --ceiling-mib is killed, not waited on.
 //
 //   deno task bench:bomb                          # this tree's controller
 //   deno task bench:bomb --root /tmp/aegis-base   # another checkout's (before/after)
 import { parseArgs } from "node:util";
 import { Background } from "../tests/support/processes.ts";
+import { slowBodies } from "../tests/security/floods.ts";
 import { connectH2, grpcFrame, gzipBomb, h2Call, RPC, rssMiB } from "../tests/security/wire.ts";
 
 const { values } = parseArgs({
@@ -14,6 +17,7 @@ const { values } = parseArgs({
     root: { type: "string", default: new URL("../", import.meta.url).pathname },
     "ceiling-mib": { type: "string", default: "4096" },
     streams: { type: "string", default: "5000" },
+    "slow-connections": { type: "string", default: "4" },
   },
 });
 const ceiling = Number(values["ceiling-mib"]);
@@ -97,6 +101,19 @@ try {
       `${count((r) => r.grpcStatus === 8)} refused (RESOURCE_EXHAUSTED), ` +
       `${count((r) => r.grpcStatus === 16)} ended by the Hello deadline, ` +
       `${count((r) => r.error !== undefined && r.error !== "timeout")} reset by HTTP/2 limits`;
+  });
+
+  const slow = Number(values["slow-connections"]);
+  await measured(`slow bodies: ${slow} connections x 256 streams x (1 MiB - 1 byte)`, async () => {
+    const attack = await slowBodies(port, { connections: slow, streams: 256 });
+    const started = Date.now();
+    while (attack.closed < slow && Date.now() - started < 20_000) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const note = `${(attack.sent / 1048576).toFixed(0)} MiB sent, ` +
+      `${attack.closed}/${slow} connections cut by the server after ${Date.now() - started} ms`;
+    attack.stop();
+    return note;
   });
 } finally {
   await controller.stop();

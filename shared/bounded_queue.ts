@@ -127,3 +127,108 @@ export class BoundedQueue<T> implements AsyncIterable<T> {
     }
   }
 }
+
+export interface CappedQueueOptions<T> {
+  /** Items waiting for the consumer. */
+  maxItems: number;
+  /** Bytes the waiting items may hold. */
+  maxBytes: number;
+  sizeOf(item: T): number;
+  /** The error the queue fails with when a push would pass a bound. */
+  onOverflow(): Error;
+}
+
+/**
+ * An async queue for a producer that cannot wait (messages the controller sends down a node's
+ * stream): push never blocks, and a push past either bound drops everything queued and fails
+ * the queue with `onOverflow()`'s error, at once. A consumer that stops reading therefore costs
+ * at most the bounds, and learns why its stream ended.
+ */
+export class CappedQueue<T> implements AsyncIterable<T> {
+  #items: T[] = [];
+  #bytes = 0;
+  #waiter?: { resolve(result: IteratorResult<T>): void; reject(error: unknown): void };
+  #closed = false;
+  #error: unknown = undefined;
+
+  constructor(private readonly options: CappedQueueOptions<T>) {}
+
+  /** False when the queue has ended, or when this push overflowed it (it is failed then). */
+  push(item: T): boolean {
+    if (this.#closed) return false;
+    if (this.#waiter) {
+      this.#waiter.resolve({ value: item, done: false });
+      this.#waiter = undefined;
+      return true;
+    }
+    const size = this.options.sizeOf(item);
+    if (
+      this.#items.length + 1 > this.options.maxItems || this.#bytes + size > this.options.maxBytes
+    ) {
+      this.#items = [];
+      this.#bytes = 0;
+      this.fail(this.options.onOverflow());
+      return false;
+    }
+    this.#items.push(item);
+    this.#bytes += size;
+    return true;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#waiter?.resolve({ value: undefined, done: true });
+    this.#waiter = undefined;
+  }
+
+  /** Ends the iteration with `error` once the queued items are taken. */
+  fail(error: unknown): void {
+    if (this.#closed) return;
+    this.#error = error ?? new Error("queue failed");
+    this.#closed = true;
+    this.#waiter?.reject(this.#error);
+    this.#waiter = undefined;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Items waiting for the consumer. */
+  get size(): number {
+    return this.#items.length;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.#items.length > 0) {
+      const value = this.#items.shift()!;
+      this.#bytes -= this.options.sizeOf(value);
+      return Promise.resolve({ value, done: false });
+    }
+    if (this.#error !== undefined) return Promise.reject(this.#error);
+    if (this.#closed) return Promise.resolve({ value: undefined, done: true });
+    if (this.#waiter) return Promise.reject(new Error("CappedQueue has one consumer"));
+    return new Promise((resolve, reject) => this.#waiter = { resolve, reject });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    return {
+      next: () => this.next(),
+      return: () => {
+        this.close();
+        this.#items = [];
+        this.#bytes = 0;
+        return Promise.resolve({ value: undefined, done: true });
+      },
+      throw: (error?: unknown) => {
+        this.fail(error);
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+}

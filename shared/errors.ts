@@ -90,6 +90,12 @@ export const ERROR_CODES = {
   FORBIDDEN: { exit: 77, http: 403, hint: "" },
   NOT_FOUND: { exit: 1, http: 404, hint: "" },
   CONFLICT: { exit: 1, http: 409, hint: "" },
+  /** A rotation onto a key another live node holds: nothing changed, that key is unusable here. */
+  KEY_IN_USE: {
+    exit: 1,
+    http: 409,
+    hint: "Run `aegis edge keys rotate` again: it makes a fresh key.",
+  },
   // Local state and plans.
   ABORTED: { exit: 1, http: 400, hint: "" },
   OUTPUT_LIMIT: {

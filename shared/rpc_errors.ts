@@ -31,6 +31,9 @@ const CONNECT_CODE: Partial<Record<ErrorCode, Code>> = {
   NODE_OFFLINE: Code.Unavailable,
   TIMED_OUT: Code.DeadlineExceeded,
   CONFLICT: Code.AlreadyExists,
+  KEY_IN_USE: Code.AlreadyExists,
+  OUTPUT_LIMIT: Code.ResourceExhausted,
+  ABORTED: Code.Canceled,
 };
 
 export function toConnectError(error: AegisError): ConnectError {

@@ -271,6 +271,12 @@ async function renewCredentials(paths: EdgePaths, refusal: AegisError, log: Log)
       log(`finished an interrupted key rotation: now ${finished.newFingerprint}`);
       return true;
     }
+  } catch (error) {
+    // The pending key stays (it goes only when the controller provably holds the old key); a
+    // token for the old key, if that is still the node's, lets the next heartbeat finish it.
+    log(`could not finish the interrupted key rotation yet: ${(error as Error).message}`);
+  }
+  try {
     const { expires } = await refreshToken(paths);
     log(`refreshed the node token; it now expires ${expires.toISOString()}`);
     return true;

@@ -11,6 +11,7 @@ import { NodePrivateKey } from "../../shared/crypto/node_key.ts";
 import { randomBytes } from "../../shared/crypto/encoding.ts";
 import { rotationBytes } from "../../shared/crypto/signed_bytes.ts";
 import { faultPoint } from "../../shared/faults.ts";
+import { isRetryable } from "../../shared/rpc_errors.ts";
 import { readTextIfExists, removeFileDurable, writeFileAtomic } from "../../shared/fs/atomic.ts";
 import type { EdgePaths } from "../state/paths.ts";
 import { type Identity, loadIdentity } from "../state/identity.ts";
@@ -26,12 +27,6 @@ export interface RotationResult {
   tokenExpires: Date;
   resumed: boolean;
 }
-
-/**
- * Refusals that prove the controller did not commit: the pending key can go. REPLAYED is not
- * one: every attempt is sealed afresh, so a replay means someone else sent it.
- */
-const NOT_COMMITTED = new Set(["SIGNATURE_INVALID", "INVALID_ARGUMENT", "CONFLICT"]);
 
 export function rotateKey(paths: EdgePaths, keepOldMs: number): Promise<RotationResult> {
   return withCredentialLock(paths, async () => {
@@ -84,7 +79,13 @@ async function sendRotation(
       (client) => client.rotateEdgeKey(sealRotation(identity, newKey)),
     ));
   } catch (error) {
-    if (error instanceof AegisError && NOT_COMMITTED.has(error.code)) {
+    // A refusal of this attempt says nothing about an earlier one (an answer lost, a deadline
+    // that fired while another relay was still committing it). node.key.new goes only when the
+    // controller provably still holds the old key; on any doubt it stays, to be finished later.
+    if (
+      error instanceof AegisError && !isRetryable(error) &&
+      await controllerHoldsKey(identity, identity.fingerprint)
+    ) {
       await removeFileDurable(paths.pendingKey).catch(() => false);
     }
     throw error;
@@ -101,6 +102,25 @@ async function sendRotation(
     tokenExpires: response.tokenExpiresAt ? timestampDate(response.tokenExpiresAt) : new Date(0),
     resumed,
   };
+}
+
+/**
+ * True only when the controller answers, to a request signed by `identity`, that the node's key
+ * is `fingerprint`. Unreachable, refused or any other answer: false. (A describe with the old
+ * token and key is refused once a rotation committed: that token was blacklisted with it.)
+ */
+async function controllerHoldsKey(identity: Identity, fingerprint: string): Promise<boolean> {
+  try {
+    const { value } = await callAnyEndpoint(
+      identity.endpoints,
+      { caFile: identity.config.edge.ca_file },
+      (client) =>
+        client.describeNode(sealUnary(identity, { case: "describe", value: {} as never })),
+    );
+    return value.keyFingerprint === fingerprint;
+  } catch {
+    return false;
+  }
 }
 
 /** The request, signed by the current key (envelope) and the new one (possession). */

@@ -2,7 +2,8 @@
 // events go to, read by the caller here or by a peer relay's ForwardCall. A node can only answer
 // its own calls. Queues are bounded in bytes: a node that outruns its reader waits (its stream is
 // read no further) up to a stall limit, then the call is cut off and the node told to stop.
-import type { ToolEvent } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
+import { toBinary } from "@bufbuild/protobuf";
+import { type ToolEvent, ToolEventSchema } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
 import { BoundedQueue } from "../../shared/bounded_queue.ts";
 import { AegisError } from "../../shared/errors.ts";
 
@@ -54,7 +55,7 @@ export class CallRegistry {
   async deliver(nodeId: string, event: ToolEvent): Promise<boolean> {
     const pending = this.#pending.get(event.callId);
     if (!pending || pending.nodeId !== nodeId) return false;
-    return await pending.events.put(event);
+    return await pending.events.put(ownBytes(event));
   }
 
   /** The call is over (whatever way): forget it. Always called by whoever opened it. */
@@ -95,9 +96,42 @@ export function callQueue(limits: CallLimits, onCutOff: () => void): BoundedQueu
   });
 }
 
-function eventBytes(event: ToolEvent): number {
+/** Per-event bookkeeping the queue does not see (the object, its fields, the queue slot). */
+const EVENT_OVERHEAD_BYTES = 64;
+const sizes = new WeakMap<ToolEvent, number>();
+
+/**
+ * What an event holds, by its encoded length: every field counts, unknown fields included (they
+ * are dropped when a node's payload is decoded, but an event from anywhere is sized the same).
+ * Output events, the bulk, are sized without copying them; the size is computed once per event.
+ */
+export function eventBytes(event: ToolEvent): number {
+  const known = sizes.get(event);
+  if (known !== undefined) return known;
   const e = event.event;
-  if (e.case === "stdout" || e.case === "stderr") return e.value.byteLength;
-  if (e.case === "exit") return e.value.resultJson.length;
-  return 64;
+  let size: number;
+  if ((e.case === "stdout" || e.case === "stderr") && noUnknown(event)) {
+    size = e.value.byteLength + event.callId.length * 3 + EVENT_OVERHEAD_BYTES;
+  } else {
+    size = toBinary(ToolEventSchema, event).byteLength + EVENT_OVERHEAD_BYTES;
+  }
+  sizes.set(event, size);
+  return size;
+}
+
+/**
+ * Output decoded from a node's message is a view into that message's whole buffer: a one-byte
+ * chunk could keep a megabyte of padding alive while counting as one byte. Such output is copied
+ * out, so what a queue holds is what it counts.
+ */
+function ownBytes(event: ToolEvent): ToolEvent {
+  const e = event.event;
+  if (e.case !== "stdout" && e.case !== "stderr") return event;
+  if (e.value.buffer.byteLength <= 2 * e.value.byteLength + 64 * 1024) return event;
+  e.value = e.value.slice();
+  return event;
+}
+
+function noUnknown(event: ToolEvent): boolean {
+  return !(event as { $unknown?: unknown[] }).$unknown?.length;
 }

@@ -15,7 +15,7 @@ import {
   type SealNodeEnvelope,
 } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
 import { AegisError } from "../../shared/errors.ts";
-import { AsyncQueue } from "../../shared/async_queue.ts";
+import { CappedQueue } from "../../shared/bounded_queue.ts";
 import { constantTimeEqual, randomBytes } from "../../shared/crypto/encoding.ts";
 import { openEnvelope } from "../../shared/crypto/envelope.ts";
 import type { AuthenticatedNode, NodeAuthenticator } from "./node_auth.ts";
@@ -39,6 +39,15 @@ export interface SessionDeps {
 }
 
 const DEFAULT_OVERLAP_MS = 5 * 60_000;
+/**
+ * What may wait in a stream's outbox for a node that does not read it. Past either bound the
+ * stream ends (RATE_LIMITED, reason outbox_overflow): a node cannot make the controller hold
+ * what it sends it (heartbeat acks at line rate, calls) without limit.
+ */
+export const OUTBOX_MAX_ITEMS = 1024;
+export const OUTBOX_MAX_BYTES = 16 * 1024 * 1024;
+/** A node's heartbeats update its record about once a second at most (each is still acked). */
+export const HEARTBEAT_WRITE_INTERVAL_MS = 900;
 
 export class EdgeHub {
   readonly #sessions = new Map<string, EdgeSession>();
@@ -167,7 +176,22 @@ export class EdgeHub {
 
 export class EdgeSession {
   readonly nonce = randomBytes(16);
-  readonly outbox = new AsyncQueue<EdgeDownstream>();
+  readonly outbox: CappedQueue<EdgeDownstream> = new CappedQueue<EdgeDownstream>({
+    maxItems: OUTBOX_MAX_ITEMS,
+    maxBytes: OUTBOX_MAX_BYTES,
+    sizeOf: downstreamBytes,
+    onOverflow: () => {
+      const error = new AegisError(
+        "RATE_LIMITED",
+        `the host did not read its stream: more than ${OUTBOX_MAX_ITEMS} messages or ` +
+          `${OUTBOX_MAX_BYTES} bytes waited for it, so the stream was ended`,
+        { details: { reason: "outbox_overflow" } },
+      );
+      this.end(error);
+      return error;
+    },
+  });
+  #lastHeartbeatWrite = -Infinity;
   #node?: AuthenticatedNode;
   #token = "";
   #seq = 0n;
@@ -269,7 +293,11 @@ export class EdgeSession {
         await this.hub.calls.deliver(payload.nodeId, body.value);
         return;
       case "heartbeat":
-        await daemons.heartbeat(payload.nodeId);
+        // Heartbeats at line rate cost one UPDATE a second, not one each.
+        if (performance.now() - this.#lastHeartbeatWrite >= HEARTBEAT_WRITE_INTERVAL_MS) {
+          this.#lastHeartbeatWrite = performance.now();
+          await daemons.heartbeat(payload.nodeId);
+        }
         this.send({
           case: "heartbeatAck",
           value: { serverTime: timestampFromDate(clock()) } as never,
@@ -376,6 +404,12 @@ export class EdgeSession {
       this.goaway("SILENT", "no message within three heartbeat intervals", 0);
     }, this.#silenceMs);
   }
+}
+
+/** What a downstream message holds, roughly: call arguments dominate; the rest is small. */
+function downstreamBytes(message: EdgeDownstream): number {
+  const body = message.body;
+  return body.case === "toolCall" ? 256 + body.value.argumentsJson.length * 3 : 256;
 }
 
 function sameCredentials(a: StreamCredentials | undefined, b: StreamCredentials): boolean {

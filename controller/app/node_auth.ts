@@ -41,9 +41,11 @@ export interface AuthenticatedNode {
 
 export interface AuthOptions {
   /**
-   * Accept a token bound to the key the last rotation replaced, with no time limit. Only for
-   * finishing that rotation, where the new key must sign too: a host whose rotation response was
-   * lost can then always finish it, while the old key alone can do nothing.
+   * Accept a token bound to the key the last rotation replaced, with no time limit: neither since
+   * the rotation nor on the token's own expiry (it must still be ours, for this node, bound to
+   * that key, and the node not revoked). Only for finishing that rotation, where the new key must
+   * sign too: a host whose rotation response was lost can then always finish it, however long it
+   * was off, while the old key alone can do nothing.
    */
   allowPreviousKey?: boolean;
   /** Accept an expired (but otherwise valid) token: refreshing it is the point. */
@@ -61,7 +63,10 @@ export class NodeAuthenticator {
 
   /** Checks the token and the node record; returns who is speaking. */
   async authenticateToken(token: string, options: AuthOptions = {}): Promise<AuthenticatedNode> {
-    const claims = options.allowExpired
+    // Finishing a rotation ignores the token's age (checked below for everything else).
+    const claims = options.allowPreviousKey
+      ? await this.tokens.verifyNodeAnyAge(token)
+      : options.allowExpired
       ? await this.tokens.verifyNodeForRefresh(token)
       : await this.tokens.verifyNode(token);
     const rows = await this.db.query<{
@@ -99,6 +104,11 @@ export class NodeAuthenticator {
         fingerprint: claims.cnf.kfp,
         previousKey: true,
       };
+    }
+    if (options.allowPreviousKey) {
+      // Not the finish of a recorded rotation: the token's age counts as usual.
+      if (options.allowExpired) await this.tokens.verifyNodeForRefresh(token);
+      else await this.tokens.verifyNode(token);
     }
     if (row.revoked) {
       throw new AegisError(

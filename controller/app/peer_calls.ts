@@ -5,8 +5,14 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type ToolEvent, ToolEventSchema } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
 import { AegisError } from "../../shared/errors.ts";
+import type { Queryable } from "../store/db.ts";
+import type { Clock } from "./clock.ts";
 import type { DaemonRepository } from "./daemons.ts";
 import type { EdgeHub, EdgeSession } from "./edge_sessions.ts";
+import type { RelayGrant } from "./relay_tokens.ts";
+
+/** How long a forwarded call's id stays spent: past any token for it (15 s + leeway). */
+export const RELAY_REPLAY_TTL_MS = 30_000;
 
 export interface ForwardedCall {
   callId: string;
@@ -48,7 +54,51 @@ export class PeerCallService {
     private readonly hub: EdgeHub,
     private readonly daemons: DaemonRepository,
     private readonly relayId: string,
+    private readonly db: Queryable,
+    private readonly clock: Clock,
   ) {}
+
+  /**
+   * A verified relay token is not enough: the calling relay must have recorded the call (in
+   * tool_calls, as running, for this node and tool, requested through it), and a call is
+   * forwarded once. So a forward nobody recorded is refused, and a token seen on the wire cannot
+   * be used again, for this call or any other.
+   */
+  async authorize(call: ForwardedCall, grant: RelayGrant): Promise<void> {
+    const rows = await this.db.query<
+      { node_id: string; tool: string; relay_id: string | null; status: string }
+    >(
+      "SELECT node_id, tool, relay_id, status FROM tool_calls WHERE call_id = $1",
+      [call.callId],
+    );
+    const row = rows[0];
+    if (
+      !row || row.status !== "running" || row.node_id !== call.nodeId || row.tool !== call.tool ||
+      row.relay_id !== grant.caller || grant.caller === this.relayId
+    ) {
+      throw new AegisError(
+        "FORBIDDEN",
+        `relay ${grant.caller} has no running call ${call.callId} of ${call.tool} ` +
+          `on host ${call.nodeId} on record; nothing was run`,
+      );
+    }
+    const now = this.clock().getTime();
+    const spent = await this.db.query(
+      `INSERT INTO used_nonces (nonce, node_id, expires_at) VALUES ($1, $2, $3)
+       ON CONFLICT (nonce) DO NOTHING RETURNING nonce`,
+      [
+        `relay-call:${call.callId}`,
+        call.nodeId,
+        new Date(Math.max(now + RELAY_REPLAY_TTL_MS, grant.usableUntil.getTime() + 5_000)),
+      ],
+    );
+    if (spent.length === 0) {
+      throw new AegisError(
+        "REPLAYED",
+        `call ${call.callId} was already forwarded once (replayed relay token); nothing was run`,
+      );
+    }
+  }
 
   async *run(call: ForwardedCall, signal: AbortSignal): AsyncGenerator<ToolEvent> {
     const session = this.hub.get(call.nodeId);

@@ -39,16 +39,16 @@ export class RateLimiter {
     this.#hits.set(bucket, recent);
     if (recent.length >= this.#limit) return recent[0] + this.#windowMs - now;
     recent.push(now);
-    if (this.#hits.size > this.#maxKeys) this.#evict(now);
+    if (this.#hits.size > this.#maxKeys) this.#evict();
     return 0;
   }
 
-  #evict(now: number): void {
-    for (const [key, hits] of this.#hits) {
-      if (hits.every((t) => now - t >= this.#windowMs)) this.#hits.delete(key);
-    }
-    // Still full of live buckets: forget the least recently used. Each of them has used at most
-    // a window's worth of hits, so forgetting them grants at most one more window's worth.
+  /**
+   * Forgets the least recently used buckets (the Map's first keys: every take re-inserts its
+   * bucket at the end), O(1) each. One forgotten while still live has used at most a window's
+   * worth of hits, so forgetting it grants at most one more window's worth.
+   */
+  #evict(): void {
     for (const key of this.#hits.keys()) {
       if (this.#hits.size <= this.#maxKeys) break;
       this.#hits.delete(key);

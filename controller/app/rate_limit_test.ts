@@ -24,3 +24,22 @@ Deno.test("RateLimiter.take() counts by bucket and keeps at most maxKeys buckets
   for (let i = 0; i < 1000; i++) limiter.take(`k${i}`);
   assert.ok(limiter.size <= 100);
 });
+
+Deno.test("RateLimiter.take() stays O(1) per new key once full (no scan of every bucket)", () => {
+  // Review finding 4: eviction used to scan all buckets on each new key past maxKeys, so this
+  // loop was quadratic (20,000 x 20,000 checks, many seconds); now it is a few milliseconds.
+  let now = 0;
+  const limiter = new RateLimiter(5, 60_000, { now: () => now, maxKeys: 20_000 });
+  for (let i = 0; i < 20_000; i++) limiter.take(`10.0.${i >> 8}.${i & 255}`);
+  const started = performance.now();
+  for (let i = 0; i < 20_000; i++) {
+    now += 1;
+    limiter.take(`10.1.${i >> 8}.${i & 255}`);
+  }
+  const ms = performance.now() - started;
+  assert.equal(limiter.size, 20_000);
+  assert.ok(ms < 1500, `20,000 new keys past a full limiter took ${ms.toFixed(0)} ms`);
+  // The least recently used went first: the newest key is still limited, the oldest forgotten.
+  for (let i = 0; i < 4; i++) limiter.take("10.1.78.31");
+  assert.ok(limiter.take("10.1.78.31") > 0);
+});

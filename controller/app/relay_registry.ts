@@ -52,4 +52,13 @@ export class RelayRegistry {
     );
     return rows[0]?.peer_endpoint;
   }
+
+  /** The peer endpoints of every live relay (peers missing here are closed by the clients). */
+  async liveEndpoints(): Promise<string[]> {
+    const rows = await this.db.query<{ peer_endpoint: string }>(
+      "SELECT peer_endpoint FROM relays WHERE last_seen_at >= $1",
+      [new Date(this.clock().getTime() - RELAY_STALE_MS)],
+    );
+    return rows.map((row) => row.peer_endpoint);
+  }
 }

@@ -17,6 +17,12 @@ import type { AuthenticatedNode, NodeAuthenticator } from "./node_auth.ts";
 import type { EdgeHub } from "./edge_sessions.ts";
 import type { RelayBus } from "./relay_bus.ts";
 
+interface RotationState {
+  status: string;
+  key_fingerprint: string;
+  previous_key_fingerprint: string | null;
+}
+
 export interface IssuedNodeToken {
   token: string;
   expiresAt: Date;
@@ -73,13 +79,41 @@ export class KeyRotationService {
     }
     const fingerprint = await newKey.fingerprint();
     const issued = await this.db.transaction(async (tx) => {
-      return await (
-        node.previousKey
-          ? this.#finishInterrupted(tx, node, fingerprint)
-          : this.#commit(tx, node, newKey, fingerprint)
+      // The row first, locked: every attempt of this node's rotations (on any relay) decides on
+      // the committed state, one after another. Who the caller is was read before the lock, so
+      // another relay may have committed this very rotation meanwhile: that is a finish.
+      const rows = await tx.query<RotationState>(
+        `SELECT status, key_fingerprint, previous_key_fingerprint FROM edge_daemons
+          WHERE node_id = $1 FOR UPDATE`,
+        [node.nodeId],
+      );
+      const row = rows[0];
+      if (!row || row.status === "revoked") {
+        throw new AegisError("NODE_REVOKED", `node ${node.nodeId} was revoked`);
+      }
+      if (
+        row.key_fingerprint === fingerprint && row.previous_key_fingerprint === node.fingerprint
+      ) {
+        return await this.#finishInterrupted(tx, node, fingerprint);
+      }
+      if (row.key_fingerprint === node.fingerprint && !node.previousKey) {
+        return await this.#commit(tx, node, newKey, fingerprint);
+      }
+      if (node.previousKey) {
+        throw new AegisError(
+          "NODE_TOKEN_INVALID",
+          "this node token was replaced by a rotation to a different key",
+        );
+      }
+      // Neither the caller's key nor this rotation's: a different rotation won. Nothing changed
+      // here, but the caller's key is no longer the node's either.
+      throw new AegisError(
+        "CONFLICT",
+        "the node's key changed to a third key while this rotation ran; nothing was changed",
       );
     });
     await this.#replaced(node.nodeId);
+    faultPoint("controller.rotate.after_commit");
     return issued;
   }
 
@@ -111,17 +145,20 @@ export class KeyRotationService {
     newKey: NodePublicKey,
     fingerprint: string,
   ) {
-    // One key is one live node: a key another node holds cannot become this node's.
+    // One key is one live node: a key another node holds cannot become this node's. Its own
+    // code: the daemon must not read it as "this rotation was not committed" of another attempt.
     const taken = await tx.query(
-      `SELECT node_id FROM edge_daemons WHERE public_key = $1 AND status <> 'revoked'`,
-      [newKey.toBase64()],
+      `SELECT node_id FROM edge_daemons
+        WHERE public_key = $1 AND status <> 'revoked' AND node_id <> $2`,
+      [newKey.toBase64(), node.nodeId],
     );
     if (taken.length > 0) {
       throw new AegisError(
-        "CONFLICT",
-        "the new key is already the key of a node; nothing was changed",
+        "KEY_IN_USE",
+        "the new key is already the key of a node (another one); nothing was changed",
       );
     }
+    // The row is locked and holds the caller's key (checked by the caller), so this matches.
     const rows = await tx.query(
       `UPDATE edge_daemons SET previous_public_key = public_key, previous_key_fingerprint = key_fingerprint,
               public_key = $3, key_fingerprint = $4, rotated_at = $5, rotations = rotations + 1
@@ -129,10 +166,7 @@ export class KeyRotationService {
       [node.nodeId, node.fingerprint, newKey.toBase64(), fingerprint, this.clock()],
     );
     if (rows.length === 0) {
-      throw new AegisError(
-        "CONFLICT",
-        "the node's key changed while this rotation ran; nothing was changed",
-      );
+      throw new AegisError("INTERNAL", "the locked node record changed under its lock");
     }
     faultPoint("controller.rotate.after_key_update");
     await this.#blacklist(tx, node, "rotated");
@@ -140,20 +174,12 @@ export class KeyRotationService {
   }
 
   /**
-   * The same rotation again, sent with the token and key it replaced: the host never stored its
-   * answer. Allowed at any time, because the new key (now the node's) signed this request too.
+   * The same rotation again, already committed (by an attempt whose answer the host never got,
+   * maybe on another relay, maybe while this one waited for the row lock). Checked by the caller
+   * on the locked row: the node's key is this rotation's new key and its previous key is the one
+   * that signed this request. Allowed at any time, because the new key signed this request too.
    */
   async #finishInterrupted(tx: Queryable, node: AuthenticatedNode, fingerprint: string) {
-    const rows = await tx.query<{ key_fingerprint: string }>(
-      `SELECT key_fingerprint FROM edge_daemons WHERE node_id = $1 AND status <> 'revoked'`,
-      [node.nodeId],
-    );
-    if (rows[0]?.key_fingerprint !== fingerprint) {
-      throw new AegisError(
-        "NODE_TOKEN_INVALID",
-        "this node token was replaced by a rotation to a different key",
-      );
-    }
     return await this.#issue(tx, node.nodeId, node.tenantId, fingerprint);
   }
 

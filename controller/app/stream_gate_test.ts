@@ -17,3 +17,25 @@ Deno.test("StreamGate.admit() caps per key and in all, and a release frees one s
   gate.admit("c");
   assert.throws(() => gate.admit("a"), limited);
 });
+
+Deno.test("StreamGate: a full pool evicts the most crowded prefix's oldest for a newcomer", () => {
+  const prefixOf = (key: string) => key.split(".").slice(0, 3).join(".");
+  const gate = new StreamGate("test streams", 4, 8, { prefixOf, perPrefixMax: 6 });
+  const evicted: string[] = [];
+  const admit = (key: string, name: string) => gate.admit(key, () => evicted.push(name));
+  // One /24 may hold 6 of the 8 slots, however many addresses it spreads them over.
+  for (let i = 0; i < 6; i++) admit(`10.0.0.${i % 3}`, `crowd-${i}`);
+  assert.throws(() => admit("10.0.0.9", "seventh"), limited);
+  admit("10.0.1.1", "n1");
+  admit("10.0.1.1", "n2");
+  assert.equal(gate.size, 8);
+  // Full: a fresh prefix takes the crowd's oldest slot instead of being refused.
+  admit("192.0.2.7", "daemon");
+  assert.deepEqual(evicted, ["crowd-0"]);
+  assert.equal(gate.size, 8);
+  // A prefix no more crowded than the newcomer's own does not give way.
+  const small = new StreamGate("test streams", 4, 2, { prefixOf });
+  small.admit("10.0.0.1", () => evicted.push("x"));
+  small.admit("10.0.1.1", () => evicted.push("y"));
+  assert.throws(() => small.admit("10.0.2.1"), limited);
+});

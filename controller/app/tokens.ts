@@ -23,6 +23,9 @@ export const EXPIRY_LEEWAY_SECS = 120;
 /** A host that was off for a week can still refresh its token with its key, not re-enroll. */
 export const REFRESH_GRACE_SECS = 7 * 86400;
 
+/** "No time limit" for jose, which wants a finite tolerance: a century. */
+const ANY_AGE_SECS = 100 * 365 * 86400;
+
 export class TokenAuthority {
   readonly #key: SigningKey;
   readonly #jwks: ReturnType<typeof createLocalJWKSet>;
@@ -135,6 +138,21 @@ export class TokenAuthority {
       what: "node token",
     } as const;
     return this.#verify(token, AUDIENCE.node, NodeClaimsSchema, kinds, REFRESH_GRACE_SECS);
+  }
+
+  /**
+   * A node token that is ours, well-formed and for a node, whatever its age. Only for finishing a
+   * rotation the controller already recorded: there the new key's signature over that rotation
+   * authorises the request, and the token only names the node and the key it replaced.
+   */
+  verifyNodeAnyAge(token: string): Promise<NodeClaims> {
+    const kinds = {
+      malformed: "NODE_TOKEN_INVALID",
+      expired: "NODE_TOKEN_EXPIRED",
+      foreign: "NODE_TOKEN_INVALID",
+      what: "node token",
+    } as const;
+    return this.#verify(token, AUDIENCE.node, NodeClaimsSchema, kinds, ANY_AGE_SECS);
   }
 
   async verifyOperator(token: string): Promise<OperatorClaims> {

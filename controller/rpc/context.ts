@@ -1,8 +1,12 @@
 // Values the transport hands to RPC handlers.
 import { createContextKey, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import { addressBucket, ClientAddressResolver } from "../server/client_address.ts";
+import { trustRequest } from "../server/listener.ts";
 
 const remoteAddrKey = createContextKey<string>("unknown", { description: "client address" });
+const trustKey = createContextKey<() => void>(() => {}, {
+  description: "lifts the unauthenticated-body bounds off this request's stream",
+});
 
 interface RequestLike {
   socket?: { remoteAddress?: string } | null;
@@ -12,10 +16,17 @@ interface RequestLike {
 /** The client address comes from the socket, or from a trusted proxy's forwarding headers. */
 export function contextValuesFor(resolver = new ClientAddressResolver()) {
   return (req: RequestLike) =>
-    createContextValues().set(
-      remoteAddrKey,
-      resolver.resolve(req.socket?.remoteAddress, req.headers ?? {}),
-    );
+    createContextValues()
+      .set(remoteAddrKey, resolver.resolve(req.socket?.remoteAddress, req.headers ?? {}))
+      .set(trustKey, () => trustRequest(req));
+}
+
+/**
+ * The stream has authenticated: it may now live past the HTTP/2 body deadline, and its bytes no
+ * longer count against the unauthenticated budget.
+ */
+export function trustStream(ctx: HandlerContext): void {
+  ctx.values.get(trustKey)();
 }
 
 export function remoteAddr(ctx: HandlerContext): string {

@@ -16,7 +16,8 @@ import type { RevocationService } from "../app/revocation.ts";
 import type { KeyRotationService } from "../app/rotation.ts";
 import { StreamGate } from "../app/stream_gate.ts";
 import { DEFAULT_LIMITS } from "../server/limits.ts";
-import { remoteAddr, remoteBucket } from "./context.ts";
+import { prefixBucket } from "../server/client_address.ts";
+import { remoteAddr, remoteBucket, trustStream } from "./context.ts";
 import { requireBounded, requirePublicKey } from "./bounds.ts";
 import { guarded, type Log, wireError } from "./boundary.ts";
 
@@ -41,6 +42,11 @@ export function defaultAdmission(limits = DEFAULT_LIMITS) {
       "unauthenticated ConnectEdge streams",
       limits.unauthenticated_streams_per_address,
       limits.unauthenticated_streams_max,
+      {
+        // Keys are address buckets ("2001:db8:1:2::/64" or an IPv4 address).
+        prefixOf: (key) => prefixBucket(key.replace(/\/\d+$/, "")),
+        perPrefixMax: limits.unauthenticated_streams_per_prefix,
+      },
     ),
     deadlineMs: limits.edge_auth_deadline_ms,
   };
@@ -126,12 +132,21 @@ export function nodeClusterService(
       // Until its Hello authenticates, a stream counts against its address's and the global cap,
       // and has a short deadline instead of the heartbeat watchdog's minutes.
       let release: () => void;
+      let evict = () => {};
       try {
-        release = admission.gate.admit(remoteBucket(ctx));
+        release = admission.gate.admit(remoteBucket(ctx), () => evict());
       } catch (error) {
         throw wireError(error, log);
       }
       const session = deps.hub.open(remoteAddr(ctx));
+      // The pool was full and this stream's prefix held the most: it makes room for a newcomer.
+      evict = () => {
+        if (session.node) return;
+        session.fail(wireError(
+          new AegisError("RATE_LIMITED", "unauthenticated stream evicted for a newcomer"),
+          log,
+        ));
+      };
       const deadline = setTimeout(() => {
         if (session.node) return;
         log(`stream from ${session.remoteAddr} sent no valid Hello in time; dropping it`);
@@ -147,11 +162,16 @@ export function nodeClusterService(
         clearTimeout(deadline);
         release();
       };
+      let trusted = false;
       const pump = (async () => {
         try {
           for await (const message of requests) {
             await session.receive(message.envelope);
-            if (session.node) authenticated();
+            if (session.node && !trusted) {
+              trusted = true;
+              trustStream(ctx);
+              authenticated();
+            }
           }
           session.outbox.close();
         } catch (error) {

@@ -15,21 +15,29 @@ import { type Log, wireError } from "./boundary.ts";
 const MAX_ID_LENGTH = 128;
 
 export function relayPeerService(
-  deps: { calls: PeerCallService; tokens: RelayTokens; log: Log },
+  deps: { calls: PeerCallService; tokens: RelayTokens; relayId: string; log: Log },
 ): ServiceImpl<typeof RelayPeerService> {
   return {
     async *forwardCall(request: ForwardCallRequest, ctx: HandlerContext) {
       try {
-        const caller = await deps.tokens.verify(ctx.requestHeader.get("authorization"));
+        const header = ctx.requestHeader.get("authorization");
+        if (!header) {
+          throw new AegisError("UNAUTHENTICATED", "a relay peer call needs a relay token");
+        }
         validate(request);
-        deps.log(`relay ${caller} forwarded call ${request.callId} for ${request.nodeId}`);
-        yield* deps.calls.run({
+        const call = {
           callId: request.callId,
           nodeId: request.nodeId,
           tool: request.tool,
           argumentsJson: request.argumentsJson,
           deadline: timestampDate(request.deadline!),
-        }, ctx.signal);
+        };
+        // The token names this relay and this exact call; the call must be on record and is
+        // forwarded once (the token is spent here).
+        const grant = await deps.tokens.verify(header, deps.relayId, call);
+        await deps.calls.authorize(call, grant);
+        deps.log(`relay ${grant.caller} forwarded call ${request.callId} for ${request.nodeId}`);
+        yield* deps.calls.run(call, ctx.signal);
       } catch (error) {
         throw wireError(error, deps.log);
       }

@@ -1,6 +1,8 @@
 // The caller's side of relay peering: one HTTP/2 session per peer relay (gRPC, h2c or TLS as
-// the peer advertises), each call authenticated with a fresh relay token. Sessions are closed
-// explicitly (on failure and at shutdown), so a dead peer cannot throw from a timer later.
+// the peer advertises), each call authenticated with a fresh relay token bound to that peer and
+// that call. Sessions are closed explicitly (on failure, when idle for PEER_IDLE_MS, when the
+// peer is no longer registered, and at shutdown), so the map only holds live peers and a dead
+// peer cannot throw from a timer later.
 import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -15,20 +17,76 @@ import type { RelayTokens } from "../app/relay_tokens.ts";
 
 /** How long past the call's deadline a forwarded call may run before the transport ends it. */
 const DEADLINE_GRACE_MS = 15_000;
+/** A peer session with no call for this long is closed (a new call opens a fresh one). */
+export const PEER_IDLE_MS = 60_000;
 
 interface Peer {
   manager: Http2SessionManager;
   client: Client<typeof RelayPeerService>;
+  /** Calls in flight through this session. */
+  active: number;
+  lastUsed: number;
 }
+
+export interface PeerClientOptions {
+  idleMs?: number;
+  /** How often idle and unregistered peers are looked for; 0 = only when sweep() is called. */
+  sweepMs?: number;
+  now?: () => number;
+  log?: (message: string) => void;
+}
+
+type Registry = Pick<RelayRegistry, "endpointOf" | "liveEndpoints">;
+type Tokens = Pick<RelayTokens, "issue">;
 
 export class RelayPeerClients implements RelayPeerLink {
   readonly #peers = new Map<string, Peer>();
+  readonly #warned = new Set<string>();
+  readonly #idleMs: number;
+  readonly #now: () => number;
+  readonly #log: (message: string) => void;
+  #timer?: ReturnType<typeof setInterval>;
 
   constructor(
-    private readonly registry: RelayRegistry,
-    private readonly tokens: RelayTokens,
+    private readonly registry: Registry,
+    private readonly tokens: Tokens,
     private readonly relayId: string,
-  ) {}
+    options: PeerClientOptions = {},
+  ) {
+    this.#idleMs = options.idleMs ?? PEER_IDLE_MS;
+    this.#now = options.now ?? Date.now;
+    this.#log = options.log ?? (() => {});
+    const sweepMs = options.sweepMs ?? this.#idleMs / 2;
+    if (sweepMs > 0) {
+      this.#timer = setInterval(() => {
+        this.sweep().catch((e) => this.#log(`relay peers: ${(e as Error).message}`));
+      }, sweepMs);
+      Deno.unrefTimer(this.#timer);
+    }
+  }
+
+  /** Peer sessions held (for tests and metrics). */
+  get size(): number {
+    return this.#peers.size;
+  }
+
+  /**
+   * Closes sessions to peers that had no call for the idle time, and to peers no longer in the
+   * registry (a relay that stopped or died) that carry no call. Resolves with how many closed.
+   */
+  async sweep(): Promise<number> {
+    const live = new Set(await this.registry.liveEndpoints());
+    const now = this.#now();
+    let dropped = 0;
+    for (const [endpoint, peer] of [...this.#peers]) {
+      if (peer.active > 0) continue;
+      if (!live.has(endpoint) || now - peer.lastUsed >= this.#idleMs) {
+        this.#drop(endpoint, peer);
+        dropped++;
+      }
+    }
+    return dropped;
+  }
 
   async *forward(
     relayId: string,
@@ -39,8 +97,9 @@ export class RelayPeerClients implements RelayPeerLink {
     if (!endpoint) {
       throw new AegisError("UNREACHABLE", `relay ${relayId} is not running (no live registration)`);
     }
+    const token = await this.tokens.issue(this.relayId, relayId, call);
     const peer = this.#peer(endpoint);
-    const token = await this.tokens.issue(this.relayId);
+    peer.active++;
     try {
       yield* peer.client.forwardCall({
         callId: call.callId,
@@ -55,33 +114,58 @@ export class RelayPeerClients implements RelayPeerLink {
       });
     } catch (error) {
       const aegis = fromConnectError(error, `relay ${relayId} (${endpoint})`);
-      // A transport failure: the next call gets a fresh session rather than a broken one.
-      if (aegis.code === "UNREACHABLE" || aegis.code === "INTERNAL") this.#drop(endpoint);
+      // A transport failure: the next call gets a fresh session rather than a broken one. A call
+      // this side cancelled is not one: the session, and other calls on it, go on.
+      const failed = aegis.code === "UNREACHABLE" || aegis.code === "INTERNAL";
+      if (failed && !signal.aborted) this.#drop(endpoint, peer);
       throw aegis;
+    } finally {
+      peer.active--;
+      peer.lastUsed = this.#now();
     }
   }
 
   close(): void {
-    for (const endpoint of [...this.#peers.keys()]) this.#drop(endpoint);
+    clearInterval(this.#timer);
+    for (const [endpoint, peer] of [...this.#peers]) this.#drop(endpoint, peer);
   }
 
   #peer(endpoint: string): Peer {
     const known = this.#peers.get(endpoint);
     if (known) return known;
-    const { baseUrl } = parseEndpoint(endpoint);
+    const { baseUrl, tls } = parseEndpoint(endpoint);
+    if (!tls && !isLoopback(baseUrl) && !this.#warned.has(endpoint)) {
+      this.#warned.add(endpoint);
+      this.#log(
+        `warning: relay peering to ${endpoint} is plaintext: relay tokens and call arguments ` +
+          `cross the network unencrypted; set cluster.tls or keep relays on a private network`,
+      );
+    }
     const manager = new Http2SessionManager(baseUrl, {
       pingIntervalMs: 10_000,
       pingTimeoutMs: 10_000,
       pingIdleConnection: false,
     });
     const transport = createGrpcTransport({ baseUrl, sessionManager: manager });
-    const peer = { manager, client: createClient(RelayPeerService, transport) };
+    const peer: Peer = {
+      manager,
+      client: createClient(RelayPeerService, transport),
+      active: 0,
+      lastUsed: this.#now(),
+    };
     this.#peers.set(endpoint, peer);
     return peer;
   }
 
-  #drop(endpoint: string): void {
-    this.#peers.get(endpoint)?.manager.abort();
-    this.#peers.delete(endpoint);
+  #drop(endpoint: string, peer: Peer): void {
+    peer.manager.abort();
+    // A newer session for the same endpoint (after a transport failure) is left alone.
+    if (this.#peers.get(endpoint) === peer) this.#peers.delete(endpoint);
   }
+}
+
+/** localhost, 127.0.0.0/8 or ::1: plaintext there never leaves the machine. */
+export function isLoopback(url: string): boolean {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, "");
+  return host === "localhost" || host === "::1" || /^127\./.test(host);
 }

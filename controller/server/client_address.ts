@@ -36,6 +36,16 @@ export class ClientAddressResolver {
     return client;
   }
 
+  /** The socket peer as limits see it (no forwarding headers: at the TCP level there are none). */
+  socketAddress(peer: string | undefined): string {
+    return normalize(peer ?? "") ?? "unknown";
+  }
+
+  /** Whether a (normalized) socket address is one of cluster.ingress.trusted_proxies. */
+  isTrustedProxy(address: string): boolean {
+    return this.#any && this.#isTrusted(address);
+  }
+
   #isTrusted(address: string): boolean {
     const family = isIP(address);
     return family !== 0 && this.#trusted.check(address, family === 4 ? "ipv4" : "ipv6");
@@ -46,6 +56,14 @@ export class ClientAddressResolver {
 export function addressBucket(address: string): string {
   if (isIP(address) !== 6) return address;
   return `${expandIpv6(address).slice(0, 4).join(":")}::/64`;
+}
+
+/** The wider block an address sits in, for quotas a crowd of neighbours shares: /24 or /48. */
+export function prefixBucket(address: string): string {
+  const family = isIP(address);
+  if (family === 4) return `${address.split(".").slice(0, 3).join(".")}.0/24`;
+  if (family === 6) return `${expandIpv6(address).slice(0, 3).join(":")}::/48`;
+  return address;
 }
 
 function forwardedChain(headers: Headers): string[] {

@@ -92,6 +92,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
     port: options.port ?? config.cluster.cluster_grpc_port,
     tls,
     limits,
+    clientAddress,
     handler: (req, res) => handler(req, res),
   });
 

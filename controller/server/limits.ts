@@ -23,10 +23,41 @@ export const LimitsSchema = z.object({
   h2_max_session_memory_mb: z.number().int().min(1).max(1024).default(10),
   /** Open TCP connections, all peers together; more are closed on arrival. */
   max_connections: z.number().int().min(1).default(10_000),
+  /**
+   * Open TCP connections from one socket address (IPv6: per /64); trusted proxies are exempt.
+   * Beyond 90% of max_connections only addresses with no open connection get in (the reserve),
+   * so one address or a few cannot lock the fleet out. Raise it for large fleets behind one NAT.
+   */
+  max_connections_per_address: z.number().int().min(1).default(256),
   /** A new connection must finish its TLS handshake or show its protocol (preface) by then. */
   handshake_timeout_ms: z.number().int().min(100).default(10_000),
-  /** An HTTP/2 connection that has opened no stream by then is closed. */
+  /** An HTTP/2 connection (plaintext or TLS) that has opened no stream by then is closed. */
   h2_first_stream_timeout_ms: z.number().int().min(100).default(30_000),
+  /**
+   * An HTTP/2 connection with no open stream for this long is closed (a daemon always holds its
+   * ConnectEdge stream open, so it is never idle).
+   */
+  h2_idle_timeout_ms: z.number().int().min(100).default(60_000),
+  /**
+   * An HTTP/2 request body must arrive whole by then, unless the stream has authenticated (a
+   * ConnectEdge stream after its Hello); otherwise its connection is cut and its buffers freed.
+   * Never shorter than edge_auth_deadline_ms + 2 s, so a stream without a Hello is told why.
+   */
+  h2_request_body_timeout_ms: z.number().int().min(100).default(15_000),
+  /**
+   * Request-body bytes held for HTTP/2 streams that have neither finished their body nor
+   * authenticated, per client address (IPv6: per /64) and in all; a stream that would pass
+   * either is reset (ENHANCE_YOUR_CALM). Past the global bound, a stream still holding at most
+   * 64 KiB (any real unary request) may go on up to twice the bound.
+   */
+  /**
+   * HTTP/2 requests from one client address whose body has not ended and that have not
+   * authenticated; more are answered RESOURCE_EXHAUSTED (429) at once, twice as many cut the
+   * connection. Each open request costs memory of its own, body or not.
+   */
+  unauthenticated_requests_per_address: z.number().int().min(1).default(128),
+  unauthenticated_body_bytes_per_address: z.number().int().min(64 * KIB).default(8 * MIB),
+  unauthenticated_body_bytes_max: z.number().int().min(MIB).default(64 * MIB),
   /** HTTP/1.1: the whole header block, and the whole request, must arrive by then. */
   headers_timeout_ms: z.number().int().min(100).default(10_000),
   request_timeout_ms: z.number().int().min(100).default(30_000),
@@ -34,6 +65,12 @@ export const LimitsSchema = z.object({
   edge_auth_deadline_ms: z.number().int().min(100).default(10_000),
   /** ConnectEdge streams not yet authenticated, per client address (IPv6: per /64) and in all. */
   unauthenticated_streams_per_address: z.number().int().min(1).default(16),
+  /** The same, per wider prefix (IPv4 /24, IPv6 /48). */
+  unauthenticated_streams_per_prefix: z.number().int().min(1).default(128),
+  /**
+   * When all are taken, a newcomer from a less crowded prefix evicts the oldest stream of the
+   * prefix holding the most, so a daemon from a fresh address always gets a slot.
+   */
   unauthenticated_streams_max: z.number().int().min(1).default(1024),
   /** Anonymous long-lived streams (grpc.health.v1 Watch), per client address and in all. */
   watch_streams_per_address: z.number().int().min(1).default(8),

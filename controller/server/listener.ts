@@ -7,6 +7,7 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import type { AddressInfo } from "node:net";
 import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
+import { addressBucket, ClientAddressResolver } from "./client_address.ts";
 
 export type RequestHandler = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -24,6 +25,8 @@ export interface ListenOptions {
   handler: RequestHandler;
   tls?: TlsFiles;
   limits?: Limits;
+  /** Who a peer is, for the per-address bounds (trusted proxies and their headers). */
+  clientAddress?: ClientAddressResolver;
 }
 
 export interface Listener {
@@ -38,56 +41,57 @@ const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 export async function listen(options: ListenOptions): Promise<Listener> {
   const limits = options.limits ?? DEFAULT_LIMITS;
+  const resolver = options.clientAddress ?? new ClientAddressResolver();
   const sockets = new Set<net.Socket>();
-  const sessions = new Set<http2.Http2Session>();
-  const track = (session: http2.Http2Session) => {
-    sessions.add(session);
-    session.on("close", () => sessions.delete(session));
-    // A peer that vanishes mid-stream must not take the process down with it.
-    session.on("error", () => {});
+  const sessions = new SessionWatch(limits);
+  const bodies = new BodyGuard(limits, resolver, (session) => sessions.cut(session));
+  const handler: RequestHandler = (req, res) => {
+    if (req.httpVersionMajor === 2) {
+      const h2req = req as http2.Http2ServerRequest;
+      if (!bodies.watch(h2req)) return refuseBusy(h2req, res as http2.Http2ServerResponse);
+    }
+    options.handler(req, res);
   };
-  const firstStream = new FirstStreamDeadline(limits.h2_first_stream_timeout_ms);
 
   let server: net.Server;
+  let h2: http2.Http2Server | http2.Http2SecureServer;
   if (options.tls) {
-    const secure = http2.createSecureServer({
+    h2 = http2.createSecureServer({
       cert: options.tls.cert,
       key: options.tls.key,
       allowHTTP1: true,
       handshakeTimeout: limits.handshake_timeout_ms,
       ...h2Options(limits),
-    }, options.handler);
-    secure.on("session", track);
-    // No first-stream deadline with TLS: in Deno 2.9 nothing (socket reset or destroy, TLS
-    // socket, session close) ends an h2 connection once TLS has it; max_connections bounds them.
-    server = secure;
+    }, handler);
+    server = h2;
   } else {
-    const h2 = http2.createServer(h2Options(limits), options.handler);
-    h2.on("session", track);
-    h2.on("stream", (stream) => firstStream.seen(stream.session?.socket));
-    const h1 = http.createServer(h1Options(limits), closeIfBodyUnread(options.handler));
+    const plain = http2.createServer(h2Options(limits), handler);
+    const h1 = http.createServer(h1Options(limits), closeIfBodyUnread(handler));
     h1.keepAliveTimeout = 65_000;
     server = net.createServer((socket) =>
-      routeByPreface(socket, h1, h2, limits.handshake_timeout_ms, firstStream)
+      routeByPreface(socket, h1, plain, limits.handshake_timeout_ms)
     );
+    h2 = plain;
   }
-  let connections = 0;
-  const trackSocket = (socket: net.Socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-  };
+  h2.on("session", (session: http2.ServerHttp2Session) => sessions.opened(session));
+  h2.on("stream", (stream: http2.ServerHttp2Stream) => sessions.stream(stream));
+
+  const connections = new ConnectionTable(limits, resolver);
   server.on("connection", (socket: net.Socket) => {
-    // Beyond the cap a connection is closed on arrival rather than queued.
-    if (connections >= limits.max_connections) {
+    // Beyond the caps a connection is closed on arrival rather than queued.
+    if (!connections.admit(socket)) {
       socket.destroy();
       return;
     }
-    connections++;
-    socket.once("close", () => connections--);
-    trackSocket(socket);
+    sockets.add(socket);
+    sessions.raw(socket);
+    socket.on("close", () => sockets.delete(socket));
   });
   // With TLS, the encrypted socket is a separate object that must be ended too.
-  server.on("secureConnection", trackSocket);
+  server.on("secureConnection", (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -104,6 +108,7 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     tls: Boolean(options.tls),
     async close(graceMs = 0) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      sessions.stop();
       // No HTTP/2 GOAWAY: daemons were already told to leave in-band, and Deno's nghttp2 client
       // can abort on a GOAWAY that races its own stream reset. Give them time, then cut.
       const deadline = Date.now() + graceMs;
@@ -113,6 +118,255 @@ export async function listen(options: ListenOptions): Promise<Listener> {
       await Promise.race([closed, delay(2000)]);
     },
   };
+}
+
+/** Lets a request's stream outlive the body deadline and leave the unauthenticated budget. */
+const trustHooks = new WeakMap<object, () => void>();
+
+/** Called once a stream has authenticated (a ConnectEdge Hello); harmless for anything else. */
+export function trustRequest(req: object): void {
+  trustHooks.get(req)?.();
+  trustHooks.delete(req);
+}
+
+/** What one stream may hold past the global budget (any genuine unary request fits in it). */
+const SMALL_BODY_BYTES = 64 * 1024;
+
+/**
+ * Bounds the request bodies of HTTP/2 streams that have not earned trust: each must arrive whole
+ * within `h2_request_body_timeout_ms`, and the bytes they hold count against a per-address and a
+ * global budget. A stream past either is reset, which frees what was buffered for it; so is one
+ * whose response ended before its body did (a refused RPC).
+ */
+class BodyGuard {
+  /** Requests per address whose body has not ended (and that have not authenticated). */
+  readonly #requests = new Map<string, number>();
+  readonly #perKey = new Map<string, number>();
+  #total = 0;
+
+  /** Past the Hello deadline: a ConnectEdge stream without a Hello gets UNAUTHENTICATED first. */
+  readonly deadlineMs: number;
+
+  constructor(
+    readonly limits: Limits,
+    readonly resolver: ClientAddressResolver,
+    readonly cut: (session: http2.Http2Session | undefined) => void,
+  ) {
+    this.deadlineMs = Math.max(
+      limits.h2_request_body_timeout_ms,
+      limits.edge_auth_deadline_ms + 2000,
+    );
+  }
+
+  /**
+   * Starts watching a request; false when its address already has too many unfinished requests
+   * (the caller refuses it, and its body is read and dropped). Twice that cuts the connection.
+   */
+  watch(req: http2.Http2ServerRequest): boolean {
+    const stream = req.stream;
+    // No body at all (END_STREAM on the headers: a GET, which may stream a long response).
+    if (!stream || stream.endAfterHeaders || bodyEnded(stream)) return true;
+    const key = addressBucket(
+      this.resolver.resolve(stream.session?.socket?.remoteAddress, req.headers),
+    );
+    const unfinished = (this.#requests.get(key) ?? 0) + 1;
+    this.#requests.set(key, unfinished);
+    const cap = this.limits.unauthenticated_requests_per_address;
+    const admitted = unfinished <= cap;
+    let held = 0;
+    let done = false;
+    const release = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      const requests = (this.#requests.get(key) ?? 1) - 1;
+      if (requests > 0) this.#requests.set(key, requests);
+      else this.#requests.delete(key);
+      this.#total -= held;
+      const left = (this.#perKey.get(key) ?? held) - held;
+      if (left > 0) this.#perKey.set(key, left);
+      else this.#perKey.delete(key);
+    };
+    // Not an RST_STREAM: in Deno 2.9, a peer's GOAWAY after we reset its streams can abort the
+    // process inside nghttp2 (denoland/deno#36788). Cutting the whole connection is safe, and a
+    // peer that holds a body past the deadline or over the budget deserves no better.
+    const cut = () => {
+      release();
+      if (!stream.closed && !stream.destroyed) this.cut(stream.session);
+    };
+    const onData = (chunk: Uint8Array) => {
+      if (!admitted) return; // read and dropped, not kept
+      held += chunk.length;
+      this.#total += chunk.length;
+      const mine = (this.#perKey.get(key) ?? 0) + chunk.length;
+      this.#perKey.set(key, mine);
+      const overAddress = mine > this.limits.unauthenticated_body_bytes_per_address;
+      const max = this.limits.unauthenticated_body_bytes_max;
+      const overGlobal = this.#total > (held <= SMALL_BODY_BYTES ? 2 * max : max);
+      if (overAddress || overGlobal) cut();
+    };
+    const timer = setTimeout(() => {
+      if (!bodyEnded(stream)) cut();
+      else release();
+    }, this.deadlineMs);
+    // Counted where the body enters the request's buffer: listening for "data" on the stream
+    // would start it flowing before the compat layer reads it, and lose the body.
+    const push = req.push.bind(req);
+    req.push = (chunk: unknown, encoding?: BufferEncoding) => {
+      if (!done && chunk instanceof Uint8Array) onData(chunk);
+      return push(chunk, encoding);
+    };
+    stream.once("end", release);
+    stream.once("close", release);
+    stream.on("error", () => {});
+    // A stream answered before its body was read (a refused RPC) is left to the peer (clients
+    // cancel it on the final status) or to the deadline above.
+    trustHooks.set(req, release);
+    if (unfinished > 2 * cap) cut();
+    else if (!admitted) req.resume();
+    return admitted;
+  }
+}
+
+/** The peer has sent its whole body (whether or not the handler has read it). */
+function bodyEnded(stream: http2.Http2Stream): boolean {
+  const state = (stream as { _readableState?: { ended?: boolean } })._readableState;
+  return stream.readableEnded || state?.ended === true;
+}
+
+/**
+ * Answers a request the guard turned away: a trailers-only gRPC RESOURCE_EXHAUSTED, or 429.
+ * Each request in flight costs the process memory of its own (about 100 KiB in Deno 2.9) whatever
+ * its body, so one address may not keep more than a bounded number of them unfinished.
+ */
+function refuseBusy(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
+  const message = "too many unfinished requests from this address; retry later";
+  try {
+    if (String(req.headers["content-type"] ?? "").startsWith("application/grpc")) {
+      res.writeHead(200, {
+        "content-type": "application/grpc",
+        "grpc-status": "8",
+        "grpc-message": encodeURIComponent(message),
+      });
+    } else {
+      res.writeHead(429, { "content-type": "text/plain" });
+    }
+    res.end();
+  } catch { /* the stream is already gone */ }
+}
+
+/**
+ * Open TCP connections, in all and per socket address (IPv6: per /64). At the TCP level only the
+ * socket address is known, so a trusted proxy's connections count in the total only. The last
+ * tenth of the total is kept for addresses that have no connection yet.
+ */
+class ConnectionTable {
+  readonly #perKey = new Map<string, number>();
+  #total = 0;
+
+  constructor(readonly limits: Limits, readonly resolver: ClientAddressResolver) {}
+
+  admit(socket: net.Socket): boolean {
+    const address = this.resolver.socketAddress(socket.remoteAddress);
+    const proxy = this.resolver.isTrustedProxy(address);
+    const key = addressBucket(address);
+    const held = proxy ? 0 : this.#perKey.get(key) ?? 0;
+    const max = this.limits.max_connections;
+    if (this.#total >= max) return false;
+    if (held >= this.limits.max_connections_per_address) return false;
+    if (held > 0 && this.#total >= Math.floor(max * 0.9)) return false;
+    this.#total++;
+    if (!proxy) this.#perKey.set(key, held + 1);
+    socket.once("close", () => {
+      this.#total--;
+      if (proxy) return;
+      const left = (this.#perKey.get(key) ?? 1) - 1;
+      if (left > 0) this.#perKey.set(key, left);
+      else this.#perKey.delete(key);
+    });
+    return true;
+  }
+}
+
+interface SessionState {
+  streams: number;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * HTTP/2 sessions, plaintext and TLS: one that opens no stream within h2_first_stream_timeout_ms,
+ * or has had none open for h2_idle_timeout_ms, is closed. session.destroy() alone leaves a
+ * plaintext socket that we handed to node:http2 open in Deno 2.9, so the TCP socket underneath
+ * (found by its peer address and port) is reset too.
+ */
+class SessionWatch {
+  readonly #raw = new Map<string, net.Socket>();
+  readonly #sessions = new Map<http2.Http2Session, SessionState>();
+  #stopped = false;
+
+  constructor(readonly limits: Limits) {}
+
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  raw(socket: net.Socket): void {
+    const peer = peerOf(socket);
+    this.#raw.set(peer, socket);
+    socket.once("close", () => {
+      if (this.#raw.get(peer) === socket) this.#raw.delete(peer);
+    });
+  }
+
+  opened(session: http2.Http2Session): void {
+    const state: SessionState = { streams: 0 };
+    this.#sessions.set(session, state);
+    // A peer that vanishes mid-stream must not take the process down with it.
+    session.on("error", () => {});
+    session.once("close", () => {
+      clearTimeout(state.timer);
+      this.#sessions.delete(session);
+    });
+    this.#arm(session, state, this.limits.h2_first_stream_timeout_ms);
+  }
+
+  stream(stream: http2.ServerHttp2Stream): void {
+    const session = stream.session;
+    const state = session && this.#sessions.get(session);
+    if (!session || !state) return;
+    state.streams++;
+    clearTimeout(state.timer);
+    state.timer = undefined;
+    stream.once("close", () => {
+      state.streams--;
+      if (state.streams === 0) this.#arm(session, state, this.limits.h2_idle_timeout_ms);
+    });
+  }
+
+  /** Shutting down: the listener's own grace period takes over. */
+  stop(): void {
+    this.#stopped = true;
+    for (const state of this.#sessions.values()) clearTimeout(state.timer);
+  }
+
+  #arm(session: http2.Http2Session, state: SessionState, ms: number): void {
+    if (this.#stopped) return;
+    clearTimeout(state.timer);
+    state.timer = setTimeout(() => {
+      if (state.streams === 0) this.cut(session);
+    }, ms);
+  }
+
+  /**
+   * Ends a session by resetting its TCP connection. No GOAWAY first: Deno's nghttp2 can abort
+   * while closing streams on a GOAWAY (denoland/deno#36788). The session sees the socket close.
+   */
+  cut(session: http2.Http2Session | undefined): void {
+    if (!session || session.destroyed) return;
+    const raw = session.socket ? this.#raw.get(peerOf(session.socket)) : undefined;
+    if (raw) raw.resetAndDestroy();
+    else session.destroy();
+  }
 }
 
 /**
@@ -153,35 +407,6 @@ function h1Options(limits: Limits): http.ServerOptions {
   };
 }
 
-/**
- * An HTTP/2 connection that never opens a stream only holds memory and a descriptor, so it gets a
- * deadline. It is enforced on the socket: Deno's node:http2 does not close the socket on
- * session.destroy(), and refuses to let session.socket be destroyed.
- */
-class FirstStreamDeadline {
-  readonly #timers = new Map<string, ReturnType<typeof setTimeout>>();
-
-  constructor(readonly timeoutMs: number) {}
-
-  expect(socket: net.Socket): void {
-    const peer = peerOf(socket);
-    // destroy() leaves a socket that node:http2 has taken over open in Deno; a reset closes it.
-    const timer = setTimeout(() => socket.resetAndDestroy(), this.timeoutMs);
-    this.#timers.set(peer, timer);
-    socket.once("close", () => {
-      clearTimeout(timer);
-      if (this.#timers.get(peer) === timer) this.#timers.delete(peer);
-    });
-  }
-
-  seen(socket: { remoteAddress?: string; remotePort?: number } | undefined): void {
-    if (!socket) return;
-    const peer = peerOf(socket);
-    clearTimeout(this.#timers.get(peer));
-    this.#timers.delete(peer);
-  }
-}
-
 function peerOf(socket: { remoteAddress?: string; remotePort?: number }): string {
   return `${socket.remoteAddress}|${socket.remotePort}`;
 }
@@ -191,7 +416,6 @@ function routeByPreface(
   h1: http.Server,
   h2: http2.Http2Server,
   timeoutMs: number,
-  firstStream: FirstStreamDeadline,
 ): void {
   let seen = Buffer.alloc(0);
   // A peer that sends nothing, or only part of the HTTP/2 preface, is not kept for ever.
@@ -205,7 +429,6 @@ function routeByPreface(
     socket.off("data", onData);
     socket.pause();
     socket.unshift(seen);
-    if (isH2) firstStream.expect(socket);
     (isH2 ? h2 : h1).emit("connection", socket);
     socket.resume();
   };

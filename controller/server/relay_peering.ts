@@ -13,7 +13,7 @@ import type { SigningKey } from "../app/signing_key.ts";
 import { PeerCallService } from "../app/peer_calls.ts";
 import { RelayRegistry } from "../app/relay_registry.ts";
 import { RelayTokens } from "../app/relay_tokens.ts";
-import { RelayPeerClients } from "../rpc/relay_peer_client.ts";
+import { isLoopback, RelayPeerClients } from "../rpc/relay_peer_client.ts";
 import { relayPeerService } from "../rpc/relay_peer.ts";
 
 export interface RelayPeering {
@@ -35,16 +35,27 @@ export async function startRelayPeering(deps: {
   log: (message: string) => void;
 }): Promise<RelayPeering> {
   const endpoint = peerEndpoint(deps.config, deps.port);
-  parseEndpoint(endpoint); // refuse a malformed cluster.peer_endpoint at start-up
+  // Refuse a malformed cluster.peer_endpoint at start-up, and say so when peers would reach this
+  // relay in plaintext over a network: relay tokens and call arguments would cross it in clear.
+  const parsed = parseEndpoint(endpoint);
+  if (!parsed.tls && !isLoopback(parsed.baseUrl)) {
+    deps.log(
+      `warning: relay peering is plaintext (${endpoint}): peers send relay tokens and tool-call ` +
+        `arguments unencrypted; enable cluster.tls or keep relays on a private network`,
+    );
+  }
   const registry = new RelayRegistry(deps.db, deps.relayId, endpoint, deps.clock, deps.log);
   await registry.start();
   const tokens = new RelayTokens(deps.signingKey, deps.issuer, deps.clock);
-  const link = new RelayPeerClients(registry, tokens, deps.relayId);
-  const calls = new PeerCallService(deps.hub, deps.daemons, deps.relayId);
+  const link = new RelayPeerClients(registry, tokens, deps.relayId, { log: deps.log });
+  const calls = new PeerCallService(deps.hub, deps.daemons, deps.relayId, deps.db, deps.clock);
   return {
     link,
     routes: (router) =>
-      router.service(RelayPeerService, relayPeerService({ calls, tokens, log: deps.log })),
+      router.service(
+        RelayPeerService,
+        relayPeerService({ calls, tokens, relayId: deps.relayId, log: deps.log }),
+      ),
     async close() {
       link.close();
       await registry.stop().catch(() => {});

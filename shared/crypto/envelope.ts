@@ -50,7 +50,9 @@ export function openEnvelope(
     throw new AegisError("SIGNATURE_INVALID", "the envelope signature does not match the node key");
   }
   try {
-    return fromBinary(NodeEnvelopePayloadSchema, envelope.payload);
+    // Unknown fields are dropped, not kept: a node could otherwise hang megabytes of them on a
+    // one-byte output event, and every queue sized by the known fields would under-count it.
+    return fromBinary(NodeEnvelopePayloadSchema, envelope.payload, { readUnknownFields: false });
   } catch (error) {
     throw new AegisError("INVALID_ARGUMENT", "the envelope payload is not a NodeEnvelopePayload", {
       cause: error,

@@ -1,5 +1,6 @@
 // Floods of connections and streams that never authenticate, shared by the security tests.
 import assert from "node:assert/strict";
+import * as http2 from "node:http2";
 import * as net from "node:net";
 import { connectH2, h2Call, RPC } from "./wire.ts";
 
@@ -19,10 +20,16 @@ export async function unauthenticatedStreams(port: number): Promise<void> {
     const refused = replies.filter((r) => r.grpcStatus === 8).length;
     const timedOut = replies.filter((r) => r.grpcStatus === 16).length;
     const hanging = replies.filter((r) => r.error === "timeout").length;
-    console.log(`streams: ${refused} refused, ${timedOut} ended by the Hello deadline`);
+    // Past twice limits.unauthenticated_requests_per_address unfinished requests from one
+    // address, the server cuts the connection: those streams end without a status.
+    const cut = replies.filter((r) => r.grpcStatus === undefined && r.error !== "timeout").length;
+    console.log(
+      `streams: ${refused} refused, ${cut} cut with their connection, ` +
+        `${timedOut} ended by the Hello deadline`,
+    );
     assert.equal(hanging, 0, `${hanging} unauthenticated streams were still open after 15 s`);
-    assert.ok(refused >= 1900, `only ${refused} of 2000 streams were refused`);
-    assert.equal(refused + timedOut, replies.length, JSON.stringify(replies.slice(-3)));
+    assert.ok(refused + cut >= 1900, `only ${refused + cut} of 2000 streams were refused or cut`);
+    assert.equal(refused + cut + timedOut, replies.length, JSON.stringify(replies.slice(-3)));
   } finally {
     for (const session of sessions) session.destroy();
   }
@@ -49,4 +56,91 @@ export async function halfOpenSockets(port: number): Promise<void> {
   ]);
   const open = results.filter((closed) => !closed).length;
   assert.equal(open, 0, `${open} idle or half-open sockets were still open after 10 s`);
+}
+
+export interface SlowBodyOptions {
+  connections: number;
+  streams: number;
+  /** What each stream's gRPC frame claims; all but the last byte of it are sent. */
+  declared?: number;
+  path?: string;
+  /** Bind the client sockets to this local address (127.0.0.0/8 on loopback). */
+  localAddress?: string;
+}
+
+export interface SlowBodyAttack {
+  /** Streams the server reset or answered, so far. */
+  readonly ended: number;
+  /** Connections the server closed, so far. */
+  readonly closed: number;
+  /** Bytes of body the client managed to hand to its sockets. */
+  readonly sent: number;
+  stop(): void;
+}
+
+/**
+ * Finding 1 of the second review: on every stream a gRPC frame header that claims `declared`
+ * bytes, then all but one of them, and the stream is never ended. Nothing about it is ever
+ * complete, so a server that buffers request bodies without a deadline holds it all for ever.
+ */
+export async function slowBodies(port: number, options: SlowBodyOptions): Promise<SlowBodyAttack> {
+  const declared = options.declared ?? 1024 * 1024;
+  const body = new Uint8Array(declared - 1);
+  const header = new Uint8Array(5);
+  new DataView(header.buffer).setUint32(1, declared);
+  let ended = 0;
+  let closed = 0;
+  let sent = 0;
+  const sessions = await Promise.all(
+    Array.from(
+      { length: options.connections },
+      () =>
+        new Promise<http2.ClientHttp2Session>((resolve, reject) => {
+          const session = http2.connect(`http://127.0.0.1:${port}`, {
+            localAddress: options.localAddress,
+            // The client must not be what limits the attack.
+            settings: { initialWindowSize: 16 * 1024 * 1024 },
+          } as http2.SecureClientSessionOptions);
+          session.once("connect", () => resolve(session));
+          session.once("error", reject);
+          session.on("error", () => {});
+          session.once("close", () => closed++);
+        }),
+    ),
+  );
+  for (const session of sessions) {
+    for (let i = 0; i < options.streams; i++) {
+      let stream: http2.ClientHttp2Stream;
+      try {
+        stream = session.request({
+          ":method": "POST",
+          ":path": options.path ?? RPC.attest,
+          "content-type": "application/grpc",
+          te: "trailers",
+        });
+      } catch {
+        ended++;
+        continue;
+      }
+      stream.on("error", () => {});
+      stream.on("data", () => {});
+      stream.once("close", () => ended++);
+      stream.write(header);
+      stream.write(body, () => sent += body.length);
+    }
+  }
+  return {
+    get ended() {
+      return ended;
+    },
+    get closed() {
+      return closed;
+    },
+    get sent() {
+      return sent;
+    },
+    stop() {
+      for (const session of sessions) session.destroy();
+    },
+  };
 }

@@ -28,6 +28,9 @@ const LIMITS = [
   "  edge_auth_deadline_ms: 3000",
   "  handshake_timeout_ms: 2000",
   "  h2_first_stream_timeout_ms: 3000",
+  // Past the Hello deadline, far shorter than the barrage: the daemon's authenticated stream
+  // must outlive it.
+  "  h2_request_body_timeout_ms: 5000",
 ].join("\n");
 
 const REST_ROUTES: Array<[string, string]> = [

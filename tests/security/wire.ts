@@ -118,9 +118,13 @@ export function h2Call(session: http2.ClientHttp2Session, path: string, call: Ra
   });
 }
 
-export function connectH2(port: number): Promise<http2.ClientHttp2Session> {
+/** An h2c session; `localAddress` binds the client end (any of 127.0.0.0/8 on loopback). */
+export function connectH2(port: number, localAddress?: string): Promise<http2.ClientHttp2Session> {
   return new Promise((resolve, reject) => {
-    const session = http2.connect(`http://127.0.0.1:${port}`);
+    const session = http2.connect(
+      `http://127.0.0.1:${port}`,
+      localAddress ? { localAddress } as http2.ClientSessionOptions : {},
+    );
     session.once("connect", () => resolve(session));
     session.once("error", reject);
     session.on("error", () => {});
