@@ -7,7 +7,7 @@
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { NodePrivateKey } from "../shared/crypto/node_key.ts";
-import { enrollOne, issueTokens, pool, rssKiB } from "./support.ts";
+import { enrollOne, FLEET_FROM_ONE_ADDRESS, issueTokens, pool, rssKiB } from "./support.ts";
 import { parseEndpoint } from "../shared/endpoint.ts";
 import { parseEdgeConfig } from "../shared/config/edge_config.ts";
 import { createNodeClient, type NodeClient } from "../agent/client/node_client.ts";
@@ -32,7 +32,10 @@ console.log(
   `# enrollment bench on ${TEST_DB_KIND} (${Deno.build.os}/${Deno.build.arch}, ${navigator.hardwareConcurrency} cores)`,
 );
 
-const controller = await startControllerProcess({ edge: "attest_rate_limit_per_min: 1000000" });
+const controller = await startControllerProcess({
+  edge: "attest_rate_limit_per_min: 1000000",
+  yaml: FLEET_FROM_ONE_ADDRESS,
+});
 try {
   let endpoint = parseEndpoint(controller.endpoint);
   const client = await createNodeClient(endpoint);

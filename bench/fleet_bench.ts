@@ -15,7 +15,14 @@ import { edgePaths } from "../agent/state/paths.ts";
 import { openDb } from "../controller/store/db.ts";
 import { type ControllerProcess, startControllerProcess } from "../tests/support/controller.ts";
 import { TEST_DB_KIND } from "../tests/support/db.ts";
-import { enrollOne, issueTokens, percentile, pool, type SimulatedNode } from "./support.ts";
+import {
+  enrollOne,
+  FLEET_FROM_ONE_ADDRESS,
+  issueTokens,
+  percentile,
+  pool,
+  type SimulatedNode,
+} from "./support.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -103,7 +110,10 @@ async function notifyHop(dsn: string) {
 console.log(
   `# fleet bench on ${TEST_DB_KIND} (${Deno.build.os}/${Deno.build.arch}, ${navigator.hardwareConcurrency} cores), ${count} daemons`,
 );
-const controller = await startControllerProcess({ edge: "attest_rate_limit_per_min: 1000000" });
+const controller = await startControllerProcess({
+  edge: "attest_rate_limit_per_min: 1000000",
+  yaml: FLEET_FROM_ONE_ADDRESS,
+});
 const root = await Deno.makeTempDir({ prefix: "aegis-fleet-bench-" });
 const daemons: { client: NodeClient; connection: EdgeConnection }[] = [];
 try {

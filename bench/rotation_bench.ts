@@ -11,7 +11,14 @@ import { parseEndpoint } from "../shared/endpoint.ts";
 import { createNodeClient, type NodeClient } from "../agent/client/node_client.ts";
 import { startControllerProcess } from "../tests/support/controller.ts";
 import { TEST_DB_KIND } from "../tests/support/db.ts";
-import { enrollOne, issueTokens, percentile, pool, type SimulatedNode } from "./support.ts";
+import {
+  enrollOne,
+  FLEET_FROM_ONE_ADDRESS,
+  issueTokens,
+  percentile,
+  pool,
+  type SimulatedNode,
+} from "./support.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -50,7 +57,10 @@ const concurrency = Number(values.concurrency);
 console.log(
   `# rotation bench on ${TEST_DB_KIND} (${Deno.build.os}/${Deno.build.arch}, ${navigator.hardwareConcurrency} cores)`,
 );
-const controller = await startControllerProcess({ edge: "attest_rate_limit_per_min: 1000000" });
+const controller = await startControllerProcess({
+  edge: "attest_rate_limit_per_min: 1000000",
+  yaml: FLEET_FROM_ONE_ADDRESS,
+});
 const client = await createNodeClient(parseEndpoint(controller.endpoint));
 try {
   const nodes: SimulatedNode[] = [];

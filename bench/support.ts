@@ -65,3 +65,16 @@ export function rssKiB(pid: number): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
   return Number(status.match(/VmRSS:\s+(\d+) kB/)![1]);
 }
+
+/**
+ * A bench simulates a whole fleet from one loopback address, which the controller's per-address
+ * caps (meant for anonymous peers on the internet) would rightly throttle; raise them here only.
+ */
+export const FLEET_FROM_ONE_ADDRESS = [
+  "limits:",
+  "  unauthenticated_streams_per_address: 4096",
+  "  unauthenticated_streams_per_prefix: 4096",
+  "  unauthenticated_streams_max: 4096",
+  "  unauthenticated_requests_per_address: 4096",
+  "  max_connections_per_address: 20000",
+].join("\n");

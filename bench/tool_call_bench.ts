@@ -12,7 +12,14 @@ import { EdgeConnection } from "../agent/daemon/connection.ts";
 import { toolCallRequest, ToolRunner } from "../agent/tools/mod.ts";
 import { type ControllerProcess, startControllerProcess } from "../tests/support/controller.ts";
 import { TEST_DB_KIND } from "../tests/support/db.ts";
-import { enrollOne, issueTokens, percentile, pool, type SimulatedNode } from "./support.ts";
+import {
+  enrollOne,
+  FLEET_FROM_ONE_ADDRESS,
+  issueTokens,
+  percentile,
+  pool,
+  type SimulatedNode,
+} from "./support.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -98,7 +105,10 @@ const callCount = Number(values.calls);
 console.log(
   `# tool-call bench on ${TEST_DB_KIND} (${Deno.build.os}/${Deno.build.arch}, ${navigator.hardwareConcurrency} cores)`,
 );
-const controller = await startControllerProcess({ edge: "attest_rate_limit_per_min: 1000000" });
+const controller = await startControllerProcess({
+  edge: "attest_rate_limit_per_min: 1000000",
+  yaml: FLEET_FROM_ONE_ADDRESS,
+});
 const daemons: Daemon[] = [];
 try {
   const enrollClient = await createNodeClient(parseEndpoint(controller.endpoint));

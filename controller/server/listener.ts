@@ -123,10 +123,25 @@ export async function listen(options: ListenOptions): Promise<Listener> {
 /** Lets a request's stream outlive the body deadline and leave the unauthenticated budget. */
 const trustHooks = new WeakMap<object, () => void>();
 
+/**
+ * Connections by peer (address|port|local port), each with a hook that takes it out of its
+ * address's count: a connection that carries an authenticated stream is a node's, and many
+ * nodes behind one NAT must not be locked out by a cap meant for anonymous peers.
+ */
+const connectionHooks = new Map<string, () => void>();
+
 /** Called once a stream has authenticated (a ConnectEdge Hello); harmless for anything else. */
 export function trustRequest(req: object): void {
   trustHooks.get(req)?.();
   trustHooks.delete(req);
+  const socket = (req as { socket?: net.Socket }).socket;
+  if (socket) connectionHooks.get(connectionKey(socket))?.();
+}
+
+function connectionKey(
+  socket: { remoteAddress?: string; remotePort?: number; localPort?: number },
+): string {
+  return `${socket.remoteAddress}|${socket.remotePort}|${socket.localPort}`;
 }
 
 /** What one stream may hold past the global budget (any genuine unary request fits in it). */
@@ -257,8 +272,9 @@ function refuseBusy(req: http2.Http2ServerRequest, res: http2.Http2ServerRespons
 
 /**
  * Open TCP connections, in all and per socket address (IPv6: per /64). At the TCP level only the
- * socket address is known, so a trusted proxy's connections count in the total only. The last
- * tenth of the total is kept for addresses that have no connection yet.
+ * socket address is known, so a trusted proxy's connections count in the total only, and so does
+ * a connection once it carries an authenticated node stream. The last tenth of the total is kept
+ * for addresses that have no connection yet.
  */
 class ConnectionTable {
   readonly #perKey = new Map<string, number>();
@@ -276,13 +292,21 @@ class ConnectionTable {
     if (held >= this.limits.max_connections_per_address) return false;
     if (held > 0 && this.#total >= Math.floor(max * 0.9)) return false;
     this.#total++;
-    if (!proxy) this.#perKey.set(key, held + 1);
-    socket.once("close", () => {
-      this.#total--;
-      if (proxy) return;
+    let counted = !proxy;
+    if (counted) this.#perKey.set(key, held + 1);
+    const uncount = () => {
+      if (!counted) return;
+      counted = false;
       const left = (this.#perKey.get(key) ?? 1) - 1;
       if (left > 0) this.#perKey.set(key, left);
       else this.#perKey.delete(key);
+    };
+    const peer = connectionKey(socket);
+    connectionHooks.set(peer, uncount);
+    socket.once("close", () => {
+      this.#total--;
+      uncount();
+      if (connectionHooks.get(peer) === uncount) connectionHooks.delete(peer);
     });
     return true;
   }

@@ -9,6 +9,8 @@ import * as net from "node:net";
 import * as tls from "node:tls";
 import { startControllerProcess } from "../support/controller.ts";
 import { TEST_DB_KIND } from "../support/db.ts";
+import { enrollNewHost, type Host } from "../support/host.ts";
+import { eventually } from "../support/processes.ts";
 import { grpcFrame, h2Call, RPC } from "./wire.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -68,6 +70,47 @@ Deno.test(
       assert.equal(reply.grpcStatus, 0, JSON.stringify(reply));
     } finally {
       for (const socket of all) socket.destroy();
+      await controller.stop();
+    }
+  },
+);
+
+Deno.test(
+  `[${TEST_DB_KIND}] many daemons behind one address all stay connected; anonymous ones are capped`,
+  opts,
+  async () => {
+    // Five hosts behind one NAT (all 127.0.0.1) against a per-address cap of 3: a connection that
+    // carries an authenticated node stream leaves its address's count, anonymous ones do not.
+    const controller = await startControllerProcess({
+      yaml: ["limits:", "  max_connections_per_address: 3", "  handshake_timeout_ms: 30000"]
+        .join("\n"),
+    });
+    const hosts: Host[] = [];
+    const idle: net.Socket[] = [];
+    try {
+      const nodes: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const { host, nodeId } = await enrollNewHost(controller);
+        hosts.push(host);
+        nodes.push(nodeId);
+        await host.startDaemon().waitFor(/stream connected/, 30_000);
+      }
+      const operator = await controller.operatorToken("team-a", "readonly");
+      await eventually(async () => {
+        const list = await (await controller.api("/v1/edge/hosts", { token: operator })).json();
+        const hostsSeen = list.hosts as { node_id: string; status: string }[];
+        const connected = hostsSeen.filter((h) => h.status === "Connected").length;
+        return connected === 5 || undefined;
+      }, "all five daemons Connected");
+      const anonymous = await openFrom(controller.port, "127.0.0.1", 5);
+      idle.push(...anonymous);
+      assert.ok(
+        anonymous.length <= 3,
+        `anonymous connections from a capped address: ${anonymous.length} kept (at most 3)`,
+      );
+    } finally {
+      for (const socket of idle) socket.destroy();
+      for (const host of hosts) await host.cleanup();
       await controller.stop();
     }
   },
