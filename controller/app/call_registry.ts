@@ -5,7 +5,7 @@
 import { toBinary } from "@bufbuild/protobuf";
 import { type ToolEvent, ToolEventSchema } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
 import { BoundedQueue } from "../../shared/bounded_queue.ts";
-import { AegisError } from "../../shared/errors.ts";
+import { AegisError, type ErrorCode } from "../../shared/errors.ts";
 
 export interface CallLimits {
   /** Output bytes buffered per call between the node and its reader. */
@@ -65,10 +65,10 @@ export class CallRegistry {
   }
 
   /** The node's stream ended: every call waiting on it fails now, not at its deadline. */
-  failNode(nodeId: string, reason: string): void {
+  failNode(nodeId: string, reason: string, code: ErrorCode = "NODE_OFFLINE"): void {
     for (const [callId, pending] of this.#pending) {
       if (pending.nodeId !== nodeId) continue;
-      pending.events.fail(new AegisError("NODE_OFFLINE", reason));
+      pending.events.fail(new AegisError(code, reason));
       this.#pending.delete(callId);
     }
   }

@@ -14,7 +14,7 @@ import {
   type NodeEnvelopePayload,
   type SealNodeEnvelope,
 } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
-import { AegisError } from "../../shared/errors.ts";
+import { AegisError, type ErrorCode } from "../../shared/errors.ts";
 import { CappedQueue } from "../../shared/bounded_queue.ts";
 import { constantTimeEqual, randomBytes } from "../../shared/crypto/encoding.ts";
 import { openEnvelope } from "../../shared/crypto/envelope.ts";
@@ -326,15 +326,16 @@ export class EdgeSession {
     if (this.#ended) return;
     this.#ended = error;
     this.fail(error);
-    this.#release(error.message).catch((e) =>
+    this.#release(error.message, error.code).catch((e) =>
       this.hub.deps.log(`releasing a stream failed: ${(e as Error).message}`)
     );
   }
 
-  async #release(reason: string): Promise<void> {
+  /** Leaves the hub; pending calls fail with the cause (revoked, …) or as offline. */
+  async #release(reason: string, code?: ErrorCode): Promise<void> {
     const node = this.#node;
     if (!node || !this.hub.unregister(this, node.nodeId)) return;
-    this.hub.calls.failNode(node.nodeId, `host ${node.nodeId}: ${reason}`);
+    this.hub.calls.failNode(node.nodeId, `host ${node.nodeId}: ${reason}`, code);
     await this.hub.deps.daemons.markDisconnected(node.nodeId, this.hub.deps.relayId);
     this.hub.deps.log(`node ${node.nodeId} disconnected`);
   }
