@@ -9,7 +9,7 @@ import type { Queryable } from "../store/db.ts";
 import type { Clock } from "./clock.ts";
 import type { DaemonRepository } from "./daemons.ts";
 import type { EdgeHub, EdgeSession } from "./edge_sessions.ts";
-import type { RelayGrant } from "./relay_tokens.ts";
+import { RELAY_TOKEN_LEEWAY_SECS, type RelayGrant } from "./relay_tokens.ts";
 
 /** How long a forwarded call's id stays spent: past any token for it (15 s + leeway). */
 export const RELAY_REPLAY_TTL_MS = 30_000;
@@ -89,7 +89,11 @@ export class PeerCallService {
       [
         `relay-call:${call.callId}`,
         call.nodeId,
-        new Date(Math.max(now + RELAY_REPLAY_TTL_MS, grant.usableUntil.getTime() + 5_000)),
+        // Past the last moment any relay (whose clock may be off by the leeway) accepts it.
+        new Date(Math.max(
+          now + RELAY_REPLAY_TTL_MS,
+          grant.usableUntil.getTime() + 2 * RELAY_TOKEN_LEEWAY_SECS * 1000,
+        )),
       ],
     );
     if (spent.length === 0) {

@@ -19,7 +19,7 @@ const RELAY_TYP = "aegis-relay+jwt";
 /** Long enough for one forward to be set up; each call gets a fresh token, spent on use. */
 export const RELAY_TOKEN_TTL_SECS = 15;
 /** Relays share one database but not one clock: a little skew is tolerated. */
-export const RELAY_TOKEN_LEEWAY_SECS = 10;
+export const RELAY_TOKEN_LEEWAY_SECS = 30;
 
 /** What a verified relay token names. */
 export interface RelayGrant {

@@ -4,7 +4,7 @@ import { addressBucket, ClientAddressResolver } from "../server/client_address.t
 import { trustRequest } from "../server/listener.ts";
 
 const remoteAddrKey = createContextKey<string>("unknown", { description: "client address" });
-const trustKey = createContextKey<() => void>(() => {}, {
+const trustKey = createContextKey<() => () => void>(() => () => {}, {
   description: "lifts the unauthenticated-body bounds off this request's stream",
 });
 
@@ -22,11 +22,12 @@ export function contextValuesFor(resolver = new ClientAddressResolver()) {
 }
 
 /**
- * The stream has authenticated: it may now live past the HTTP/2 body deadline, and its bytes no
- * longer count against the unauthenticated budget.
+ * The stream has authenticated: it may now live past the HTTP/2 body deadline, its bytes no
+ * longer count against the unauthenticated budget, and its connection not against its address.
+ * Returns what to call when the stream is over, so the connection counts again.
  */
-export function trustStream(ctx: HandlerContext): void {
-  ctx.values.get(trustKey)();
+export function trustStream(ctx: HandlerContext): () => void {
+  return ctx.values.get(trustKey)();
 }
 
 export function remoteAddr(ctx: HandlerContext): string {

@@ -163,13 +163,14 @@ export function nodeClusterService(
         release();
       };
       let trusted = false;
+      let untrust = () => {};
       const pump = (async () => {
         try {
           for await (const message of requests) {
             await session.receive(message.envelope);
             if (session.node && !trusted) {
               trusted = true;
-              trustStream(ctx);
+              untrust = trustStream(ctx);
               authenticated();
             }
           }
@@ -195,6 +196,7 @@ export function nodeClusterService(
         throw wireError(error, log);
       } finally {
         authenticated();
+        untrust(); // over (ended, replaced, revoked): its connection counts against its address
         await session.closed();
         // Not awaited: the request side ends only once the response has ended, i.e. after this.
         pump.catch(() => {});

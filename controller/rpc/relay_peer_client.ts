@@ -18,7 +18,9 @@ import type { RelayTokens } from "../app/relay_tokens.ts";
 /** How long past the call's deadline a forwarded call may run before the transport ends it. */
 const DEADLINE_GRACE_MS = 15_000;
 /** A peer session with no call for this long is closed (a new call opens a fresh one). */
-export const PEER_IDLE_MS = 60_000;
+// Well under the server's h2_idle_timeout_ms (60 s by default), which resets idle sessions without
+// a GOAWAY: a call must never be sent on a session the peer is about to cut.
+export const PEER_IDLE_MS = 20_000;
 
 interface Peer {
   manager: Http2SessionManager;
@@ -56,7 +58,7 @@ export class RelayPeerClients implements RelayPeerLink {
     this.#idleMs = options.idleMs ?? PEER_IDLE_MS;
     this.#now = options.now ?? Date.now;
     this.#log = options.log ?? (() => {});
-    const sweepMs = options.sweepMs ?? this.#idleMs / 2;
+    const sweepMs = options.sweepMs ?? this.#idleMs / 4;
     if (sweepMs > 0) {
       this.#timer = setInterval(() => {
         this.sweep().catch((e) => this.#log(`relay peers: ${(e as Error).message}`));

@@ -125,17 +125,25 @@ const trustHooks = new WeakMap<object, () => void>();
 
 /**
  * Connections by peer (address|port|local port), each with a hook that takes it out of its
- * address's count: a connection that carries an authenticated stream is a node's, and many
- * nodes behind one NAT must not be locked out by a cap meant for anonymous peers.
+ * address's count while it carries an authenticated stream (the hook returns the way back): a
+ * connection with a live node stream is that node's, and many nodes behind one NAT must not be
+ * locked out by a cap meant for anonymous peers. Only while the stream lives, so one node cannot
+ * open connection after connection, authenticate on each, and hold them all uncounted: its older
+ * streams are replaced (and end), and their connections count again.
  */
-const connectionHooks = new Map<string, () => void>();
+const connectionHooks = new Map<string, () => () => void>();
 
-/** Called once a stream has authenticated (a ConnectEdge Hello); harmless for anything else. */
-export function trustRequest(req: object): void {
+/**
+ * Called once a stream has authenticated (a ConnectEdge Hello); harmless for anything else.
+ * Returns what the handler calls when that authenticated stream is over (ended, replaced by a
+ * newer one of the same node, revoked): its connection counts against its address again.
+ */
+export function trustRequest(req: object): () => void {
   trustHooks.get(req)?.();
   trustHooks.delete(req);
   const socket = (req as { socket?: net.Socket }).socket;
-  if (socket) connectionHooks.get(connectionKey(socket))?.();
+  const trust = socket && connectionHooks.get(connectionKey(socket));
+  return trust ? trust() : () => {};
 }
 
 function connectionKey(
@@ -205,9 +213,16 @@ class BodyGuard {
     // Not an RST_STREAM: in Deno 2.9, a peer's GOAWAY after we reset its streams can abort the
     // process inside nghttp2 (denoland/deno#36788). Cutting the whole connection is safe, and a
     // peer that holds a body past the deadline or over the budget deserves no better.
+    // Behind a trusted proxy one connection carries many clients (every daemon and operator
+    // using it): only the offending client's stream is ended there, never the connection.
+    const viaProxy = this.resolver.isTrustedProxy(
+      this.resolver.socketAddress(stream.session?.socket?.remoteAddress),
+    );
     const cut = () => {
       release();
-      if (!stream.closed && !stream.destroyed) this.cut(stream.session);
+      if (stream.closed || stream.destroyed) return;
+      if (viaProxy) stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      else this.cut(stream.session);
     };
     const onData = (chunk: Uint8Array) => {
       if (!admitted) return; // read and dropped, not kept
@@ -292,21 +307,32 @@ class ConnectionTable {
     if (held >= this.limits.max_connections_per_address) return false;
     if (held > 0 && this.#total >= Math.floor(max * 0.9)) return false;
     this.#total++;
-    let counted = !proxy;
-    if (counted) this.#perKey.set(key, held + 1);
-    const uncount = () => {
-      if (!counted) return;
-      counted = false;
-      const left = (this.#perKey.get(key) ?? 1) - 1;
-      if (left > 0) this.#perKey.set(key, left);
+    if (!proxy) this.#perKey.set(key, held + 1);
+    // Counted against its address while it carries no authenticated stream.
+    let trustedStreams = 0;
+    let closed = false;
+    const add = (delta: number) => {
+      if (proxy) return;
+      const count = (this.#perKey.get(key) ?? 0) + delta;
+      if (count > 0) this.#perKey.set(key, count);
       else this.#perKey.delete(key);
     };
+    const trust = () => {
+      let once = false;
+      if (!closed && trustedStreams++ === 0) add(-1);
+      return () => {
+        if (once) return;
+        once = true;
+        if (!closed && --trustedStreams === 0) add(+1);
+      };
+    };
     const peer = connectionKey(socket);
-    connectionHooks.set(peer, uncount);
+    connectionHooks.set(peer, trust);
     socket.once("close", () => {
       this.#total--;
-      uncount();
-      if (connectionHooks.get(peer) === uncount) connectionHooks.delete(peer);
+      if (trustedStreams === 0) add(-1);
+      closed = true;
+      if (connectionHooks.get(peer) === trust) connectionHooks.delete(peer);
     });
     return true;
   }

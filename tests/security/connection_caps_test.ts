@@ -11,6 +11,12 @@ import { startControllerProcess } from "../support/controller.ts";
 import { TEST_DB_KIND } from "../support/db.ts";
 import { enrollNewHost, type Host } from "../support/host.ts";
 import { eventually } from "../support/processes.ts";
+import { createNodeClient, type NodeClient } from "../../agent/client/node_client.ts";
+import { EdgeConnection } from "../../agent/daemon/connection.ts";
+import { parseEdgeConfig } from "../../shared/config/edge_config.ts";
+import { parseEndpoint } from "../../shared/endpoint.ts";
+import { decodeNodeToken } from "../../shared/tokens/claims.ts";
+import { credentials } from "./node_support.ts";
 import { grpcFrame, h2Call, RPC } from "./wire.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -111,6 +117,46 @@ Deno.test(
     } finally {
       for (const socket of idle) socket.destroy();
       for (const host of hosts) await host.cleanup();
+      await controller.stop();
+    }
+  },
+);
+
+Deno.test(
+  `[${TEST_DB_KIND}] one node cannot hold many connections uncounted by re-authenticating on each`,
+  opts,
+  async () => {
+    // The exemption lasts only while the authenticated stream lives: each new stream of the node
+    // replaces (ends) the previous one, whose connection counts against the address again.
+    const controller = await startControllerProcess({
+      yaml: ["limits:", "  max_connections_per_address: 3", "  handshake_timeout_ms: 30000"]
+        .join("\n"),
+    });
+    const { host } = await enrollNewHost(controller);
+    const clients: NodeClient[] = [];
+    const streams: EdgeConnection[] = [];
+    const idle: net.Socket[] = [];
+    try {
+      const creds = await credentials(host);
+      const identity = { nodeId: decodeNodeToken(creds.token).sub, ...creds };
+      const endpoint = parseEndpoint(controller.endpoint);
+      const config = parseEdgeConfig("edge:\n  heartbeat_interval_secs: 30\n");
+      // Three connections, each authenticating the same node: each new stream replaces the one
+      // before, so two of the three connections are anonymous again.
+      for (let i = 0; i < 3; i++) {
+        const client = await createNodeClient(endpoint); // its own HTTP/2 connection
+        clients.push(client);
+        streams.push(await EdgeConnection.open(client, endpoint, identity, config, "h", 10_000));
+      }
+      await delay(1000); // the replaced streams end on the server
+      const anonymous = await openFrom(controller.port, "127.0.0.1", 3);
+      idle.push(...anonymous);
+      assert.equal(anonymous.length, 1, "the replaced streams' connections count again");
+    } finally {
+      for (const stream of streams) stream.close();
+      for (const client of clients) client.close();
+      for (const socket of idle) socket.destroy();
+      await host.cleanup();
       await controller.stop();
     }
   },

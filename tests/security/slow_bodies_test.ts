@@ -133,3 +133,38 @@ Deno.test(
 function delay(ms: number) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+Deno.test(
+  `[${TEST_DB_KIND}] behind a trusted proxy a slow body ends its own stream, not the shared connection`,
+  opts,
+  async () => {
+    // One connection from the proxy carries two clients: the slow one's stream is ended at the
+    // body deadline; the other's requests on the same connection go on being served.
+    const controller = await startControllerProcess({
+      yaml: "limits:\n  h2_request_body_timeout_ms: 3000\n  edge_auth_deadline_ms: 1000",
+      trustedProxies: ["127.0.0.0/8"],
+    });
+    try {
+      const session = await connectH2(controller.port, "127.0.0.5");
+      let sessionClosed = false;
+      session.on("close", () => sessionClosed = true);
+      const slow = h2Call(session, RPC.attest, {
+        headers: { "x-forwarded-for": "203.0.113.7" },
+        chunks: [new Uint8Array([0, 0, 0, 4, 0])], // a frame claiming 1 KiB, never finished
+        keepOpen: true,
+        timeoutMs: 15_000,
+      });
+      const reply = await slow;
+      assert.notEqual(reply.error, "timeout", "the slow body outlived the deadline");
+      assert.equal(sessionClosed, false, "the proxy's whole connection was cut");
+      const other = await h2Call(session, RPC.healthCheck, {
+        headers: { "x-forwarded-for": "198.51.100.9" },
+        chunks: [new Uint8Array(5)],
+      });
+      session.destroy();
+      assert.equal(other.grpcStatus, 0, JSON.stringify(other));
+    } finally {
+      await controller.stop();
+    }
+  },
+);
