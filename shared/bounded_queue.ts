@@ -153,6 +153,14 @@ export class CappedQueue<T> implements AsyncIterable<T> {
 
   constructor(private readonly options: CappedQueueOptions<T>) {}
 
+  /** Whether `item` could be pushed now without overflowing the queue. */
+  fits(item: T): boolean {
+    if (this.#closed) return false;
+    if (this.#waiter) return true;
+    return this.#items.length + 1 <= this.options.maxItems &&
+      this.#bytes + this.options.sizeOf(item) <= this.options.maxBytes;
+  }
+
   /** False when the queue has ended, or when this push overflowed it (it is failed then). */
   push(item: T): boolean {
     if (this.#closed) return false;

@@ -223,16 +223,26 @@ export class EdgeSession {
 
   /**
    * Queues a message for the node. A tool call is refused (thrown, typed) on a stream ended for
-   * cause or already closed: every path that hands a call to a node comes through here.
+   * cause or already closed: every path that hands a call to a node comes through here. A call
+   * that would overflow the outbox of a node slow to read is refused on its own: the controller's
+   * own calls must not cost the node its stream (only the node's own behaviour may).
    */
   send(body: EdgeDownstream["body"]): boolean {
+    const message = create(EdgeDownstreamSchema, { body });
     if (body.case === "toolCall") {
       if (this.#ended) throw new AegisError(this.#ended.code, this.#ended.message);
       if (this.outbox.closed) {
         throw new AegisError("NODE_OFFLINE", "the host's stream ended before the call was sent");
       }
+      if (!this.outbox.fits(message)) {
+        throw new AegisError(
+          "RATE_LIMITED",
+          "the host is not reading its stream fast enough to take this call now; try again",
+          { details: { reason: "outbox_full" } },
+        );
+      }
     }
-    return this.outbox.push(create(EdgeDownstreamSchema, { body }));
+    return this.outbox.push(message);
   }
 
   async receive(envelope: SealNodeEnvelope | undefined): Promise<void> {

@@ -206,7 +206,12 @@ export class ToolCallService {
             c.nodeId,
             (reason) => sendCancel(session, c.callId, reason),
           );
-          sendCall(session, c);
+          try {
+            sendCall(session, c);
+          } catch (error) {
+            this.hub.calls.close(c.callId); // refused before it reached the node: nothing waits
+            throw error;
+          }
           return events;
         },
         end: (callId) => this.hub.calls.close(callId),

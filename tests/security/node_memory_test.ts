@@ -173,3 +173,38 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  `[${TEST_DB_KIND}] a call too large for a slow node's outbox is refused alone; the stream lives`,
+  { sanitizeOps: false, sanitizeResources: false },
+  async () => {
+    const { session, seal, cleanup } = await setup();
+    try {
+      await session.receive(seal({ case: "hello", value: { capabilities: {} } as never }));
+      // The node reads nothing; calls with ~3 MiB of arguments pile up until one would overflow.
+      const argumentsJson = JSON.stringify({ shell: "x".repeat(3 * MIB) });
+      let refused: AegisError | undefined;
+      for (let i = 0; i < 16 && !refused; i++) {
+        try {
+          session.send({ case: "toolCall", value: { callId: `c${i}`, argumentsJson } as never });
+        } catch (error) {
+          refused = error as AegisError;
+        }
+      }
+      assert.ok(refused, "no call was refused");
+      assert.equal(refused.code, "RATE_LIMITED");
+      assert.equal(refused.details.reason, "outbox_full");
+      assert.equal(
+        session.outbox.closed,
+        false,
+        "the controller's own call cost the node its stream",
+      );
+      assert.ok(
+        session.send({ case: "heartbeatAck", value: {} as never }),
+        "the stream still takes messages",
+      );
+    } finally {
+      await cleanup();
+    }
+  },
+);
