@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { type ControllerProcess, startControllerProcess } from "../support/controller.ts";
-import { type Host, makeHost } from "../support/host.ts";
+import { enrollNewHost, type Host } from "../support/host.ts";
 import { eventually } from "../support/processes.ts";
 import { TEST_DB_KIND, testDatabase } from "../support/db.ts";
 import { fromBase64 } from "../../shared/crypto/encoding.ts";
@@ -74,19 +74,9 @@ Deno.test(
         nodeName: "relay-b",
       });
       processes.push(relayB);
-      host = await makeHost();
-      const { token: enrollment } = await relayA.issueEnrollment("team-a");
-      const enrolled = await host.aegis([
-        "edge",
-        "enroll",
-        enrollment,
-        "--non-interactive",
-        "--no-service",
-        "--local-tools",
-        "shell",
-      ]);
-      assert.equal(enrolled.code, 0, enrolled.stderr);
-      const nodeId = enrolled.stdout.match(/Attested as node (n-[0-9a-f]+)/)![1];
+      const enrolled = await enrollNewHost(relayA);
+      host = enrolled.host;
+      const nodeId = enrolled.nodeId;
       const daemon = host.startDaemon();
       await daemon.waitFor(/stream connected/);
       const token = await relayB.operatorToken("team-a", "operator");

@@ -9,7 +9,7 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { RelayPeerService } from "../../shared/gen/aegis/edge/v1/relay_peer_pb.ts";
 import { type ControllerProcess, startControllerProcess } from "../support/controller.ts";
-import { type Host, makeHost } from "../support/host.ts";
+import { enrollNewHost, type Host } from "../support/host.ts";
 import { TEST_DB_KIND, testDatabase } from "../support/db.ts";
 import { fromConnectError } from "../../shared/rpc_errors.ts";
 import { loadSigningKey } from "../../controller/app/signing_key.ts";
@@ -40,19 +40,9 @@ Deno.test(
     let link: RelayPeerClients | undefined;
     try {
       relayA = await startControllerProcess({ db, signingKeyFile: keyFile, nodeName: "relay-a" });
-      host = await makeHost();
-      const { token: enrollment } = await relayA.issueEnrollment("team-a");
-      const enrolled = await host.aegis([
-        "edge",
-        "enroll",
-        enrollment,
-        "--non-interactive",
-        "--no-service",
-        "--local-tools",
-        "shell",
-      ]);
-      assert.equal(enrolled.code, 0, enrolled.stderr);
-      const nodeId = enrolled.stdout.match(/Attested as node (n-[0-9a-f]+)/)![1];
+      const enrolled = await enrollNewHost(relayA);
+      host = enrolled.host;
+      const nodeId = enrolled.nodeId;
       const daemon = host.startDaemon();
       await daemon.waitFor(/stream connected/);
 

@@ -4,7 +4,7 @@
 // with a clear cut-off, and record it as cut_off, never ok.
 import assert from "node:assert/strict";
 import { startControllerProcess } from "../support/controller.ts";
-import { makeHost } from "../support/host.ts";
+import { enrollNewHost } from "../support/host.ts";
 import { TEST_DB_KIND } from "../support/db.ts";
 import { rssMiB, RssWatch } from "./wire.ts";
 
@@ -18,20 +18,8 @@ Deno.test(
   { sanitizeOps: false, sanitizeResources: false },
   async () => {
     const controller = await startControllerProcess();
-    const host = await makeHost();
+    const { host, nodeId } = await enrollNewHost(controller);
     try {
-      const { token: enrollment } = await controller.issueEnrollment("team-a");
-      const enrolled = await host.aegis([
-        "edge",
-        "enroll",
-        enrollment,
-        "--non-interactive",
-        "--no-service",
-        "--local-tools",
-        "shell",
-      ]);
-      assert.equal(enrolled.code, 0, enrolled.stderr);
-      const nodeId = enrolled.stdout.match(/Attested as node (n-[0-9a-f]+)/)![1];
       const daemon = host.startDaemon();
       await daemon.waitFor(/stream connected/);
       const token = await controller.operatorToken("team-a", "operator");
