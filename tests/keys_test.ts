@@ -280,9 +280,11 @@ Deno.test(
   async () => {
     const db = await (await import("./support/db.ts")).testDatabase();
     const dataDir = await Deno.makeTempDir();
-    Deno.env.set("AEGIS_TEST_FAULTS", "controller.rotate.after_key_update");
-    const controller = await startControllerProcess({ db, dataDir });
-    Deno.env.delete("AEGIS_TEST_FAULTS");
+    const controller = await startControllerProcess({
+      db,
+      dataDir,
+      faults: "controller.rotate.after_key_update",
+    });
     const { host } = await enrolledHost(controller);
     try {
       const creds = await credentials(host);

@@ -48,10 +48,11 @@ Deno.test(
     const db = await testDatabase();
     const dataDir = await Deno.makeTempDir({ prefix: "aegis-ctl-" });
     // The controller commits the first rotation, then fails to answer it (once).
-    Deno.env.set("AEGIS_TEST_FAULTS", "controller.rotate.after_commit:once");
-    const controller = await startControllerProcess({ db, dataDir }).finally(() =>
-      Deno.env.delete("AEGIS_TEST_FAULTS")
-    );
+    const controller = await startControllerProcess({
+      db,
+      dataDir,
+      faults: "controller.rotate.after_commit:once",
+    });
     const { host } = await enrolledHost(controller);
     try {
       // The same controller twice: the second "relay" gets a freshly sealed attempt.

@@ -27,10 +27,11 @@ Deno.test(
     const db = await testDatabase();
     const dataDir = await Deno.makeTempDir({ prefix: "aegis-ctl-" });
     // The controller commits the first refresh, then drops its answer (once).
-    Deno.env.set("AEGIS_TEST_FAULTS", "controller.refresh.after_commit:once");
-    const controller = await startControllerProcess({ db, dataDir }).finally(() =>
-      Deno.env.delete("AEGIS_TEST_FAULTS")
-    );
+    const controller = await startControllerProcess({
+      db,
+      dataDir,
+      faults: "controller.refresh.after_commit:once",
+    });
     const { host } = await enrolledHost(controller);
     try {
       // The host's refresh reaches the controller, which commits (blacklisting the token the

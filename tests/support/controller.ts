@@ -21,6 +21,11 @@ export interface ControllerProcess {
 }
 
 export interface ControllerSetup {
+  /**
+   * AEGIS_TEST_FAULTS for this controller process only (never via Deno.env: tests in other files
+   * run in the same test process, and in-process services read it too).
+   */
+  faults?: string;
   /** Extra YAML under `edge:` (e.g. "attest_rate_limit_per_min: 1000"). */
   edge?: string;
   /** Share another controller's database (for restarts or relays). */
@@ -82,6 +87,7 @@ export async function startControllerProcess(
       String(port),
     ], {
       HOME: dataDir,
+      ...(setup.faults ? { AEGIS_TEST_FAULTS: setup.faults } : {}),
     });
     const match = await proc.waitFor(/\{"port":(\d+)/, 30_000);
     port = Number(match[1]);
