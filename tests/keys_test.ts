@@ -278,11 +278,7 @@ Deno.test(
   `[${TEST_DB_KIND}] a controller failing inside the rotation commits nothing`,
   opts,
   async () => {
-    const db = await (await import("./support/db.ts")).testDatabase();
-    const dataDir = await Deno.makeTempDir();
     const controller = await startControllerProcess({
-      db,
-      dataDir,
       faults: "controller.rotate.after_key_update",
     });
     const { host } = await enrolledHost(controller);
@@ -296,8 +292,6 @@ Deno.test(
     } finally {
       await host.cleanup();
       await controller.stop();
-      await db.cleanup();
-      await Deno.remove(dataDir, { recursive: true });
     }
   },
 );

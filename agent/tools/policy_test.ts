@@ -49,6 +49,7 @@ Deno.test("checkCmdAllowed() without shell refuses a path for argv[0]", () => {
 
 Deno.test({
   name: "resolveCwd() never runs a call in the state directory, however it is named",
+  // Uses symlinks and POSIX paths; Windows path rules are not exercised on this machine.
   ignore: Deno.build.os === "windows",
   async fn() {
     const home = await Deno.realPath(await Deno.makeTempDir());

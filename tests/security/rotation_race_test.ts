@@ -45,12 +45,8 @@ Deno.test(
   `[${TEST_DB_KIND}] a rotation committed on the first endpoint whose answer was lost finishes on the next`,
   opts,
   async () => {
-    const db = await testDatabase();
-    const dataDir = await Deno.makeTempDir({ prefix: "aegis-ctl-" });
     // The controller commits the first rotation, then fails to answer it (once).
     const controller = await startControllerProcess({
-      db,
-      dataDir,
       faults: "controller.rotate.after_commit:once",
     });
     const { host } = await enrolledHost(controller);
@@ -69,8 +65,6 @@ Deno.test(
     } finally {
       await host.cleanup();
       await controller.stop();
-      await db.cleanup();
-      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
     }
   },
 );

@@ -6,7 +6,7 @@ import { TokenAuthority } from "../../controller/app/tokens.ts";
 import { loadSigningKey } from "../../controller/app/signing_key.ts";
 import { decodeNodeToken } from "../../shared/tokens/claims.ts";
 import { startControllerProcess } from "../support/controller.ts";
-import { TEST_DB_KIND, testDatabase } from "../support/db.ts";
+import { TEST_DB_KIND } from "../support/db.ts";
 import { runDeno } from "../support/processes.ts";
 import { AGENT_MAIN } from "../support/processes.ts";
 import {
@@ -24,12 +24,8 @@ Deno.test(
   `[${TEST_DB_KIND}] a refresh whose answer was lost after the commit: the retry and the daemon still get a token`,
   opts,
   async () => {
-    const db = await testDatabase();
-    const dataDir = await Deno.makeTempDir({ prefix: "aegis-ctl-" });
     // The controller commits the first refresh, then drops its answer (once).
     const controller = await startControllerProcess({
-      db,
-      dataDir,
       faults: "controller.refresh.after_commit:once",
     });
     const { host } = await enrolledHost(controller);
@@ -60,8 +56,6 @@ Deno.test(
     } finally {
       await host.cleanup();
       await controller.stop();
-      await db.cleanup();
-      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
     }
   },
 );
