@@ -8,6 +8,12 @@ export interface BackoffPolicy {
 
 export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 1000, capMs: 60_000 };
 
+/** The host's policy from edge config; the cap never exceeds 60 s (a fleet must come back). */
+export function backoffPolicy(edge: { reconnect_base_ms: number; reconnect_cap_secs: number }) {
+  const capMs = Math.min(60_000, edge.reconnect_cap_secs * 1000);
+  return { baseMs: Math.min(edge.reconnect_base_ms, capMs), capMs };
+}
+
 /** The wait before attempt `failures + 1`, uniformly drawn from [0, min(cap, base·2^failures)]. */
 export function backoffDelay(
   failures: number,

@@ -30,6 +30,8 @@ export class EdgeConnection {
   #nonce: Uint8Array = new Uint8Array();
   #seq = 0n;
   #identity: StreamIdentity;
+  /** Set when the path under the stream broke: messages() ends with it instead of quietly. */
+  #broken?: AegisError;
   helloAck!: HelloAck;
 
   private constructor(readonly endpoint: Endpoint, identity: StreamIdentity) {
@@ -82,13 +84,21 @@ export class EdgeConnection {
     try {
       while (true) {
         const next = await this.#downstream.next();
-        if (next.done) return;
+        if (next.done) break;
         yield next.value;
       }
     } catch (error) {
+      if (this.#broken) throw this.#broken;
       if (this.#abort.signal.aborted) return;
       throw this.#typed(error);
     }
+    if (this.#broken) throw this.#broken;
+  }
+
+  /** The connection under the stream died: end the stream now, with `reason` as its error. */
+  fail(reason: AegisError): void {
+    this.#broken ??= reason;
+    this.close();
   }
 
   close(): void {

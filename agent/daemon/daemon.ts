@@ -12,7 +12,7 @@ import type { EdgePaths } from "../state/paths.ts";
 import { type Identity, loadIdentity } from "../state/identity.ts";
 import { createNodeClient } from "../client/node_client.ts";
 import { EdgeConnection } from "./connection.ts";
-import { backoffDelay, sleep } from "./backoff.ts";
+import { backoffDelay, backoffPolicy, sleep } from "./backoff.ts";
 import { type DaemonState, readDaemonState, writeDaemonState } from "./state.ts";
 import { type Emit, toolCallRequest, ToolRunner } from "../tools/mod.ts";
 import { isNodeTool, runNodeTool } from "./node_tools.ts";
@@ -63,6 +63,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
   };
   const runner = new ToolRunner(toolContext, emit);
   signal.addEventListener("abort", () => void runner.shutdown(), { once: true });
+  const removeGuard = lastResortGuard(link, log);
 
   while (!signal.aborted) {
     const endpoint = identity.endpoints[endpointIndex % identity.endpoints.length];
@@ -109,7 +110,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       await saveState(paths, identity, endpoint, "disconnected", failures, aegis.message);
     }
     if (signal.aborted) break;
-    const wait = retryAfterMs ?? backoffDelay(failures);
+    const wait = retryAfterMs ?? backoffDelay(failures, backoffPolicy(identity.config.edge));
     if (wait > 0) log(`reconnecting in ${(wait / 1000).toFixed(1)}s`);
     await sleep(wait, signal);
     // The key or token may have been replaced on disk (rotation, refresh, re-enrollment).
@@ -117,7 +118,35 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
     toolContext.config = identity.config;
   }
   await runner.shutdown();
+  removeGuard();
   return 0;
+}
+
+/**
+ * The last resort: an exception nothing caught (a bug here or in a library) must not end a daemon
+ * that hosts depend on. It is logged as the bug it is and the current stream is dropped, so the
+ * daemon reconnects from a clean state. Tests assert this is never reached.
+ */
+function lastResortGuard(link: StreamLink, log: Log): () => void {
+  const onError = (event: ErrorEvent) => {
+    event.preventDefault();
+    report(event.error ?? event.message);
+  };
+  const onRejection = (event: PromiseRejectionEvent) => {
+    event.preventDefault();
+    report(event.reason);
+  };
+  function report(error: unknown) {
+    const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    log(`internal error (a bug, please report it); dropping the stream and reconnecting: ${text}`);
+    link.current?.fail(new AegisError("INTERNAL", `internal error: ${String(error)}`));
+  }
+  globalThis.addEventListener("error", onError);
+  globalThis.addEventListener("unhandledrejection", onRejection);
+  return () => {
+    globalThis.removeEventListener("error", onError);
+    globalThis.removeEventListener("unhandledrejection", onRejection);
+  };
 }
 
 /** Serves one stream until it ends; returns the controller's requested delay, if any. */
@@ -129,8 +158,13 @@ async function serveOneStream(
   onConnected: () => void,
 ): Promise<number | undefined> {
   const { paths, log, signal } = options;
+  const edge = identity.config.edge;
   const client = await createNodeClient(endpoint, {
-    caFile: options.caFile ?? identity.config.edge.ca_file,
+    caFile: options.caFile ?? edge.ca_file,
+    http2: {
+      keepaliveMs: edge.keepalive_interval_secs * 1000,
+      keepaliveTimeoutMs: edge.keepalive_timeout_secs * 1000,
+    },
   });
   const connection = await EdgeConnection.open(
     client,
@@ -142,6 +176,9 @@ async function serveOneStream(
     client.close();
     throw error;
   });
+  // The connection's own death (keepalive unanswered, reset) ends the stream at once, even when
+  // the runtime never tells the stream.
+  const stopWatching = client.onBroken((reason) => connection.fail(reason));
   onConnected();
   tools.link.current = connection;
   log(`✔ stream connected to ${endpoint.display}`);
@@ -196,6 +233,7 @@ async function serveOneStream(
     return undefined;
   } finally {
     clearInterval(heartbeat);
+    stopWatching();
     if (tools.link.current === connection) tools.link.current = undefined;
     signal.removeEventListener("abort", stop);
     connection.close();

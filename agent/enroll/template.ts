@@ -46,6 +46,10 @@ export function renderConfig(config: EdgeConfig, facts: HostFacts): string {
     "# edge.secret_env: variables a call may fill from the secrets store (secret://NAME).",
     "# edge.sandbox: best-effort | required | off. With bubblewrap (Linux), calls run with",
     "#   ~/.aegis/edge hidden and in their own pid namespace; required refuses calls without it.",
+    "# edge.keepalive_interval_secs / keepalive_timeout_secs: a PING after that long without a",
+    "#   byte from the controller; unanswered in the timeout, the path is dead and we reconnect.",
+    "# edge.reconnect_base_ms / reconnect_cap_secs: reconnects wait a random delay up to",
+    "#   min(cap, base·2^failures) (at most 60 s), and never give up.",
     "",
   ].join("\n");
   return renderEdgeConfig(config, header);

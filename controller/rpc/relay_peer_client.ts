@@ -4,13 +4,14 @@
 // peer is no longer registered, and at shutdown), so the map only holds live peers and a dead
 // peer cannot throw from a timer later.
 import { type Client, createClient } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ToolEvent } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
 import { RelayPeerService } from "../../shared/gen/aegis/edge/v1/relay_peer_pb.ts";
 import { parseEndpoint } from "../../shared/endpoint.ts";
 import { AegisError } from "../../shared/errors.ts";
 import { fromConnectError } from "../../shared/rpc_errors.ts";
+import { H2Session } from "../../shared/net/h2_session.ts";
 import type { ForwardedCall, RelayPeerLink } from "../app/peer_calls.ts";
 import type { RelayRegistry } from "../app/relay_registry.ts";
 import type { RelayTokens } from "../app/relay_tokens.ts";
@@ -23,7 +24,7 @@ const DEADLINE_GRACE_MS = 15_000;
 export const PEER_IDLE_MS = 20_000;
 
 interface Peer {
-  manager: Http2SessionManager;
+  manager: H2Session;
   client: Client<typeof RelayPeerService>;
   /** Calls in flight through this session. */
   active: number;
@@ -143,10 +144,14 @@ export class RelayPeerClients implements RelayPeerLink {
           `cross the network unencrypted; set cluster.tls or keep relays on a private network`,
       );
     }
-    const manager = new Http2SessionManager(baseUrl, {
-      pingIntervalMs: 10_000,
-      pingTimeoutMs: 10_000,
-      pingIdleConnection: false,
+    // A peer that dies without a word (power loss, partition) fails the calls through it within
+    // keepaliveMs + keepaliveTimeoutMs; one that exits fails them at once (the socket closes).
+    const manager = new H2Session(baseUrl, {
+      keepaliveMs: 10_000,
+      keepaliveTimeoutMs: 10_000,
+      connectTimeoutMs: 10_000,
+      // The sweep closes idle peers (PEER_IDLE_MS); the session's own idle close is a backstop.
+      idleCloseMs: 2 * PEER_IDLE_MS,
     });
     const transport = createGrpcTransport({ baseUrl, sessionManager: manager });
     const peer: Peer = {
@@ -160,7 +165,7 @@ export class RelayPeerClients implements RelayPeerLink {
   }
 
   #drop(endpoint: string, peer: Peer): void {
-    peer.manager.abort();
+    peer.manager.close();
     // A newer session for the same endpoint (after a transport failure) is left alone.
     if (this.#peers.get(endpoint) === peer) this.#peers.delete(endpoint);
   }

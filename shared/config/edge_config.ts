@@ -44,6 +44,13 @@ export const EdgeConfigSchema = z.object({
     secret_env: z.array(EnvPattern).max(256).default([]),
     /** Run each command with the state directory hidden (bubblewrap on Linux). */
     sandbox: z.enum(SANDBOX_MODES).default("best-effort"),
+    /** A PING goes out after this long without a byte from the controller (LBs cut at ~60 s). */
+    keepalive_interval_secs: z.number().int().min(1).max(300).default(20),
+    /** A PING unanswered this long means the path is dead: the stream ends and reconnects. */
+    keepalive_timeout_secs: z.number().int().min(1).max(120).default(10),
+    /** Reconnects wait a full-jitter delay in [0, min(cap, base·2^failures)]; never give up. */
+    reconnect_base_ms: z.number().int().min(1).max(60_000).default(1000),
+    reconnect_cap_secs: z.number().int().min(1).max(60).default(60),
   }).strict().default({
     heartbeat_interval_secs: 30,
     token_refresh_margin_secs: 3600,
@@ -51,6 +58,10 @@ export const EdgeConfigSchema = z.object({
     env_allow: DEFAULT_ENV_ALLOW,
     secret_env: [],
     sandbox: "best-effort",
+    keepalive_interval_secs: 20,
+    keepalive_timeout_secs: 10,
+    reconnect_base_ms: 1000,
+    reconnect_cap_secs: 60,
   }),
   local_tools: z.array(z.string().min(1)).default([]),
   mount_points: z.array(z.string().min(1)).default([]),

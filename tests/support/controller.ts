@@ -16,7 +16,12 @@ export interface ControllerProcess {
     body?: Record<string, unknown>,
   ): Promise<{ token: string; command: string }>;
   api(path: string, init?: RequestInit & { token?: string }): Promise<Response>;
-  restart(): Promise<void>;
+  /** Stops the process (SIGTERM unless told), stays away `downMs`, and starts it on the same port. */
+  restart(options?: { signal?: Deno.Signal; downMs?: number }): Promise<void>;
+  /** Stops the process and leaves it stopped (its database and data dir stay). */
+  kill(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
+  /** Starts a stopped process again on the same port. */
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -136,8 +141,15 @@ export async function startControllerProcess(
       if (init.body) headers.set("content-type", "application/json");
       return fetch(`http://127.0.0.1:${handle.port}${path}`, { ...init, headers });
     },
-    async restart() {
-      await handle.process.stop();
+    async restart({ signal = "SIGTERM", downMs = 0 } = {}) {
+      await handle.process.stop(signal);
+      if (downMs > 0) await new Promise((resolve) => setTimeout(resolve, downMs));
+      handle.process = await launch();
+    },
+    kill(signal = "SIGTERM") {
+      return handle.process.stop(signal);
+    },
+    async start() {
       handle.process = await launch();
     },
     async stop() {
