@@ -18,8 +18,8 @@ Deno.test(
       await allConnected(controller, fleet, 30_000);
       for (const downMs of [1_000, 20_000]) {
         await controller.restart({ signal: "SIGKILL", downMs });
-        // Full jitter with a 60 s cap: after 20 s away the next try is at most ~32 s off.
-        const took = await allConnected(controller, fleet, 60_000);
+        // Full jitter with a 60 s cap: after 20 s away the next try may be up to 60 s off.
+        const took = await allConnected(controller, fleet, 75_000);
         console.log(`SIGKILL, ${downMs / 1000} s away: all Connected ${took} ms after the return`);
         await sleep(25_000); // past a keepalive period on the new sessions
         assertAllAlive(fleet);
