@@ -77,6 +77,14 @@ export function fromConnectError(error: unknown, endpoint = "the controller"): A
   if (connectError.code === Code.ResourceExhausted) {
     return new AegisError("RATE_LIMITED", connectError.rawMessage, { cause: error });
   }
+  // A request the server could not decode: sending it again will not help.
+  if (connectError.code === Code.InvalidArgument) {
+    return new AegisError(
+      "INVALID_ARGUMENT",
+      `${endpoint} refused the request: ${connectError.rawMessage}`,
+      { cause: error },
+    );
+  }
   return new AegisError("INTERNAL", `${endpoint} answered: ${connectError.rawMessage}`, {
     cause: error,
   });

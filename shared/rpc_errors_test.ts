@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AegisError } from "./errors.ts";
-import { fromConnectError, toConnectError } from "./rpc_errors.ts";
+import { fromConnectError, isRetryable, toConnectError } from "./rpc_errors.ts";
 
 Deno.test("an AegisError survives the trip through a ConnectError with code, hint and details", () => {
   const original = new AegisError("CLOCK_SKEW", "host is 600s ahead", {
@@ -28,4 +28,12 @@ Deno.test("fromConnectError() maps transport failures without metadata", () => {
     new Error("self-signed certificate"),
   );
   assert.equal(fromConnectError(tls).code, "TLS_FAILED");
+});
+
+Deno.test("fromConnectError() keeps a plain INVALID_ARGUMENT, which is not worth a retry", () => {
+  const wire = new ConnectError("parse binary: premature EOF", Code.InvalidArgument);
+  const error = fromConnectError(wire, "the controller");
+  assert.equal(error.code, "INVALID_ARGUMENT");
+  assert.equal(error.message, "the controller refused the request: parse binary: premature EOF");
+  assert.equal(isRetryable(error), false);
 });

@@ -10,17 +10,18 @@ import { TEST_DB_KIND } from "./support/db.ts";
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 Deno.test(
-  `[${TEST_DB_KIND}] Health/Check answers SERVING to python grpcio, Connect and REST on one port`,
+  `[${TEST_DB_KIND}] Health answers python grpcio, Connect and REST on one port; unknown: NOT_FOUND`,
   opts,
   async () => {
     const controller = await startControllerProcess();
     try {
-      const python = async (service: string) => {
+      const python = async (service: string, ...flags: string[]) => {
         const out = await new Deno.Command("/usr/bin/python3", {
           args: [
             `${ROOT}tests/clients/grpc_health_check.py`,
             `127.0.0.1:${controller.port}`,
             service,
+            ...flags,
           ],
           stdout: "piped",
           stderr: "piped",
@@ -30,7 +31,11 @@ Deno.test(
       };
       assert.equal(await python(""), "SERVING");
       assert.equal(await python("aegis.edge.v1.NodeClusterService"), "SERVING");
-      assert.equal(await python("no.such.Service"), "SERVICE_UNKNOWN");
+      // The gRPC health checking protocol: Check on an unknown service fails NOT_FOUND; Watch
+      // answers SERVICE_UNKNOWN (and would go on, should the service appear).
+      assert.equal(await python("no.such.Service"), "NOT_FOUND");
+      assert.equal(await python("", "--watch"), "SERVING");
+      assert.equal(await python("no.such.Service", "--watch"), "SERVICE_UNKNOWN");
 
       // The Connect protocol over HTTP/1.1 with JSON, as a browser or curl sends it.
       const connect = await fetch(`${controller.endpoint}/grpc.health.v1.Health/Check`, {
@@ -40,6 +45,13 @@ Deno.test(
       });
       assert.equal(connect.status, 200);
       assert.deepEqual(await connect.json(), { status: "SERVING" });
+      const unknown = await fetch(`${controller.endpoint}/grpc.health.v1.Health/Check`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "connect-protocol-version": "1" },
+        body: JSON.stringify({ service: "no.such.Service" }),
+      });
+      assert.equal(unknown.status, 404);
+      assert.equal((await unknown.json()).code, "not_found");
 
       const rest = await controller.api("/healthz");
       assert.deepEqual(await rest.json(), { status: "SERVING", role: "controller" });

@@ -1,5 +1,7 @@
-// grpc.health.v1.Health: SERVING while the controller can reach its database.
-import type { ServiceImpl } from "@connectrpc/connect";
+// grpc.health.v1.Health: SERVING while the controller can reach its database. As the gRPC health
+// checking protocol says, Check on a service the server does not know fails NOT_FOUND, while
+// Watch answers SERVICE_UNKNOWN and stays open (the service may appear later).
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   Health,
   HealthCheckResponse_ServingStatus,
@@ -28,6 +30,9 @@ export function healthService(
   };
   return {
     async check(request) {
+      if (!KNOWN_SERVICES.has(request.service)) {
+        throw new ConnectError(`unknown service ${JSON.stringify(request.service)}`, Code.NotFound);
+      }
       return { status: await statusOf(request.service) };
     },
     async *watch(request, ctx) {

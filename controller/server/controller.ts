@@ -28,6 +28,7 @@ import { RelayBus } from "../app/relay_bus.ts";
 import { startRelayPeering } from "./relay_peering.ts";
 import { defaultAdmission, nodeClusterService } from "../rpc/node_cluster.ts";
 import { healthService } from "../rpc/health.ts";
+import { decodingErrorOptions } from "../rpc/parse_errors.ts";
 import { contextValuesFor } from "../rpc/context.ts";
 import { createApi } from "../api/routes.ts";
 import { listen, type Listener, type RequestHandler } from "./listener.ts";
@@ -202,6 +203,8 @@ export async function startController(options: ControllerOptions): Promise<Runni
       );
     },
     ...connectLimits(limits),
+    // Undecodable requests answer INVALID_ARGUMENT, on every service routed above.
+    ...decodingErrorOptions(),
     contextValues: contextValuesFor(clientAddress),
     fallback: fallback as never,
   }) as RequestHandler;

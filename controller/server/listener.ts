@@ -71,6 +71,7 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     server = net.createServer((socket) =>
       routeByPreface(socket, h1, plain, limits.handshake_timeout_ms)
     );
+    listensThrough(h1, server);
     h2 = plain;
   }
   h2.on("session", (session: http2.ServerHttp2Session) => sessions.opened(session));
@@ -420,14 +421,38 @@ class SessionWatch {
 }
 
 /**
- * A handler may answer without reading the body (a refused RPC, a 413). Node would discard the
- * rest; Deno's node:http parses it as the next request on the connection, so hang up instead.
+ * The HTTP/1.1 server is handed its connections by the preface sniffer and never listens itself,
+ * but Deno's node:http reads `listening` and the "listening" event: a server that is not listening
+ * counts as shutting down, so it destroyed every connection right after its first response (while
+ * that response still said `Connection: keep-alive`: a client reusing the pooled connection raced
+ * the close and got a reset, or "connection closed before message completed"), and the timer that
+ * enforces headers_timeout_ms and request_timeout_ms never started (a slow header block was kept
+ * for ever). So it listens as long as the real listener does, and closes with it.
+ */
+function listensThrough(h1: http.Server, outer: net.Server): void {
+  Object.defineProperty(h1, "listening", { configurable: true, get: () => outer.listening });
+  outer.once("listening", () => h1.emit("listening"));
+  // Drops idle kept-alive connections and stops the timeout checks; the callback takes the
+  // "not running" error that closing a server with no socket of its own reports.
+  outer.once("close", () => h1.close(() => {}));
+}
+
+/**
+ * A handler may answer without reading the body (a refused RPC, a 401, a 413). Deno's node:http
+ * does not reliably skip the rest of it (a large unread body stalls the connection), so such a
+ * connection is not kept alive, and the response says so (`Connection: close`, after which
+ * node:http ends the connection itself). Closing it without saying so, as this used to, let the
+ * client pool a connection that was about to end: its next request raced the close and failed.
  */
 function closeIfBodyUnread(handler: RequestHandler): RequestHandler {
   return (req, res) => {
-    res.once("finish", () => {
-      if (hasBody(req) && !req.readableEnded) req.socket?.destroy();
-    });
+    if (!hasBody(req)) return handler(req, res);
+    const h1res = res as http.ServerResponse;
+    const writeHead = h1res.writeHead;
+    h1res.writeHead = function (this: http.ServerResponse, ...args: unknown[]) {
+      if (!req.readableEnded) this.shouldKeepAlive = false;
+      return (writeHead as (...a: unknown[]) => http.ServerResponse).apply(this, args);
+    } as typeof h1res.writeHead;
     handler(req, res);
   };
 }

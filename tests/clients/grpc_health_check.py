@@ -1,8 +1,12 @@
 #!/usr/bin/python3
-"""A stock gRPC client (Debian's python3-grpcio) asking grpc.health.v1.Health/Check.
+"""A stock gRPC client (Debian's python3-grpcio) asking grpc.health.v1.Health.
+
+Usage: grpc_health_check.py TARGET [SERVICE] [--watch]
 
 The messages are encoded by hand so that no generated stubs are needed: HealthCheckRequest is
-field 1 (service, string); HealthCheckResponse is field 1 (status, enum). Prints the status name.
+field 1 (service, string); HealthCheckResponse is field 1 (status, enum). Prints the status name
+(with --watch: of the first message Watch sends), or the gRPC status code's name when the call
+fails (e.g. NOT_FOUND).
 """
 import sys
 
@@ -25,14 +29,29 @@ def decode_status(payload: bytes) -> int:
 
 
 def main() -> int:
-    target, service = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else "")
+    args = [a for a in sys.argv[1:] if a != "--watch"]
+    watch = "--watch" in sys.argv[1:]
+    target, service = args[0], (args[1] if len(args) > 1 else "")
     with grpc.insecure_channel(target) as channel:
-        check = channel.unary_unary(
-            "/grpc.health.v1.Health/Check",
-            request_serializer=lambda s: encode_request(s),
-            response_deserializer=decode_status,
-        )
-        print(NAMES.get(check(service, timeout=10), "INVALID"))
+        try:
+            if watch:
+                stream = channel.unary_stream(
+                    "/grpc.health.v1.Health/Watch",
+                    request_serializer=encode_request,
+                    response_deserializer=decode_status,
+                )(service, timeout=10)
+                status = next(stream)
+                stream.cancel()
+            else:
+                status = channel.unary_unary(
+                    "/grpc.health.v1.Health/Check",
+                    request_serializer=encode_request,
+                    response_deserializer=decode_status,
+                )(service, timeout=10)
+        except grpc.RpcError as error:
+            print(error.code().name)
+            return 0
+        print(NAMES.get(status, "INVALID"))
     return 0
 
 
