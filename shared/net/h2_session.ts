@@ -303,7 +303,13 @@ export class H2Session implements SessionManager {
     this.#schedule(link, this.#options.keepaliveTimeoutMs);
   }
 
-  /** The only way a link ends: timers stop, streams fail with `reason`, the session is destroyed. */
+  /**
+   * The only way a link ends. The bookkeeping is synchronous (no new request can pick the link);
+   * the calls into the session and its streams wait one macrotask, because the event that got us
+   * here (GOAWAY, a stream closing) may still be inside nghttp2's read of the frame, and Deno's
+   * node:http2 aborts the process when the session is destroyed from there (the server side of
+   * the same bug is handled in controller/server/listener.ts).
+   */
   #end(link: Link, reason: ConnectError, broken: boolean): void {
     if (link.ended) return;
     link.ended = true;
@@ -311,19 +317,22 @@ export class H2Session implements SessionManager {
     if (this.#link === link) this.#link = undefined;
     const streams = [...link.streams];
     link.streams.clear();
-    for (const stream of streams) {
+    const listeners = [...this.#listeners];
+    setImmediate(() => {
+      for (const stream of streams) {
+        try {
+          if (!stream.destroyed) stream.destroy(reason);
+        } catch { /* already torn down by the runtime */ }
+      }
       try {
-        if (!stream.destroyed) stream.destroy(reason);
+        if (!link.session.destroyed) link.session.destroy();
       } catch { /* already torn down by the runtime */ }
-    }
-    try {
-      if (!link.session.destroyed) link.session.destroy();
-    } catch { /* already torn down by the runtime */ }
-    for (const listener of [...this.#listeners]) {
-      try {
-        listener({ reason, broken });
-      } catch { /* a listener's failure is its own */ }
-    }
+      for (const listener of listeners) {
+        try {
+          listener({ reason, broken });
+        } catch { /* a listener's failure is its own */ }
+      }
+    });
   }
 
   #ref(link: Link): void {
