@@ -69,6 +69,9 @@ Deno.test(
         "key_fingerprint",
         "token_expires",
         "sandbox",
+        "auth",
+        "last_error",
+        "failures",
       ]);
       assert.equal(status.sandbox.mode, "best-effort");
       assert.equal(status.node_id, nodeId);

@@ -1,9 +1,14 @@
-// `aegis edge hosts list | show`: the operator's view of a tenant's edge hosts.
+// `aegis edge hosts list | show`: the operator's view of a tenant's edge hosts. `show --output
+// json` prints the REST answer as it is; besides the host's record it has auth {state, detail,
+// token_expires} (the controller's view of the node's current token: ok | token_expired |
+// revoked), last_error {message, at} | null and connect_failures (what the daemon reported in its
+// last Hello: its last connection error, when, and the attempts that failed before it).
 import type { Command } from "@commander-js/extra-typings";
 import type { Io } from "../../shared/cli/io.ts";
 import { formatAge } from "../../shared/duration.ts";
 import { OperatorApi, resolveTarget, type TargetOptions } from "../operator/api_client.ts";
 import { type CliContext, outputOption } from "./context.ts";
+import { renderError } from "./status.ts";
 
 export interface HostView {
   node_id: string;
@@ -19,6 +24,10 @@ export interface HostView {
   key_fingerprint: string;
   token_expires: string | null;
   reconnects: number;
+  /** Absent from controllers older than these fields. */
+  auth?: { state: string; detail: string; token_expires: string | null };
+  last_error?: { message: string; at: string | null } | null;
+  connect_failures?: number;
 }
 
 interface HistoryEntry {
@@ -88,6 +97,13 @@ export async function hostsShow(nodeId: string, options: Options, io: Io): Promi
     `endpoint:        ${host.endpoint}`,
     `key_fingerprint: ${host.key_fingerprint}`,
     `token_expires:   ${host.token_expires ?? "-"}`,
+    ...(host.auth ? [`auth:            ${host.auth.state}: ${host.auth.detail}`] : []),
+    ...(host.last_error !== undefined
+      ? [`last_error:      ${host.last_error ? renderError(host.last_error) : "-"}`]
+      : []),
+    ...(host.connect_failures !== undefined
+      ? [`failures:        ${host.connect_failures} before its last connect`]
+      : []),
     "capabilities:",
     `  os/arch:       ${caps.os ?? "?"}/${caps.arch ?? "?"}${
       caps.hostname ? ` (${caps.hostname})` : ""

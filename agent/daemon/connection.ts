@@ -1,6 +1,7 @@
 // One ConnectEdge stream from the daemon's side: wait for the server's nonce, say Hello in a
 // signed envelope, then send sealed messages with strictly increasing sequence numbers.
 import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   type EdgeDownstream,
   type EdgeUpstream,
@@ -21,6 +22,14 @@ export interface StreamIdentity {
   nodeId: string;
   key: NodePrivateKey;
   token: string;
+}
+
+/** What the daemon tells the controller in Hello about how it fared before this stream. */
+export interface HelloReport {
+  lastError?: string;
+  lastErrorAt?: Date;
+  /** Connection attempts that failed in a row before this one. */
+  failures: number;
 }
 
 export class EdgeConnection {
@@ -45,11 +54,12 @@ export class EdgeConnection {
     config: EdgeConfig,
     hostname: string,
     openTimeoutMs = 15_000,
+    report?: HelloReport,
   ): Promise<EdgeConnection> {
     const connection = new EdgeConnection(endpoint, identity);
     const timer = setTimeout(() => connection.#abort.abort(), openTimeoutMs);
     try {
-      await connection.#start(client, config, hostname);
+      await connection.#start(client, config, hostname, report);
       return connection;
     } catch (error) {
       const typed = connection.#typed(error);
@@ -106,7 +116,12 @@ export class EdgeConnection {
     this.#abort.abort();
   }
 
-  async #start(client: NodeClient, config: EdgeConfig, hostname: string): Promise<void> {
+  async #start(
+    client: NodeClient,
+    config: EdgeConfig,
+    hostname: string,
+    report: HelloReport | undefined,
+  ): Promise<void> {
     const responses = client.connectEdge(this.#upstream, {
       signal: this.#abort.signal,
       timeoutMs: 0,
@@ -128,6 +143,14 @@ export class EdgeConnection {
         },
         labels: config.node.labels,
         heartbeatIntervalSecs: config.edge.heartbeat_interval_secs,
+        report: report && {
+          lastError: report.lastError ?? "",
+          lastErrorAt:
+            report.lastError && report.lastErrorAt && !isNaN(report.lastErrorAt.getTime())
+              ? timestampFromDate(report.lastErrorAt)
+              : undefined,
+          failures: Math.min(report.failures, 0xffff_ffff),
+        },
       } as never,
     });
     this.helloAck = await this.#expect("helloAck");

@@ -13,7 +13,7 @@ import { type Identity, loadIdentity } from "../state/identity.ts";
 import { createNodeClient } from "../client/node_client.ts";
 import { EdgeConnection } from "./connection.ts";
 import { backoffDelay, backoffPolicy, sleep } from "./backoff.ts";
-import { type DaemonState, readDaemonState, writeDaemonState } from "./state.ts";
+import { type AuthState, DaemonStateFile } from "./state.ts";
 import { type Emit, toolCallRequest, ToolRunner } from "../tools/mod.ts";
 import { isNodeTool, runNodeTool } from "./node_tools.ts";
 import { secretResolver } from "../secrets/store.ts";
@@ -42,10 +42,16 @@ export interface DaemonOptions {
 /** Runs until the signal aborts (returns 0) or the node is refused (throws the typed error). */
 export async function runDaemon(options: DaemonOptions): Promise<number> {
   const { paths, log, signal } = options;
+  const state = await DaemonStateFile.open(paths.state);
+  let identity = await loadIdentity(paths);
+  // Not connected until a stream says so, whatever a daemon before this one left in the file.
+  await state.update(identity.claims.sub, {
+    status: "disconnected",
+    endpoint: identity.endpoints[0].display,
+  });
   // A rotation cut short, or a token that expired while the host was off, is dealt with first.
-  let identity = await maintainIdentity(paths, await loadIdentity(paths), log);
-  const previous = await readDaemonState(paths.state);
-  let failures = previous?.node_id === identity.claims.sub ? previous.failures : 0;
+  identity = await maintainIdentity(paths, identity, log, authReporter(state, identity));
+  let failures = state.of(identity.claims.sub)?.failures ?? 0;
   let endpointIndex = 0;
   // One renewal per refusal: a token refused again right after a renewal ends the daemon.
   let renewed = false;
@@ -74,6 +80,7 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
         endpoint,
         options,
         { runner, link, emit },
+        state,
         () => {
           failures = 0;
           renewed = false;
@@ -93,13 +100,19 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       }
       if (TOKEN_REFUSALS.has(aegis.code) && !renewed) {
         renewed = true;
-        if (await renewCredentials(paths, aegis, log)) {
+        if (await renewCredentials(paths, aegis, log, authReporter(state, identity))) {
           identity = await loadIdentity(paths);
           continue;
         }
       }
       if (!isRetryable(aegis)) {
-        await saveState(paths, identity, endpoint, "refused", failures, aegis.message);
+        await state.update(identity.claims.sub, {
+          status: "refused",
+          endpoint: endpoint.display,
+          failures,
+          error: aegis.message,
+          auth: refusalAuth(aegis, identity),
+        });
         log(`✖ the controller refused this node: ${aegis.message}`);
         if (aegis.hint) log(`  → ${aegis.hint}`);
         throw aegis;
@@ -107,7 +120,13 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       failures++;
       endpointIndex++;
       log(`stream to ${endpoint.display} failed: ${aegis.message}`);
-      await saveState(paths, identity, endpoint, "disconnected", failures, aegis.message);
+      await state.update(identity.claims.sub, {
+        status: "disconnected",
+        endpoint: endpoint.display,
+        failures,
+        error: aegis.message,
+        auth: expiredMeanwhile(identity, state.of(identity.claims.sub)?.auth),
+      });
     }
     if (signal.aborted) break;
     const wait = retryAfterMs ?? backoffDelay(failures, backoffPolicy(identity.config.edge));
@@ -155,9 +174,13 @@ async function serveOneStream(
   endpoint: Endpoint,
   options: DaemonOptions,
   tools: { runner: ToolRunner; link: StreamLink; emit: Emit },
+  state: DaemonStateFile,
   onConnected: () => void,
 ): Promise<number | undefined> {
   const { paths, log, signal } = options;
+  const nodeId = identity.claims.sub;
+  // What went wrong before this stream, for the controller to show operators.
+  const before = state.of(nodeId);
   const edge = identity.config.edge;
   const client = await createNodeClient(endpoint, {
     caFile: options.caFile ?? edge.ca_file,
@@ -172,6 +195,12 @@ async function serveOneStream(
     { nodeId: identity.claims.sub, key: identity.key, token: identity.token },
     identity.config,
     hostname(),
+    undefined,
+    {
+      lastError: before?.last_error,
+      lastErrorAt: before?.last_error_at ? new Date(before.last_error_at) : undefined,
+      failures: before?.failures ?? 0,
+    },
   ).catch((error) => {
     client.close();
     throw error;
@@ -182,7 +211,20 @@ async function serveOneStream(
   onConnected();
   tools.link.current = connection;
   log(`✔ stream connected to ${endpoint.display}`);
-  await saveState(paths, identity, endpoint, "connected", 0);
+  await state.update(nodeId, {
+    status: "connected",
+    endpoint: endpoint.display,
+    failures: 0,
+    auth: identity.claims.exp * 1000 > Date.now()
+      ? { state: "ok", detail: `the controller accepted node.token (${expiresText(identity)})` }
+      : {
+        // Within the controller's clock-skew leeway: good for minutes, renewed at the next beat.
+        state: "token_expired",
+        detail: `node.token ${
+          expiresText(identity)
+        }; the controller still took it (clock-skew leeway); renewing it at the next heartbeat`,
+      },
+  });
   const stop = () => connection.close();
   signal.addEventListener("abort", stop, { once: true });
   const intervalMs =
@@ -197,7 +239,7 @@ async function serveOneStream(
     try {
       // A rotation or refresh (by the CLI, or due now) replaces the files; the next envelope
       // is then sealed with the new key and token, on the same stream.
-      current = await maintainIdentity(paths, current, log);
+      current = await maintainIdentity(paths, current, log, authReporter(state, current));
       connection.useIdentity({
         nodeId: current.claims.sub,
         key: current.key,
@@ -218,7 +260,11 @@ async function serveOneStream(
     for await (const message of connection.messages()) {
       const body = message.body;
       if (body.case === "heartbeatAck") {
-        await saveState(paths, identity, endpoint, "connected", 0, undefined, new Date());
+        await state.update(nodeId, {
+          status: "connected",
+          endpoint: endpoint.display,
+          heartbeatAck: new Date(),
+        });
       } else if (body.case === "toolCall") {
         if (isNodeTool(body.value.tool)) void runNodeTool(body.value, paths, tools.emit, log);
         else tools.runner.start(toolCallRequest(body.value));
@@ -238,38 +284,61 @@ async function serveOneStream(
     signal.removeEventListener("abort", stop);
     connection.close();
     client.close();
-    if (signal.aborted) await saveState(paths, identity, endpoint, "disconnected", 0);
+    if (signal.aborted) {
+      await state.update(nodeId, { status: "disconnected", endpoint: endpoint.display });
+    }
   }
 }
 
-async function saveState(
-  paths: EdgePaths,
+type ReportAuth = (state: AuthState, detail: string) => Promise<void>;
+
+/** Records what the daemon learns about its credentials in state.json, for `aegis edge status`. */
+function authReporter(state: DaemonStateFile, identity: Identity): ReportAuth {
+  return (auth, detail) => state.update(identity.claims.sub, { auth: { state: auth, detail } });
+}
+
+function expiresText(identity: Identity): string {
+  const exp = new Date(identity.claims.exp * 1000);
+  return `${exp.getTime() <= Date.now() ? "expired" : "expires"} ${exp.toISOString()}`;
+}
+
+/** How a refusal that ends the daemon leaves its credentials. */
+function refusalAuth(
+  refusal: AegisError,
   identity: Identity,
-  endpoint: Endpoint,
-  status: DaemonState["status"],
-  failures: number,
-  lastError?: string,
-  heartbeatAck?: Date,
-): Promise<void> {
-  const previous = await readDaemonState(paths.state);
-  const sameStatus = previous?.status === status && previous.node_id === identity.claims.sub;
-  await writeDaemonState(paths.state, {
-    node_id: identity.claims.sub,
-    pid: Deno.pid,
-    status,
-    since: sameStatus ? previous!.since : new Date().toISOString(),
-    endpoint: endpoint.display,
-    last_heartbeat_ack_at: heartbeatAck?.toISOString() ??
-      (sameStatus ? previous?.last_heartbeat_ack_at : undefined),
-    last_error: lastError,
-    failures,
-  }).catch(() => {});
+): { state: AuthState; detail: string } {
+  const hint = refusal.hint ? ` → ${refusal.hint}` : "";
+  return {
+    state: refusal.code === "NODE_TOKEN_EXPIRED" ? "token_expired" : "refused",
+    detail: `the controller refused this node: ${refusal.message} (node.token ${
+      expiresText(identity)
+    })${hint}`,
+  };
+}
+
+/** A token that ran out while the controller could not be reached (unless already said). */
+function expiredMeanwhile(
+  identity: Identity,
+  current: AuthState | undefined,
+): { state: AuthState; detail: string } | undefined {
+  if (identity.claims.exp * 1000 > Date.now() || current === "token_expired") return undefined;
+  return {
+    state: "token_expired",
+    detail: `node.token ${
+      expiresText(identity)
+    }; it is renewed with the key once the controller answers`,
+  };
 }
 
 /** Finishes a rotation cut short, reloads the identity when its files changed, refreshes the token
  * when it is due (or expired: the server allows a grace), and sweeps archived keys. Failures are
  * logged: the old identity stays in use until one succeeds. */
-async function maintainIdentity(paths: EdgePaths, identity: Identity, log: Log): Promise<Identity> {
+async function maintainIdentity(
+  paths: EdgePaths,
+  identity: Identity,
+  log: Log,
+  reportAuth: ReportAuth,
+): Promise<Identity> {
   try {
     let current = identity;
     if (await exists(paths.pendingKey)) {
@@ -281,8 +350,21 @@ async function maintainIdentity(paths: EdgePaths, identity: Identity, log: Log):
     if (onDisk && onDisk !== current.token) current = await loadIdentity(paths);
     const marginMs = current.config.edge.token_refresh_margin_secs * 1000;
     if (current.claims.exp * 1000 - Date.now() < marginMs) {
-      const { expires } = await refreshToken(paths);
+      let expires: Date;
+      try {
+        ({ expires } = await refreshToken(paths));
+      } catch (error) {
+        const expired = current.claims.exp * 1000 <= Date.now();
+        await reportAuth(
+          expired ? "token_expired" : "refreshing",
+          `node.token ${expiresText(current)}; renewing it failed${
+            expired ? "" : " (retried every heartbeat)"
+          }: ${(error as Error).message}`,
+        );
+        throw error;
+      }
       log(`refreshed the node token; it now expires ${expires.toISOString()}`);
+      await reportAuth("ok", `refreshed node.token; it expires ${expires.toISOString()}`);
       current = await loadIdentity(paths);
     }
     const swept = await sweepArchive(paths.archive);
@@ -301,12 +383,22 @@ async function maintainIdentity(paths: EdgePaths, identity: Identity, log: Log):
  * expired, or bound to a key a rotation replaced). The key is the identity: finish a pending
  * rotation, then re-attest with the key for a fresh token. True when the host has one now.
  */
-async function renewCredentials(paths: EdgePaths, refusal: AegisError, log: Log): Promise<boolean> {
+async function renewCredentials(
+  paths: EdgePaths,
+  refusal: AegisError,
+  log: Log,
+  reportAuth: ReportAuth,
+): Promise<boolean> {
   log(`the controller refused the node token (${refusal.message}); renewing it with the key`);
+  await reportAuth(
+    "refreshing",
+    `the controller refused node.token (${refusal.message}); renewing it with the key`,
+  );
   try {
     const finished = await finishPendingRotation(paths, DEFAULT_KEEP_OLD_MS);
     if (finished) {
       log(`finished an interrupted key rotation: now ${finished.newFingerprint}`);
+      await reportAuth("ok", `finished an interrupted key rotation: ${finished.newFingerprint}`);
       return true;
     }
   } catch (error) {
@@ -317,6 +409,7 @@ async function renewCredentials(paths: EdgePaths, refusal: AegisError, log: Log)
   try {
     const { expires } = await refreshToken(paths);
     log(`refreshed the node token; it now expires ${expires.toISOString()}`);
+    await reportAuth("ok", `renewed node.token with the key; it expires ${expires.toISOString()}`);
     return true;
   } catch (error) {
     log(`could not renew the node token: ${(error as Error).message}`);

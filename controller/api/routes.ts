@@ -5,10 +5,12 @@ import { z } from "zod";
 import type { EnrollmentService } from "../app/enrollment.ts";
 import type { TokenAuthority } from "../app/tokens.ts";
 import {
+  authView,
   type DaemonRecord,
   type DaemonRepository,
   displayStatus,
   effectiveStatus,
+  lastErrorView,
 } from "../app/daemons.ts";
 import { requireWriter, resolveTenant, tenantsOf } from "../app/operators.ts";
 import type { RevocationService } from "../app/revocation.ts";
@@ -144,5 +146,11 @@ function hostView(record: DaemonRecord, deps: Pick<ApiDeps, "clock" | "heartbeat
     key_fingerprint: record.key_fingerprint,
     token_expires: record.token_expires_at?.toISOString() ?? null,
     reconnects: record.reconnects,
+    // The controller's view of the node's credentials: state ok | token_expired | revoked.
+    auth: authView(record, now),
+    // As the daemon reported them in its last Hello: its last connection error and when it
+    // happened (null when it had none), and the attempts that failed in a row before that Hello.
+    last_error: lastErrorView(record),
+    connect_failures: record.connect_failures,
   };
 }

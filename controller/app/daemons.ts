@@ -3,6 +3,8 @@ import type { Queryable } from "../store/db.ts";
 import { AegisError } from "../../shared/errors.ts";
 import type { Clock } from "./clock.ts";
 import type { CredentialState, StreamCredentials } from "./session_validity.ts";
+import type { StoredReport } from "./hello_report.ts";
+import { REFRESH_GRACE_SECS } from "./tokens.ts";
 
 /** Streams judged per sweep query: keeps each statement's parameters a bounded size. */
 const SWEEP_BATCH = 1000;
@@ -37,23 +39,33 @@ export interface DaemonRecord {
   reconnects: number;
   token_expires_at: Date | null;
   created_at: Date;
+  /** What the daemon reported in its last Hello (bounded: hello_report.ts). */
+  last_error: string | null;
+  last_error_at: Date | null;
+  connect_failures: number;
+  /** Whether the node's current token is blacklisted (read by get, require and list). */
+  token_revoked?: boolean;
 }
+
+/** Selects a record with whether its current token is blacklisted. */
+const RECORD = `SELECT d.*, EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = d.token_jti)
+                  AS token_revoked
+                  FROM edge_daemons d`;
 
 export interface ConnectedInfo {
   relayId: string;
   remoteAddr: string;
   capabilities: Capabilities;
   labels: Record<string, string>;
+  /** The daemon's own account of how it fared before this stream, already bounded. */
+  report?: StoredReport;
 }
 
 export class DaemonRepository {
   constructor(private readonly db: Queryable, private readonly clock: Clock) {}
 
   async get(nodeId: string): Promise<DaemonRecord | undefined> {
-    const rows = await this.db.query<DaemonRecord>(
-      `SELECT * FROM edge_daemons WHERE node_id = $1`,
-      [nodeId],
-    );
+    const rows = await this.db.query<DaemonRecord>(`${RECORD} WHERE d.node_id = $1`, [nodeId]);
     return rows[0];
   }
 
@@ -69,7 +81,7 @@ export class DaemonRepository {
 
   async list(tenantId: string): Promise<DaemonRecord[]> {
     return await this.db.query<DaemonRecord>(
-      `SELECT * FROM edge_daemons WHERE tenant_id = $1 ORDER BY created_at, node_id`,
+      `${RECORD} WHERE d.tenant_id = $1 ORDER BY d.created_at, d.node_id`,
       [tenantId],
     );
   }
@@ -84,7 +96,8 @@ export class DaemonRepository {
       `UPDATE edge_daemons SET
          status = 'connected', status_since = $2, last_heartbeat_at = $2, relay_id = $3,
          remote_addr = $4, capabilities = capabilities || $5::jsonb, labels = $6::jsonb,
-         reconnects = reconnects + CASE WHEN status = 'pending' THEN 0 ELSE 1 END
+         reconnects = reconnects + CASE WHEN status = 'pending' THEN 0 ELSE 1 END,
+         last_error = $7, last_error_at = $8, connect_failures = $9
        WHERE node_id = $1 AND status <> 'revoked' RETURNING node_id`,
       [
         nodeId,
@@ -93,6 +106,9 @@ export class DaemonRepository {
         info.remoteAddr,
         JSON.stringify(info.capabilities),
         JSON.stringify(info.labels),
+        info.report?.lastError ?? null,
+        info.report?.lastErrorAt ?? null,
+        info.report?.failures ?? 0,
       ],
     );
     return rows.length === 1;
@@ -168,4 +184,58 @@ export function displayStatus(status: DaemonStatus): string {
     disconnected: "Disconnected",
     revoked: "Revoked",
   }[status];
+}
+
+/** Whether the controller takes a node's credentials: "ok", "token_expired" or "revoked". */
+export type ControllerAuthState = "ok" | "token_expired" | "revoked";
+
+export interface AuthView {
+  state: ControllerAuthState;
+  detail: string;
+  /** The expiry of the node's current token (the last one issued to it). */
+  token_expires: string | null;
+}
+
+/** The node's credentials as this controller knows them: its record and its current token. */
+export function authView(record: DaemonRecord, now: Date): AuthView {
+  const exp = record.token_expires_at;
+  const token_expires = exp?.toISOString() ?? null;
+  if (record.status === "revoked") {
+    return {
+      state: "revoked",
+      detail: `the node was revoked at ${record.status_since.toISOString()}`,
+      token_expires,
+    };
+  }
+  if (record.token_revoked) {
+    return { state: "revoked", detail: "the node's current token was revoked", token_expires };
+  }
+  if (!exp) {
+    return { state: "token_expired", detail: "no token was issued to this node", token_expires };
+  }
+  if (exp.getTime() <= now.getTime()) {
+    const renewable = now.getTime() - exp.getTime() < REFRESH_GRACE_SECS * 1000;
+    return {
+      state: "token_expired",
+      detail: `the node's current token expired at ${token_expires}; ` +
+        (renewable
+          ? "the daemon renews it with its key when it next reaches the controller"
+          : "past the refresh grace: re-enroll the host"),
+      token_expires,
+    };
+  }
+  return {
+    state: "ok",
+    detail: `the node's current token is valid until ${token_expires}`,
+    token_expires,
+  };
+}
+
+/** The daemon's reported last connection error, as operators see it. */
+export function lastErrorView(
+  record: DaemonRecord,
+): { message: string; at: string | null } | null {
+  return record.last_error === null
+    ? null
+    : { message: record.last_error, at: record.last_error_at?.toISOString() ?? null };
 }

@@ -23,6 +23,7 @@ import { type DaemonRepository, streamKey } from "./daemons.ts";
 import type { Clock } from "./clock.ts";
 import { CallRegistry } from "./call_registry.ts";
 import { checkHello } from "./hello_limits.ts";
+import { boundReport } from "./hello_report.ts";
 import { judgeStream, overlapLeftMs, type StreamCredentials } from "./session_validity.ts";
 
 export type Logger = (message: string) => void;
@@ -192,6 +193,7 @@ export class EdgeSession {
     },
   });
   #lastHeartbeatWrite = -Infinity;
+  #heartbeatUnrecorded = false;
   #node?: AuthenticatedNode;
   #token = "";
   #seq = 0n;
@@ -276,6 +278,7 @@ export class EdgeSession {
             agent_version: caps?.agentVersion,
             max_concurrent_calls: caps?.maxConcurrentCalls,
           },
+          report: boundReport(body.value.report, clock()),
         }).catch((error) => {
           // Fail closed: a stream whose record could not be checked takes no calls.
           this.end(error instanceof AegisError ? error : new AegisError("INTERNAL", String(error)));
@@ -306,7 +309,7 @@ export class EdgeSession {
         // Heartbeats at line rate cost one UPDATE a second, not one each.
         if (performance.now() - this.#lastHeartbeatWrite >= HEARTBEAT_WRITE_INTERVAL_MS) {
           this.#lastHeartbeatWrite = performance.now();
-          await daemons.heartbeat(payload.nodeId);
+          await this.#recordHeartbeat(payload.nodeId);
         }
         this.send({
           case: "heartbeatAck",
@@ -318,6 +321,29 @@ export class EdgeSession {
           "INVALID_ARGUMENT",
           `unexpected stream message ${body.case ?? "(empty)"}`,
         );
+    }
+  }
+
+  /**
+   * The database being away is no reason to drop the node: only its liveness record goes stale
+   * meanwhile. Nothing else about it can change unseen: a revocation needs the database too, and
+   * once this relay reaches it again it checks every held stream (the LISTEN connection comes
+   * back and revalidates, and the sweep runs each interval); calls need it to be recorded. Ending
+   * the stream instead sent every node of the relay into reconnect backoff at each outage, to
+   * come back in a herd, and long after the database did.
+   */
+  async #recordHeartbeat(nodeId: string): Promise<void> {
+    try {
+      await this.hub.deps.daemons.heartbeat(nodeId);
+      this.#heartbeatUnrecorded = false;
+    } catch (error) {
+      if (!(error instanceof AegisError && error.code === "UNREACHABLE")) throw error;
+      if (!this.#heartbeatUnrecorded) {
+        this.hub.deps.log(
+          `heartbeat of node ${nodeId} not recorded; stream kept: ${error.message}`,
+        );
+      }
+      this.#heartbeatUnrecorded = true;
     }
   }
 

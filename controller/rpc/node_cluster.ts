@@ -10,7 +10,7 @@ import { AegisError } from "../../shared/errors.ts";
 import type { EnrollmentService } from "../app/enrollment.ts";
 import type { EdgeHub } from "../app/edge_sessions.ts";
 import type { NodeAuthenticator } from "../app/node_auth.ts";
-import { type DaemonRepository, displayStatus, effectiveStatus } from "../app/daemons.ts";
+import { authView, type DaemonRepository, displayStatus, effectiveStatus } from "../app/daemons.ts";
 import type { Clock } from "../app/clock.ts";
 import type { RevocationService } from "../app/revocation.ts";
 import type { KeyRotationService } from "../app/rotation.ts";
@@ -225,6 +225,7 @@ export function nodeClusterService(
       const record = await deps.daemons.require(node.nodeId);
       const now = deps.clock();
       const caps = record.capabilities;
+      const auth = authView(record, now);
       return {
         nodeId: record.node_id,
         tenantId: record.tenant_id,
@@ -249,6 +250,13 @@ export function nodeClusterService(
         keyFingerprint: record.key_fingerprint,
         tokenExpiresAt: timestampFromDate(new Date(node.claims.exp * 1000)),
         serverTime: timestampFromDate(now),
+        authState: auth.state,
+        authDetail: auth.detail,
+        report: {
+          lastError: record.last_error ?? "",
+          lastErrorAt: record.last_error_at ? timestampFromDate(record.last_error_at) : undefined,
+          failures: record.connect_failures,
+        },
       };
     }),
   };

@@ -173,6 +173,17 @@ UPDATE edge_daemons d SET status = 'revoked', status_since = now()
 CREATE UNIQUE INDEX edge_daemons_live_key ON edge_daemons (public_key) WHERE status <> 'revoked';
 `,
   },
+  {
+    version: 7,
+    name: "daemon connection reports",
+    sql: `
+-- What the daemon reported in its last Hello: its last connection error (bounded to 1024
+-- characters by the controller), when it happened, and the attempts that failed before.
+ALTER TABLE edge_daemons ADD COLUMN last_error text;
+ALTER TABLE edge_daemons ADD COLUMN last_error_at timestamptz;
+ALTER TABLE edge_daemons ADD COLUMN connect_failures integer NOT NULL DEFAULT 0;
+`,
+  },
 ];
 
 // Arbitrary but fixed: every aegis binary must agree on it. Fits in int4 to dodge int8 params.

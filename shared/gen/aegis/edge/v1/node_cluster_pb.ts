@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file aegis/edge/v1/node_cluster.proto.
  */
 export const file_aegis_edge_v1_node_cluster: GenFile = /*@__PURE__*/
-  fileDesc("CiBhZWdpcy9lZGdlL3YxL25vZGVfY2x1c3Rlci5wcm90bxINYWVnaXMuZWRnZS52MSLWAQoRQXR0ZXN0Tm9kZVJlcXVlc3QSJQoEcm9sZRgBIAEoDjIXLmFlZ2lzLmVkZ2UudjEuTm9kZVJvbGUSEgoKcHVibGljX2tleRgCIAEoDBIQCghob3N0bmFtZRgDIAEoCRIKCgJvcxgEIAEoCRIMCgRhcmNoGAUgASgJEhUKDWFnZW50X3ZlcnNpb24YBiABKAkSLwoLY2xpZW50X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCm5vZGVfdG9rZW4YCCABKAkimgEKEkF0dGVzdE5vZGVSZXNwb25zZRIUCgxjaGFsbGVuZ2VfaWQYASABKAkSDQoFbm9uY2UYAiABKAwSLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLc2VydmVyX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInkKFENoYWxsZW5nZU5vZGVSZXF1ZXN0EhQKDGNoYWxsZW5nZV9pZBgBIAEoCRIRCglzaWduYXR1cmUYAiABKAwSGQoPYm9vdHN0cmFwX3Byb29mGAMgASgJSAASFAoKbm9kZV90b2tlbhgEIAEoCUgAQgcKBXByb29mIrMBChVDaGFsbGVuZ2VOb2RlUmVzcG9uc2USDwoHbm9kZV9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSEQoJbm9kZV9uYW1lGAMgASgJEhsKE25vZGVfc2VjdXJpdHlfdG9rZW4YBCABKAkSNAoQdG9rZW5fZXhwaXJlc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZW5kcG9pbnQYBiABKAkiTgoQU2VhbE5vZGVFbnZlbG9wZRIWCg5zZWN1cml0eV90b2tlbhgBIAEoCRIPCgdwYXlsb2FkGAIgASgMEhEKCXNpZ25hdHVyZRgDIAEoDCKnAwoTTm9kZUVudmVsb3BlUGF5bG9hZBIPCgdub2RlX2lkGAEgASgJEhQKDHN0cmVhbV9ub25jZRgCIAEoDBILCgNzZXEYAyABKAQSKwoHc2VudF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoFaGVsbG8YCiABKAsyFC5hZWdpcy5lZGdlLnYxLkhlbGxvSAASLQoJaGVhcnRiZWF0GAsgASgLMhguYWVnaXMuZWRnZS52MS5IZWFydGJlYXRIABIuCgp0b29sX2V2ZW50GAwgASgLMhguYWVnaXMuZWRnZS52MS5Ub29sRXZlbnRIABIyCghkZXNjcmliZRgNIAEoCzIeLmFlZ2lzLmVkZ2UudjEuRGVzY3JpYmVSZXF1ZXN0SAASNQoGcm90YXRlGA4gASgLMiMuYWVnaXMuZWRnZS52MS5Sb3RhdGVFZGdlS2V5UmVxdWVzdEgAEjYKCmRlcmVnaXN0ZXIYDyABKAsyIC5hZWdpcy5lZGdlLnYxLkRlcmVnaXN0ZXJSZXF1ZXN0SABCBgoEYm9keSJBCgxFZGdlVXBzdHJlYW0SMQoIZW52ZWxvcGUYASABKAsyHy5hZWdpcy5lZGdlLnYxLlNlYWxOb2RlRW52ZWxvcGUitAIKDkVkZ2VEb3duc3RyZWFtEi0KBm9wZW5lZBgBIAEoCzIbLmFlZ2lzLmVkZ2UudjEuU3RyZWFtT3BlbmVkSAASLAoJaGVsbG9fYWNrGAIgASgLMhcuYWVnaXMuZWRnZS52MS5IZWxsb0Fja0gAEjQKDWhlYXJ0YmVhdF9hY2sYAyABKAsyGy5hZWdpcy5lZGdlLnYxLkhlYXJ0YmVhdEFja0gAEiwKCXRvb2xfY2FsbBgEIAEoCzIXLmFlZ2lzLmVkZ2UudjEuVG9vbENhbGxIABIwCgt0b29sX2NhbmNlbBgFIAEoCzIZLmFlZ2lzLmVkZ2UudjEuVG9vbENhbmNlbEgAEicKBmdvYXdheRgGIAEoCzIVLmFlZ2lzLmVkZ2UudjEuR29hd2F5SABCBgoEYm9keSJVCgxTdHJlYW1PcGVuZWQSFAoMc3RyZWFtX25vbmNlGAEgASgMEi8KC3NlcnZlcl90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKaAQoMQ2FwYWJpbGl0aWVzEgoKAm9zGAEgASgJEgwKBGFyY2gYAiABKAkSEwoLbG9jYWxfdG9vbHMYAyADKAkSFAoMbW91bnRfcG9pbnRzGAQgAygJEhAKCGhvc3RuYW1lGAUgASgJEhUKDWFnZW50X3ZlcnNpb24YBiABKAkSHAoUbWF4X2NvbmN1cnJlbnRfY2FsbHMYByABKA0ivAEKBUhlbGxvEjEKDGNhcGFiaWxpdGllcxgBIAEoCzIbLmFlZ2lzLmVkZ2UudjEuQ2FwYWJpbGl0aWVzEjAKBmxhYmVscxgCIAMoCzIgLmFlZ2lzLmVkZ2UudjEuSGVsbG8uTGFiZWxzRW50cnkSHwoXaGVhcnRiZWF0X2ludGVydmFsX3NlY3MYAyABKA0aLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKAAQoISGVsbG9BY2sSDwoHbm9kZV9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSLwoLc2VydmVyX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh8KF2hlYXJ0YmVhdF9pbnRlcnZhbF9zZWNzGAQgASgNIjcKCUhlYXJ0YmVhdBIVCg1ydW5uaW5nX2NhbGxzGAEgASgNEhMKC3VwdGltZV9zZWNzGAIgASgEIj8KDEhlYXJ0YmVhdEFjaxIvCgtzZXJ2ZXJfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAibwoIVG9vbENhbGwSDwoHY2FsbF9pZBgBIAEoCRIMCgR0b29sGAIgASgJEhYKDmFyZ3VtZW50c19qc29uGAMgASgJEiwKCGRlYWRsaW5lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCItCgpUb29sQ2FuY2VsEg8KB2NhbGxfaWQYASABKAkSDgoGcmVhc29uGAIgASgJIqEBCglUb29sRXZlbnQSDwoHY2FsbF9pZBgBIAEoCRIQCgZzdGRvdXQYAiABKAxIABIQCgZzdGRlcnIYAyABKAxIABInCgRleGl0GAQgASgLMhcuYWVnaXMuZWRnZS52MS5Ub29sRXhpdEgAEi0KB3JlZnVzZWQYBSABKAsyGi5hZWdpcy5lZGdlLnYxLlRvb2xSZWZ1c2VkSABCBwoFZXZlbnQifQoIVG9vbEV4aXQSEQoJZXhpdF9jb2RlGAEgASgFEg4KBnNpZ25hbBgCIAEoCRIRCgl0aW1lZF9vdXQYAyABKAgSEQoJdHJ1bmNhdGVkGAQgASgIEhMKC2R1cmF0aW9uX21zGAUgASgEEhMKC3Jlc3VsdF9qc29uGAYgASgJIiwKC1Rvb2xSZWZ1c2VkEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCSI/CgZHb2F3YXkSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhYKDnJldHJ5X2FmdGVyX21zGAMgASgNIhEKD0Rlc2NyaWJlUmVxdWVzdCL9AwoURGVzY3JpYmVOb2RlUmVzcG9uc2USDwoHbm9kZV9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIOCgZzdGF0dXMYBCABKAkSKQoFc2luY2UYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGVuZHBvaW50GAYgASgJEjUKEWxhc3RfaGVhcnRiZWF0X2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCgxjYXBhYmlsaXRpZXMYCCABKAsyGy5hZWdpcy5lZGdlLnYxLkNhcGFiaWxpdGllcxI/CgZsYWJlbHMYCSADKAsyLy5hZWdpcy5lZGdlLnYxLkRlc2NyaWJlTm9kZVJlc3BvbnNlLkxhYmVsc0VudHJ5EgwKBHRhZ3MYCiADKAkSFwoPa2V5X2ZpbmdlcnByaW50GAsgASgJEjQKEHRva2VuX2V4cGlyZXNfYXQYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3NlcnZlcl90aW1lGA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkkKFFJvdGF0ZUVkZ2VLZXlSZXF1ZXN0EhYKDm5ld19wdWJsaWNfa2V5GAEgASgMEhkKEW5ld19rZXlfc2lnbmF0dXJlGAIgASgMIoMBChVSb3RhdGVFZGdlS2V5UmVzcG9uc2USGwoTbm9kZV9zZWN1cml0eV90b2tlbhgBIAEoCRI0ChB0b2tlbl9leHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9rZXlfZmluZ2VycHJpbnQYAyABKAkiEwoRRGVyZWdpc3RlclJlcXVlc3QiGAoWRGVyZWdpc3Rlck5vZGVSZXNwb25zZSpPCghOb2RlUm9sZRIZChVOT0RFX1JPTEVfVU5TUEVDSUZJRUQQABISCg5OT0RFX1JPTEVfRURHRRABEhQKEE5PREVfUk9MRV9XT1JLRVIQAjKaBAoSTm9kZUNsdXN0ZXJTZXJ2aWNlElEKCkF0dGVzdE5vZGUSIC5hZWdpcy5lZGdlLnYxLkF0dGVzdE5vZGVSZXF1ZXN0GiEuYWVnaXMuZWRnZS52MS5BdHRlc3ROb2RlUmVzcG9uc2USWgoNQ2hhbGxlbmdlTm9kZRIjLmFlZ2lzLmVkZ2UudjEuQ2hhbGxlbmdlTm9kZVJlcXVlc3QaJC5hZWdpcy5lZGdlLnYxLkNoYWxsZW5nZU5vZGVSZXNwb25zZRJNCgtDb25uZWN0RWRnZRIbLmFlZ2lzLmVkZ2UudjEuRWRnZVVwc3RyZWFtGh0uYWVnaXMuZWRnZS52MS5FZGdlRG93bnN0cmVhbSgBMAESVAoMRGVzY3JpYmVOb2RlEh8uYWVnaXMuZWRnZS52MS5TZWFsTm9kZUVudmVsb3BlGiMuYWVnaXMuZWRnZS52MS5EZXNjcmliZU5vZGVSZXNwb25zZRJWCg1Sb3RhdGVFZGdlS2V5Eh8uYWVnaXMuZWRnZS52MS5TZWFsTm9kZUVudmVsb3BlGiQuYWVnaXMuZWRnZS52MS5Sb3RhdGVFZGdlS2V5UmVzcG9uc2USWAoORGVyZWdpc3Rlck5vZGUSHy5hZWdpcy5lZGdlLnYxLlNlYWxOb2RlRW52ZWxvcGUaJS5hZWdpcy5lZGdlLnYxLkRlcmVnaXN0ZXJOb2RlUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiBhZWdpcy9lZGdlL3YxL25vZGVfY2x1c3Rlci5wcm90bxINYWVnaXMuZWRnZS52MSLWAQoRQXR0ZXN0Tm9kZVJlcXVlc3QSJQoEcm9sZRgBIAEoDjIXLmFlZ2lzLmVkZ2UudjEuTm9kZVJvbGUSEgoKcHVibGljX2tleRgCIAEoDBIQCghob3N0bmFtZRgDIAEoCRIKCgJvcxgEIAEoCRIMCgRhcmNoGAUgASgJEhUKDWFnZW50X3ZlcnNpb24YBiABKAkSLwoLY2xpZW50X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCm5vZGVfdG9rZW4YCCABKAkimgEKEkF0dGVzdE5vZGVSZXNwb25zZRIUCgxjaGFsbGVuZ2VfaWQYASABKAkSDQoFbm9uY2UYAiABKAwSLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLc2VydmVyX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInkKFENoYWxsZW5nZU5vZGVSZXF1ZXN0EhQKDGNoYWxsZW5nZV9pZBgBIAEoCRIRCglzaWduYXR1cmUYAiABKAwSGQoPYm9vdHN0cmFwX3Byb29mGAMgASgJSAASFAoKbm9kZV90b2tlbhgEIAEoCUgAQgcKBXByb29mIrMBChVDaGFsbGVuZ2VOb2RlUmVzcG9uc2USDwoHbm9kZV9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSEQoJbm9kZV9uYW1lGAMgASgJEhsKE25vZGVfc2VjdXJpdHlfdG9rZW4YBCABKAkSNAoQdG9rZW5fZXhwaXJlc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZW5kcG9pbnQYBiABKAkiTgoQU2VhbE5vZGVFbnZlbG9wZRIWCg5zZWN1cml0eV90b2tlbhgBIAEoCRIPCgdwYXlsb2FkGAIgASgMEhEKCXNpZ25hdHVyZRgDIAEoDCKnAwoTTm9kZUVudmVsb3BlUGF5bG9hZBIPCgdub2RlX2lkGAEgASgJEhQKDHN0cmVhbV9ub25jZRgCIAEoDBILCgNzZXEYAyABKAQSKwoHc2VudF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJQoFaGVsbG8YCiABKAsyFC5hZWdpcy5lZGdlLnYxLkhlbGxvSAASLQoJaGVhcnRiZWF0GAsgASgLMhguYWVnaXMuZWRnZS52MS5IZWFydGJlYXRIABIuCgp0b29sX2V2ZW50GAwgASgLMhguYWVnaXMuZWRnZS52MS5Ub29sRXZlbnRIABIyCghkZXNjcmliZRgNIAEoCzIeLmFlZ2lzLmVkZ2UudjEuRGVzY3JpYmVSZXF1ZXN0SAASNQoGcm90YXRlGA4gASgLMiMuYWVnaXMuZWRnZS52MS5Sb3RhdGVFZGdlS2V5UmVxdWVzdEgAEjYKCmRlcmVnaXN0ZXIYDyABKAsyIC5hZWdpcy5lZGdlLnYxLkRlcmVnaXN0ZXJSZXF1ZXN0SABCBgoEYm9keSJBCgxFZGdlVXBzdHJlYW0SMQoIZW52ZWxvcGUYASABKAsyHy5hZWdpcy5lZGdlLnYxLlNlYWxOb2RlRW52ZWxvcGUitAIKDkVkZ2VEb3duc3RyZWFtEi0KBm9wZW5lZBgBIAEoCzIbLmFlZ2lzLmVkZ2UudjEuU3RyZWFtT3BlbmVkSAASLAoJaGVsbG9fYWNrGAIgASgLMhcuYWVnaXMuZWRnZS52MS5IZWxsb0Fja0gAEjQKDWhlYXJ0YmVhdF9hY2sYAyABKAsyGy5hZWdpcy5lZGdlLnYxLkhlYXJ0YmVhdEFja0gAEiwKCXRvb2xfY2FsbBgEIAEoCzIXLmFlZ2lzLmVkZ2UudjEuVG9vbENhbGxIABIwCgt0b29sX2NhbmNlbBgFIAEoCzIZLmFlZ2lzLmVkZ2UudjEuVG9vbENhbmNlbEgAEicKBmdvYXdheRgGIAEoCzIVLmFlZ2lzLmVkZ2UudjEuR29hd2F5SABCBgoEYm9keSJVCgxTdHJlYW1PcGVuZWQSFAoMc3RyZWFtX25vbmNlGAEgASgMEi8KC3NlcnZlcl90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKaAQoMQ2FwYWJpbGl0aWVzEgoKAm9zGAEgASgJEgwKBGFyY2gYAiABKAkSEwoLbG9jYWxfdG9vbHMYAyADKAkSFAoMbW91bnRfcG9pbnRzGAQgAygJEhAKCGhvc3RuYW1lGAUgASgJEhUKDWFnZW50X3ZlcnNpb24YBiABKAkSHAoUbWF4X2NvbmN1cnJlbnRfY2FsbHMYByABKA0i7QEKBUhlbGxvEjEKDGNhcGFiaWxpdGllcxgBIAEoCzIbLmFlZ2lzLmVkZ2UudjEuQ2FwYWJpbGl0aWVzEjAKBmxhYmVscxgCIAMoCzIgLmFlZ2lzLmVkZ2UudjEuSGVsbG8uTGFiZWxzRW50cnkSHwoXaGVhcnRiZWF0X2ludGVydmFsX3NlY3MYAyABKA0SLwoGcmVwb3J0GAQgASgLMh8uYWVnaXMuZWRnZS52MS5Db25uZWN0aW9uUmVwb3J0Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiawoQQ29ubmVjdGlvblJlcG9ydBISCgpsYXN0X2Vycm9yGAEgASgJEjEKDWxhc3RfZXJyb3JfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGZhaWx1cmVzGAMgASgNIoABCghIZWxsb0FjaxIPCgdub2RlX2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIvCgtzZXJ2ZXJfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHwoXaGVhcnRiZWF0X2ludGVydmFsX3NlY3MYBCABKA0iNwoJSGVhcnRiZWF0EhUKDXJ1bm5pbmdfY2FsbHMYASABKA0SEwoLdXB0aW1lX3NlY3MYAiABKAQiPwoMSGVhcnRiZWF0QWNrEi8KC3NlcnZlcl90aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJvCghUb29sQ2FsbBIPCgdjYWxsX2lkGAEgASgJEgwKBHRvb2wYAiABKAkSFgoOYXJndW1lbnRzX2pzb24YAyABKAkSLAoIZGVhZGxpbmUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIi0KClRvb2xDYW5jZWwSDwoHY2FsbF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkioQEKCVRvb2xFdmVudBIPCgdjYWxsX2lkGAEgASgJEhAKBnN0ZG91dBgCIAEoDEgAEhAKBnN0ZGVychgDIAEoDEgAEicKBGV4aXQYBCABKAsyFy5hZWdpcy5lZGdlLnYxLlRvb2xFeGl0SAASLQoHcmVmdXNlZBgFIAEoCzIaLmFlZ2lzLmVkZ2UudjEuVG9vbFJlZnVzZWRIAEIHCgVldmVudCJ9CghUb29sRXhpdBIRCglleGl0X2NvZGUYASABKAUSDgoGc2lnbmFsGAIgASgJEhEKCXRpbWVkX291dBgDIAEoCBIRCgl0cnVuY2F0ZWQYBCABKAgSEwoLZHVyYXRpb25fbXMYBSABKAQSEwoLcmVzdWx0X2pzb24YBiABKAkiLAoLVG9vbFJlZnVzZWQSDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJIj8KBkdvYXdheRIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSFgoOcmV0cnlfYWZ0ZXJfbXMYAyABKA0iEQoPRGVzY3JpYmVSZXF1ZXN0ItcEChREZXNjcmliZU5vZGVSZXNwb25zZRIPCgdub2RlX2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEg4KBnN0YXR1cxgEIAEoCRIpCgVzaW5jZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIZW5kcG9pbnQYBiABKAkSNQoRbGFzdF9oZWFydGJlYXRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDGNhcGFiaWxpdGllcxgIIAEoCzIbLmFlZ2lzLmVkZ2UudjEuQ2FwYWJpbGl0aWVzEj8KBmxhYmVscxgJIAMoCzIvLmFlZ2lzLmVkZ2UudjEuRGVzY3JpYmVOb2RlUmVzcG9uc2UuTGFiZWxzRW50cnkSDAoEdGFncxgKIAMoCRIXCg9rZXlfZmluZ2VycHJpbnQYCyABKAkSNAoQdG9rZW5fZXhwaXJlc19hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLc2VydmVyX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmF1dGhfc3RhdGUYDiABKAkSEwoLYXV0aF9kZXRhaWwYDyABKAkSLwoGcmVwb3J0GBAgASgLMh8uYWVnaXMuZWRnZS52MS5Db25uZWN0aW9uUmVwb3J0Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiSQoUUm90YXRlRWRnZUtleVJlcXVlc3QSFgoObmV3X3B1YmxpY19rZXkYASABKAwSGQoRbmV3X2tleV9zaWduYXR1cmUYAiABKAwigwEKFVJvdGF0ZUVkZ2VLZXlSZXNwb25zZRIbChNub2RlX3NlY3VyaXR5X3Rva2VuGAEgASgJEjQKEHRva2VuX2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2tleV9maW5nZXJwcmludBgDIAEoCSITChFEZXJlZ2lzdGVyUmVxdWVzdCIYChZEZXJlZ2lzdGVyTm9kZVJlc3BvbnNlKk8KCE5vZGVSb2xlEhkKFU5PREVfUk9MRV9VTlNQRUNJRklFRBAAEhIKDk5PREVfUk9MRV9FREdFEAESFAoQTk9ERV9ST0xFX1dPUktFUhACMpoEChJOb2RlQ2x1c3RlclNlcnZpY2USUQoKQXR0ZXN0Tm9kZRIgLmFlZ2lzLmVkZ2UudjEuQXR0ZXN0Tm9kZVJlcXVlc3QaIS5hZWdpcy5lZGdlLnYxLkF0dGVzdE5vZGVSZXNwb25zZRJaCg1DaGFsbGVuZ2VOb2RlEiMuYWVnaXMuZWRnZS52MS5DaGFsbGVuZ2VOb2RlUmVxdWVzdBokLmFlZ2lzLmVkZ2UudjEuQ2hhbGxlbmdlTm9kZVJlc3BvbnNlEk0KC0Nvbm5lY3RFZGdlEhsuYWVnaXMuZWRnZS52MS5FZGdlVXBzdHJlYW0aHS5hZWdpcy5lZGdlLnYxLkVkZ2VEb3duc3RyZWFtKAEwARJUCgxEZXNjcmliZU5vZGUSHy5hZWdpcy5lZGdlLnYxLlNlYWxOb2RlRW52ZWxvcGUaIy5hZWdpcy5lZGdlLnYxLkRlc2NyaWJlTm9kZVJlc3BvbnNlElYKDVJvdGF0ZUVkZ2VLZXkSHy5hZWdpcy5lZGdlLnYxLlNlYWxOb2RlRW52ZWxvcGUaJC5hZWdpcy5lZGdlLnYxLlJvdGF0ZUVkZ2VLZXlSZXNwb25zZRJYCg5EZXJlZ2lzdGVyTm9kZRIfLmFlZ2lzLmVkZ2UudjEuU2VhbE5vZGVFbnZlbG9wZRolLmFlZ2lzLmVkZ2UudjEuRGVyZWdpc3Rlck5vZGVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message aegis.edge.v1.AttestNodeRequest
@@ -469,6 +469,13 @@ export type Hello = Message<"aegis.edge.v1.Hello"> & {
    * @generated from field: uint32 heartbeat_interval_secs = 3;
    */
   heartbeatIntervalSecs: number;
+
+  /**
+   * How the daemon fared before this stream, for operators (`aegis edge hosts show`).
+   *
+   * @generated from field: aegis.edge.v1.ConnectionReport report = 4;
+   */
+  report?: ConnectionReport | undefined;
 };
 
 /**
@@ -477,6 +484,43 @@ export type Hello = Message<"aegis.edge.v1.Hello"> & {
  */
 export const HelloSchema: GenMessage<Hello> = /*@__PURE__*/
   messageDesc(file_aegis_edge_v1_node_cluster, 10);
+
+/**
+ * A daemon's own account of its connection: what the controller cannot see for itself. The
+ * controller keeps the last one a node sent, bounded (controller/app/hello_report.ts): the
+ * message is cut to 1024 characters with control characters blanked, a time later than the
+ * controller's clock is taken as the controller's time, and one before 2000 or unreadable as
+ * unknown.
+ *
+ * @generated from message aegis.edge.v1.ConnectionReport
+ */
+export type ConnectionReport = Message<"aegis.edge.v1.ConnectionReport"> & {
+  /**
+   * The daemon's last connection error (a failed or refused stream); empty when it had none.
+   *
+   * @generated from field: string last_error = 1;
+   */
+  lastError: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_error_at = 2;
+   */
+  lastErrorAt?: Timestamp | undefined;
+
+  /**
+   * Connection attempts that failed in a row before this one.
+   *
+   * @generated from field: uint32 failures = 3;
+   */
+  failures: number;
+};
+
+/**
+ * Describes the message aegis.edge.v1.ConnectionReport.
+ * Use `create(ConnectionReportSchema)` to create a new message.
+ */
+export const ConnectionReportSchema: GenMessage<ConnectionReport> = /*@__PURE__*/
+  messageDesc(file_aegis_edge_v1_node_cluster, 11);
 
 /**
  * @generated from message aegis.edge.v1.HelloAck
@@ -508,7 +552,7 @@ export type HelloAck = Message<"aegis.edge.v1.HelloAck"> & {
  * Use `create(HelloAckSchema)` to create a new message.
  */
 export const HelloAckSchema: GenMessage<HelloAck> = /*@__PURE__*/
-  messageDesc(file_aegis_edge_v1_node_cluster, 11);
+  messageDesc(file_aegis_edge_v1_node_cluster, 12);
 
 /**
  * @generated from message aegis.edge.v1.Heartbeat
@@ -530,7 +574,7 @@ export type Heartbeat = Message<"aegis.edge.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_aegis_edge_v1_node_cluster, 12);
+  messageDesc(file_aegis_edge_v1_node_cluster, 13);
 
 /**
  * @generated from message aegis.edge.v1.HeartbeatAck
@@ -547,7 +591,7 @@ export type HeartbeatAck = Message<"aegis.edge.v1.HeartbeatAck"> & {
  * Use `create(HeartbeatAckSchema)` to create a new message.
  */
 export const HeartbeatAckSchema: GenMessage<HeartbeatAck> = /*@__PURE__*/
-  messageDesc(file_aegis_edge_v1_node_cluster, 13);
+  messageDesc(file_aegis_edge_v1_node_cluster, 14);
 
 /**
  * @generated from message aegis.edge.v1.ToolCall
@@ -581,7 +625,7 @@ export type ToolCall = Message<"aegis.edge.v1.ToolCall"> & {
  * Use `create(ToolCallSchema)` to create a new message.
  */
 export const ToolCallSchema: GenMessage<ToolCall> = /*@__PURE__*/
-  messageDesc(file_aegis_edge_v1_node_cluster, 14);
+  messageDesc(file_aegis_edge_v1_node_cluster, 15);
 
 /**
  * @generated from message aegis.edge.v1.ToolCancel
@@ -603,7 +647,7 @@ export type ToolCancel = Message<"aegis.edge.v1.ToolCancel"> & {
  * Use `create(ToolCancelSchema)` to create a new message.
  */
 export const ToolCancelSchema: GenMessage<ToolCancel> = /*@__PURE__*/
-  messageDesc(file_aegis_edge_v1_node_cluster, 15);
+  messageDesc(file_aegis_edge_v1_node_cluster, 16);
 
 /**
  * @generated from message aegis.edge.v1.ToolEvent
@@ -649,7 +693,7 @@ export type ToolEvent = Message<"aegis.edge.v1.ToolEvent"> & {
  * Use `create(ToolEventSchema)` to create a new message.
  */
 export const ToolEventSchema: GenMessage<ToolEvent> = /*@__PURE__*/
-  messageDesc(file_aegis_edge_v1_node_cluster, 16);
+  messageDesc(file_aegis_edge_v1_node_cluster, 17);
 
 /**
  * @generated from message aegis.edge.v1.ToolExit
@@ -691,7 +735,7 @@ export type ToolExit = Message<"aegis.edge.v1.ToolExit"> & {
  * Use `create(ToolExitSchema)` to create a new message.
  */
 export const ToolExitSchema: GenMessage<ToolExit> = /*@__PURE__*/
-  messageDesc(file_aegis_edge_v1_node_cluster, 17);
+  messageDesc(file_aegis_edge_v1_node_cluster, 18);
 
 /**
  * @generated from message aegis.edge.v1.ToolRefused
@@ -713,7 +757,7 @@ export type ToolRefused = Message<"aegis.edge.v1.ToolRefused"> & {
  * Use `create(ToolRefusedSchema)` to create a new message.
  */
 export const ToolRefusedSchema: GenMessage<ToolRefused> = /*@__PURE__*/
-  messageDesc(file_aegis_edge_v1_node_cluster, 18);
+  messageDesc(file_aegis_edge_v1_node_cluster, 19);
 
 /**
  * @generated from message aegis.edge.v1.Goaway
@@ -742,7 +786,7 @@ export type Goaway = Message<"aegis.edge.v1.Goaway"> & {
  * Use `create(GoawaySchema)` to create a new message.
  */
 export const GoawaySchema: GenMessage<Goaway> = /*@__PURE__*/
-  messageDesc(file_aegis_edge_v1_node_cluster, 19);
+  messageDesc(file_aegis_edge_v1_node_cluster, 20);
 
 /**
  * @generated from message aegis.edge.v1.DescribeRequest
@@ -755,7 +799,7 @@ export type DescribeRequest = Message<"aegis.edge.v1.DescribeRequest"> & {
  * Use `create(DescribeRequestSchema)` to create a new message.
  */
 export const DescribeRequestSchema: GenMessage<DescribeRequest> = /*@__PURE__*/
-  messageDesc(file_aegis_edge_v1_node_cluster, 20);
+  messageDesc(file_aegis_edge_v1_node_cluster, 21);
 
 /**
  * @generated from message aegis.edge.v1.DescribeNodeResponse
@@ -825,6 +869,25 @@ export type DescribeNodeResponse = Message<"aegis.edge.v1.DescribeNodeResponse">
    * @generated from field: google.protobuf.Timestamp server_time = 13;
    */
   serverTime?: Timestamp | undefined;
+
+  /**
+   * Whether the controller takes the node's current token: "ok", "token_expired" or "revoked".
+   *
+   * @generated from field: string auth_state = 14;
+   */
+  authState: string;
+
+  /**
+   * @generated from field: string auth_detail = 15;
+   */
+  authDetail: string;
+
+  /**
+   * What the daemon reported in its last Hello.
+   *
+   * @generated from field: aegis.edge.v1.ConnectionReport report = 16;
+   */
+  report?: ConnectionReport | undefined;
 };
 
 /**
@@ -832,7 +895,7 @@ export type DescribeNodeResponse = Message<"aegis.edge.v1.DescribeNodeResponse">
  * Use `create(DescribeNodeResponseSchema)` to create a new message.
  */
 export const DescribeNodeResponseSchema: GenMessage<DescribeNodeResponse> = /*@__PURE__*/
-  messageDesc(file_aegis_edge_v1_node_cluster, 21);
+  messageDesc(file_aegis_edge_v1_node_cluster, 22);
 
 /**
  * @generated from message aegis.edge.v1.RotateEdgeKeyRequest
@@ -856,7 +919,7 @@ export type RotateEdgeKeyRequest = Message<"aegis.edge.v1.RotateEdgeKeyRequest">
  * Use `create(RotateEdgeKeyRequestSchema)` to create a new message.
  */
 export const RotateEdgeKeyRequestSchema: GenMessage<RotateEdgeKeyRequest> = /*@__PURE__*/
-  messageDesc(file_aegis_edge_v1_node_cluster, 22);
+  messageDesc(file_aegis_edge_v1_node_cluster, 23);
 
 /**
  * @generated from message aegis.edge.v1.RotateEdgeKeyResponse
@@ -883,7 +946,7 @@ export type RotateEdgeKeyResponse = Message<"aegis.edge.v1.RotateEdgeKeyResponse
  * Use `create(RotateEdgeKeyResponseSchema)` to create a new message.
  */
 export const RotateEdgeKeyResponseSchema: GenMessage<RotateEdgeKeyResponse> = /*@__PURE__*/
-  messageDesc(file_aegis_edge_v1_node_cluster, 23);
+  messageDesc(file_aegis_edge_v1_node_cluster, 24);
 
 /**
  * @generated from message aegis.edge.v1.DeregisterRequest
@@ -896,7 +959,7 @@ export type DeregisterRequest = Message<"aegis.edge.v1.DeregisterRequest"> & {
  * Use `create(DeregisterRequestSchema)` to create a new message.
  */
 export const DeregisterRequestSchema: GenMessage<DeregisterRequest> = /*@__PURE__*/
-  messageDesc(file_aegis_edge_v1_node_cluster, 24);
+  messageDesc(file_aegis_edge_v1_node_cluster, 25);
 
 /**
  * @generated from message aegis.edge.v1.DeregisterNodeResponse
@@ -909,7 +972,7 @@ export type DeregisterNodeResponse = Message<"aegis.edge.v1.DeregisterNodeRespon
  * Use `create(DeregisterNodeResponseSchema)` to create a new message.
  */
 export const DeregisterNodeResponseSchema: GenMessage<DeregisterNodeResponse> = /*@__PURE__*/
-  messageDesc(file_aegis_edge_v1_node_cluster, 25);
+  messageDesc(file_aegis_edge_v1_node_cluster, 26);
 
 /**
  * @generated from enum aegis.edge.v1.NodeRole
