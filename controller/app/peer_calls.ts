@@ -139,7 +139,23 @@ export class PeerCallService {
       signal.removeEventListener("abort", onAbort);
       this.hub.calls.close(call.callId);
       if (!final) sendCancel(session, call.callId, "the call ended before the host finished it");
+      if (!final && signal.aborted) await this.#callerGone(call.callId);
     }
+  }
+
+  /**
+   * The calling relay stopped reading the call. Its record is the caller's to finish, and a
+   * caller that is alive does (cancelled, timed out, …; that write is unconditional, so it wins
+   * whatever the order). A caller that died never will: without this the host's history would
+   * show the call running forever. So it is ended here, only if still running.
+   */
+  async #callerGone(callId: string): Promise<void> {
+    await this.db.query(
+      `UPDATE tool_calls SET status = 'interrupted', finished_at = $2,
+              error = 'the relay the call came through went away; the host was told to stop it'
+         WHERE call_id = $1 AND status = 'running'`,
+      [callId, this.clock()],
+    ).catch(() => {}); // best effort: the registry sweep ends it when the caller's row goes stale
   }
 }
 

@@ -39,9 +39,30 @@ export class RelayRegistry {
        ON CONFLICT (relay_id) DO UPDATE SET peer_endpoint = $2, last_seen_at = $3`,
       [this.relayId, this.peerEndpoint, now],
     );
-    await this.db.query("DELETE FROM relays WHERE last_seen_at < $1", [
-      new Date(now.getTime() - RELAY_STALE_MS),
-    ]);
+    const gone = await this.db.query<{ relay_id: string }>(
+      "DELETE FROM relays WHERE last_seen_at < $1 RETURNING relay_id",
+      [new Date(now.getTime() - RELAY_STALE_MS)],
+    );
+    if (gone.length > 0) await this.#interruptCallsOf(gone.map((r) => r.relay_id), now);
+  }
+
+  /**
+   * A relay that died (SIGKILL, lost host) never finishes the calls it was relaying, and only it
+   * would: its restart marks them interrupted, but it may never come back under that name. Its
+   * registration going stale is the sign, so they are ended here. A relay that was only cut off
+   * from the database and still runs a call records its real end later (unconditionally, so it
+   * wins), and its next announce registers it again.
+   */
+  async #interruptCallsOf(relayIds: string[], now: Date): Promise<void> {
+    const ended = await this.db.query(
+      `UPDATE tool_calls SET status = 'interrupted', finished_at = $2,
+              error = 'the relay running the call stopped answering'
+         WHERE relay_id = ANY($1::text[]) AND status = 'running' RETURNING call_id`,
+      [relayIds, now],
+    );
+    if (ended.length > 0) {
+      this.log(`relay registry: ${relayIds.join(", ")} went away; ${ended.length} call(s) ended`);
+    }
   }
 
   /** The peer endpoint of a live relay, or undefined if it is unknown or stale. */

@@ -5,6 +5,7 @@ import { AegisError } from "../../shared/errors.ts";
 import type { AdapterDb } from "./db.ts";
 import type { ScriptTx } from "./migrations.ts";
 import { describeTarget, outageAs, unreachable } from "./postgres_errors.ts";
+import { safeTransaction } from "./postgres_tx.ts";
 import { checkChannel, checkParams, plainRows, safeListener } from "./shape.ts";
 import { parseTextArray, serializeTextArray } from "./text_array.ts";
 import { TxGuard } from "./tx_guard.ts";
@@ -39,12 +40,26 @@ type Sql = postgres.Sql<Record<string, unknown>>;
 // on PGlite. (`simple` is a real option that the .d.ts does not declare.)
 const EXTENDED = { simple: false } as unknown as postgres.UnsafeQueryOptions;
 
+/**
+ * Seconds before a connection that failed is tried again. postgres.js's default grows as
+ * 3^failures / 100 up to 20 s, counted over the whole pool and reset only by a success: after an
+ * outage of a few seconds under load, a query then waited up to 20 s for its connection's turn
+ * (long after the server was back, or before failing while it was still down), and the LISTEN
+ * connection came back as late, so notifications sent meanwhile were lost. Reconnecting costs a
+ * refused TCP connect while the server is down, and happens only for queued queries (and the
+ * one LISTEN connection): at most once a second per connection.
+ */
+export function reconnectDelaySecs(failures: number): number {
+  return Math.min(0.05 * 2 ** failures, 1) * (0.5 + Math.random() / 2);
+}
+
 export async function openPostgres(dsn: string): Promise<AdapterDb> {
   let sql: Sql;
   try {
     sql = postgres(dsn, {
       max: 10,
       connect_timeout: 10,
+      backoff: reconnectDelaySecs,
       onnotice: () => {}, // "relation already exists, skipping" and friends are not news
       types: TYPES,
       connection: { application_name: "aegis-controller" },
@@ -67,7 +82,7 @@ export async function openPostgres(dsn: string): Promise<AdapterDb> {
 function adapter(sql: Sql, target: string): AdapterDb {
   const guard = new TxGuard();
   const wrap = outageAs(target);
-  const run = async <T>(q: Sql | postgres.TransactionSql, text: string, params?: unknown[]) => {
+  const run = async <T>(q: Sql, text: string, params?: unknown[]) => {
     try {
       const args = checkParams(params) as postgres.ParameterOrJSON<never>[];
       const rows = await q.unsafe(text, args, EXTENDED);
@@ -86,15 +101,28 @@ function adapter(sql: Sql, target: string): AdapterDb {
     async transaction<T>(fn: (tx: ScriptTx) => Promise<T>): Promise<T> {
       guard.assertOutside("transaction");
       try {
-        const result = await sql.begin((tx) =>
+        // sql.begin() alone would write its ROLLBACK to a connection that closed, which
+        // crashes the process: safeTransaction keeps it off a dead connection.
+        return await safeTransaction(sql, EXTENDED, (tx) =>
           guard.inside(() =>
             fn({
-              query: (text, params) => run(tx, text, params),
-              exec: async (script) => void await tx.unsafe(script),
+              query: async <R>(text: string, params?: unknown[]) => {
+                const args = checkParams(params) as postgres.ParameterOrJSON<never>[];
+                try {
+                  return plainRows<R>(await tx.query(text, args));
+                } catch (error) {
+                  throw wrap(error);
+                }
+              },
+              exec: async (script) => {
+                try {
+                  await tx.script(script);
+                } catch (error) {
+                  throw wrap(error);
+                }
+              },
             })
-          )
-        );
-        return result as T;
+          ));
       } catch (error) {
         throw wrap(error); // the caller's own error object comes back unchanged
       }
