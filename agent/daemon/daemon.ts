@@ -29,6 +29,18 @@ interface StreamLink {
 
 export type Log = (message: string) => void;
 
+/**
+ * Conditions of the path or the host that fix themselves or are fixed elsewhere (a certificate
+ * renewed on the controller, a clock set right by NTP, a proxy back in order): the daemon waits
+ * and tries again, saying why each time, and never stops for them.
+ */
+const TRANSIENT_FOR_DAEMON = new Set(["TLS_FAILED", "CLOCK_SKEW", "TIMED_OUT", "NODE_OFFLINE"]);
+
+/** Everything but a refusal of this node (revoked, key or Hello refused) is tried again. */
+function daemonRetries(error: AegisError): boolean {
+  return isRetryable(error) || TRANSIENT_FOR_DAEMON.has(error.code);
+}
+
 /** Refusals of the token, not of the node: a key-proven refresh (or finishing a rotation) cures them. */
 const TOKEN_REFUSALS = new Set(["NODE_TOKEN_INVALID", "NODE_TOKEN_EXPIRED", "KEY_TOKEN_MISMATCH"]);
 
@@ -98,33 +110,40 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
         identity = onDisk;
         continue;
       }
+      let failure = aegis;
       if (TOKEN_REFUSALS.has(aegis.code) && !renewed) {
-        renewed = true;
-        if (await renewCredentials(paths, aegis, log, authReporter(state, identity))) {
+        const renewal = await renewCredentials(paths, aegis, log, authReporter(state, identity));
+        if (renewal === true) {
+          renewed = true;
           identity = await loadIdentity(paths);
           continue;
         }
+        // A renewal that could not reach a controller says nothing about the key: wait and try
+        // the stream (and, if refused again, the renewal) later. A refused renewal is final.
+        failure = renewal;
+        if (!isRetryable(renewal)) renewed = true;
       }
-      if (!isRetryable(aegis)) {
+      if (!daemonRetries(failure)) {
         await state.update(identity.claims.sub, {
           status: "refused",
           endpoint: endpoint.display,
           failures,
-          error: aegis.message,
-          auth: refusalAuth(aegis, identity),
+          error: failure.message,
+          auth: refusalAuth(failure, identity),
         });
-        log(`✖ the controller refused this node: ${aegis.message}`);
-        if (aegis.hint) log(`  → ${aegis.hint}`);
-        throw aegis;
+        log(`✖ the controller refused this node: ${failure.message}`);
+        if (failure.hint) log(`  → ${failure.hint}`);
+        throw failure;
       }
       failures++;
       endpointIndex++;
-      log(`stream to ${endpoint.display} failed: ${aegis.message}`);
+      log(`stream to ${endpoint.display} failed: ${failure.message}`);
+      if (failure.hint && !isRetryable(failure)) log(`  → ${failure.hint}`);
       await state.update(identity.claims.sub, {
         status: "disconnected",
         endpoint: endpoint.display,
         failures,
-        error: aegis.message,
+        error: failure.message,
         auth: expiredMeanwhile(identity, state.of(identity.claims.sub)?.auth),
       });
     }
@@ -388,7 +407,7 @@ async function renewCredentials(
   refusal: AegisError,
   log: Log,
   reportAuth: ReportAuth,
-): Promise<boolean> {
+): Promise<true | AegisError> {
   log(`the controller refused the node token (${refusal.message}); renewing it with the key`);
   await reportAuth(
     "refreshing",
@@ -413,6 +432,6 @@ async function renewCredentials(
     return true;
   } catch (error) {
     log(`could not renew the node token: ${(error as Error).message}`);
-    return false;
+    return error instanceof AegisError ? error : new AegisError("INTERNAL", String(error));
   }
 }
