@@ -65,7 +65,7 @@ export async function exec(
       body: JSON.stringify(body),
       signal: abort.signal,
     });
-    return await relay(response, io, timeoutSecs);
+    return await relay(response, io, timeoutSecs, api.target.display, nodeId);
   } catch (error) {
     if (abort.signal.aborted) {
       io.err("✖ interrupted; the remote command was cancelled\n");
@@ -77,10 +77,18 @@ export async function exec(
   }
 }
 
-async function relay(response: Response, io: Io, timeoutSecs: number): Promise<number> {
+async function relay(
+  response: Response,
+  io: Io,
+  timeoutSecs: number,
+  endpoint: string,
+  nodeId: string,
+): Promise<number> {
   const out = new TextDecoder();
   const err = new TextDecoder();
-  for await (const line of readNdjson<Line>(response.body!)) {
+  const hint =
+    `The command may have run on, or finished; its record: \`aegis edge hosts show ${nodeId}\`.`;
+  for await (const line of readNdjson<Line>(response.body!, endpoint, hint)) {
     switch (line.type) {
       case "stdout":
         io.out(out.decode(fromBase64(line.data), { stream: true }));

@@ -268,6 +268,7 @@ async function serveOneStream(
         case: "heartbeat",
         value: {
           runningCalls: tools.runner.running,
+          runningCallIds: tools.runner.callIds.slice(0, 1024),
           uptimeSecs: BigInt(Math.floor((Date.now() - started) / 1000)),
         } as never,
       });

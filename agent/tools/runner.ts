@@ -78,6 +78,11 @@ export class ToolRunner {
     return this.#calls.size;
   }
 
+  /** Ids of the calls running now (reported on heartbeats). */
+  get callIds(): string[] {
+    return [...this.#calls.keys()];
+  }
+
   /** Cancels everything (daemon shutdown) and resolves when all have ended. */
   async shutdown(): Promise<void> {
     this.#closing = true;

@@ -58,6 +58,11 @@ export class CallRegistry {
     return await pending.events.put(ownBytes(event));
   }
 
+  /** Whether someone here waits for this call of this node. */
+  has(callId: string, nodeId: string): boolean {
+    return this.#pending.get(callId)?.nodeId === nodeId;
+  }
+
   /** The call is over (whatever way): forget it. Always called by whoever opened it. */
   close(callId: string): void {
     this.#pending.get(callId)?.events.close();

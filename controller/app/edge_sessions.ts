@@ -47,6 +47,11 @@ const DEFAULT_OVERLAP_MS = 5 * 60_000;
  */
 export const OUTBOX_MAX_ITEMS = 1024;
 export const OUTBOX_MAX_BYTES = 16 * 1024 * 1024;
+/** Orphaned call ids a stream remembers having cancelled (oldest forgotten first). */
+const MAX_ORPHANS_REMEMBERED = 256;
+/** Running call ids read from one heartbeat (a host runs at most 1024 calls at once). */
+const MAX_REPORTED_CALLS = 1024;
+
 /** A node's heartbeats update its record about once a second at most (each is still acked). */
 export const HEARTBEAT_WRITE_INTERVAL_MS = 900;
 
@@ -193,6 +198,8 @@ export class EdgeSession {
     },
   });
   #lastHeartbeatWrite = -Infinity;
+  /** Calls this stream was told to stop because nobody waits for them (bounded; see below). */
+  readonly #orphans = new Set<string>();
   #heartbeatUnrecorded = false;
   #node?: AuthenticatedNode;
   #token = "";
@@ -301,11 +308,21 @@ export class EdgeSession {
         });
         return;
       }
-      case "toolEvent":
+      case "toolEvent": {
         // Awaited: a call whose reader lags holds this stream back (bounded; see CallRegistry).
-        await this.hub.calls.deliver(payload.nodeId, body.value);
+        const delivered = await this.hub.calls.deliver(payload.nodeId, body.value);
+        const kind = body.value.event.case;
+        if (!delivered && kind !== "exit" && kind !== "refused") {
+          this.#stopOrphan(body.value.callId);
+        }
         return;
+      }
       case "heartbeat":
+        for (const callId of body.value.runningCallIds.slice(0, MAX_REPORTED_CALLS)) {
+          if (callId.length <= 128 && !this.hub.calls.has(callId, payload.nodeId)) {
+            this.#stopOrphan(callId);
+          }
+        }
         // Heartbeats at line rate cost one UPDATE a second, not one each.
         if (performance.now() - this.#lastHeartbeatWrite >= HEARTBEAT_WRITE_INTERVAL_MS) {
           this.#lastHeartbeatWrite = performance.now();
@@ -432,6 +449,27 @@ export class EdgeSession {
     }
     this.#seq = payload.seq;
     return payload;
+  }
+
+  /**
+   * A call nobody here waits for (its output arrived, or a heartbeat lists it): its caller was
+   * told it failed when the node's previous stream dropped (or the relay that dispatched it
+   * died, or it was cancelled). The command would otherwise run on to its own deadline with its
+   * output thrown away, so the host is told to stop it, once per call.
+   */
+  #stopOrphan(callId: string): void {
+    if (this.#orphans.has(callId)) return;
+    if (this.#orphans.size >= MAX_ORPHANS_REMEMBERED) {
+      this.#orphans.delete(this.#orphans.values().next().value!);
+    }
+    this.#orphans.add(callId);
+    this.send({
+      case: "toolCancel",
+      value: {
+        callId,
+        reason: "nobody is waiting for this call any more (its caller was told it failed)",
+      } as never,
+    });
   }
 
   #armWatchdog(): void {

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { type ControllerProcess, startControllerProcess } from "../support/controller.ts";
 import { enrollNewHost, type Host } from "../support/host.ts";
+import { withEdge } from "./daemons.ts";
 import { AGENT_MAIN, Background, eventually, runDeno } from "../support/processes.ts";
 import { TEST_DB_KIND, testDatabase } from "../support/db.ts";
 
@@ -70,6 +71,12 @@ Deno.test(
         await Deno.readTextFile(`${host.home}/.aegis/edge/aegis-config.yaml`),
         new RegExp(`endpoints:\\n {4}- ${endpointA}\\n {4}- ${endpointB}\\n`),
         stdout,
+      );
+      // Heartbeats every 3 s: an orphaned command is stopped within one of them.
+      const configPath = `${host.home}/.aegis/edge/aegis-config.yaml`;
+      await Deno.writeTextFile(
+        configPath,
+        withEdge({ heartbeat_interval_secs: 3 })(await Deno.readTextFile(configPath)),
       );
       const daemon = host.startDaemon();
       await daemon.waitFor(new RegExp(`stream connected to 127\\.0\\.0\\.1:${pA}`), 30_000);
@@ -139,8 +146,14 @@ Deno.test(
         );
         const row = (await history(relayB)).find((h) => h.summary.includes(marker));
         assert.equal(row?.status, "disconnected", JSON.stringify(row));
-        // Not asserted (the daemon keeps calls across reconnects by design), but worth knowing.
-        console.log(`the command still runs on the host: ${await running(`sleep ${marker}`)}`);
+        // The caller was told the call failed, so nobody waits for it: the host lists it on its
+        // next heartbeat to relay-b, which tells it to stop (no orphan runs to its deadline).
+        await eventually(
+          async () => !(await running(`sleep ${marker}`)) || undefined,
+          "the orphaned command stopped",
+          15_000,
+        );
+        assert.match(daemon.stderr, /cancelling \(nobody is waiting for this call/);
       });
 
       await t.step("the relay the caller is connected to dies", async () => {
