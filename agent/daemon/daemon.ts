@@ -15,6 +15,7 @@ import { EdgeConnection } from "./connection.ts";
 import { backoffDelay, backoffPolicy, sleep } from "./backoff.ts";
 import { type AuthState, DaemonStateFile } from "./state.ts";
 import { type Emit, toolCallRequest, ToolRunner } from "../tools/mod.ts";
+import { holdDaemonLock } from "./instance_lock.ts";
 import { isNodeTool, runNodeTool } from "./node_tools.ts";
 import { secretResolver } from "../secrets/store.ts";
 import { exists, readTextIfExists } from "../../shared/fs/atomic.ts";
@@ -28,6 +29,9 @@ interface StreamLink {
 }
 
 export type Log = (message: string) => void;
+
+/** A stream up this long (or acked a heartbeat) counts as a success for reconnect pacing. */
+const HEALTHY_AFTER_MS = 10_000;
 
 /**
  * Conditions of the path or the host that fix themselves or are fixed elsewhere (a certificate
@@ -54,6 +58,9 @@ export interface DaemonOptions {
 /** Runs until the signal aborts (returns 0) or the node is refused (throws the typed error). */
 export async function runDaemon(options: DaemonOptions): Promise<number> {
   const { paths, log, signal } = options;
+  // Before anything is written: a second daemon for this host waits for the first to stop.
+  const lock = await holdDaemonLock(paths, signal, log);
+  if (!lock) return 0;
   const state = await DaemonStateFile.open(paths.state);
   let identity = await loadIdentity(paths);
   // Not connected until a stream says so, whatever a daemon before this one left in the file.
@@ -82,82 +89,99 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
   const runner = new ToolRunner(toolContext, emit);
   signal.addEventListener("abort", () => void runner.shutdown(), { once: true });
   const removeGuard = lastResortGuard(link, log);
-
-  while (!signal.aborted) {
-    const endpoint = identity.endpoints[endpointIndex % identity.endpoints.length];
-    let retryAfterMs: number | undefined;
-    try {
-      retryAfterMs = await serveOneStream(
-        identity,
-        endpoint,
-        options,
-        { runner, link, emit },
-        state,
-        () => {
-          failures = 0;
-          renewed = false;
-        },
-      );
-    } catch (error) {
-      const aegis = error instanceof AegisError ? error : new AegisError("INTERNAL", String(error));
-      // Re-enrolled meanwhile (a new node with this key replaces and revokes the old one):
-      // the identity on disk is the new node's, so go on with it rather than stop.
-      const onDisk = aegis.code === "NODE_REVOKED"
-        ? await loadIdentity(paths).catch(() => undefined)
-        : undefined;
-      if (onDisk && onDisk.claims.sub !== identity.claims.sub) {
-        log(`node ${identity.claims.sub} was replaced by ${onDisk.claims.sub}; continuing as it`);
-        identity = onDisk;
-        continue;
-      }
-      let failure = aegis;
-      if (TOKEN_REFUSALS.has(aegis.code) && !renewed) {
-        const renewal = await renewCredentials(paths, aegis, log, authReporter(state, identity));
-        if (renewal === true) {
-          renewed = true;
-          identity = await loadIdentity(paths);
+  try {
+    while (!signal.aborted) {
+      const endpoint = identity.endpoints[endpointIndex % identity.endpoints.length];
+      let retryAfterMs: number | undefined;
+      let healthy = false;
+      try {
+        retryAfterMs = await serveOneStream(
+          identity,
+          endpoint,
+          options,
+          { runner, link, emit },
+          state,
+          {
+            connected: () => {
+              renewed = false;
+            },
+            // Only a stream that stays up resets the pace: one dropped at once (replaced by a
+            // twin daemon, refused after Hello) keeps backing off instead of looping hot.
+            healthy: () => {
+              healthy = true;
+              failures = 0;
+            },
+          },
+        );
+        if (!healthy) failures++;
+      } catch (error) {
+        const aegis = error instanceof AegisError
+          ? error
+          : new AegisError("INTERNAL", String(error));
+        // Re-enrolled meanwhile (a new node with this key replaces and revokes the old one):
+        // the identity on disk is the new node's, so go on with it rather than stop.
+        const onDisk = aegis.code === "NODE_REVOKED"
+          ? await loadIdentity(paths).catch(() => undefined)
+          : undefined;
+        if (onDisk && onDisk.claims.sub !== identity.claims.sub) {
+          log(`node ${identity.claims.sub} was replaced by ${onDisk.claims.sub}; continuing as it`);
+          identity = onDisk;
           continue;
         }
-        // A renewal that could not reach a controller says nothing about the key: wait and try
-        // the stream (and, if refused again, the renewal) later. A refused renewal is final.
-        failure = renewal;
-        if (!isRetryable(renewal)) renewed = true;
-      }
-      if (!daemonRetries(failure)) {
+        let failure = aegis;
+        if (TOKEN_REFUSALS.has(aegis.code) && !renewed) {
+          const renewal = await renewCredentials(paths, aegis, log, authReporter(state, identity));
+          if (renewal === true) {
+            renewed = true;
+            identity = await loadIdentity(paths);
+            continue;
+          }
+          // A renewal that could not reach a controller says nothing about the key: wait and try
+          // the stream (and, if refused again, the renewal) later. A refused renewal is final.
+          failure = renewal;
+          if (!daemonRetries(renewal)) renewed = true;
+        }
+        if (!daemonRetries(failure)) {
+          await state.update(identity.claims.sub, {
+            status: "refused",
+            endpoint: endpoint.display,
+            failures,
+            error: failure.message,
+            auth: refusalAuth(failure, identity),
+          });
+          log(`✖ the controller refused this node: ${failure.message}`);
+          if (failure.hint) log(`  → ${failure.hint}`);
+          throw failure;
+        }
+        failures++;
+        endpointIndex++;
+        log(`stream to ${endpoint.display} failed: ${failure.message}`);
+        if (failure.hint && !isRetryable(failure)) log(`  → ${failure.hint}`);
         await state.update(identity.claims.sub, {
-          status: "refused",
+          status: "disconnected",
           endpoint: endpoint.display,
           failures,
           error: failure.message,
-          auth: refusalAuth(failure, identity),
+          auth: expiredMeanwhile(identity, state.of(identity.claims.sub)?.auth),
         });
-        log(`✖ the controller refused this node: ${failure.message}`);
-        if (failure.hint) log(`  → ${failure.hint}`);
-        throw failure;
       }
-      failures++;
-      endpointIndex++;
-      log(`stream to ${endpoint.display} failed: ${failure.message}`);
-      if (failure.hint && !isRetryable(failure)) log(`  → ${failure.hint}`);
-      await state.update(identity.claims.sub, {
-        status: "disconnected",
-        endpoint: endpoint.display,
-        failures,
-        error: failure.message,
-        auth: expiredMeanwhile(identity, state.of(identity.claims.sub)?.auth),
-      });
+      if (signal.aborted) break;
+      // The controller's hint (a spread return after its restart) plus our own jitter: a hint of 0
+      // repeated can never make a tight loop.
+      const wait = (retryAfterMs ?? 0) +
+        backoffDelay(failures, backoffPolicy(identity.config.edge));
+      if (wait > 0) log(`reconnecting in ${(wait / 1000).toFixed(1)}s`);
+      await sleep(wait, signal);
+      // The key or token may have been replaced on disk (rotation, refresh, re-enrollment).
+      identity = await loadIdentity(paths).catch(() => identity);
+      toolContext.config = identity.config;
     }
-    if (signal.aborted) break;
-    const wait = retryAfterMs ?? backoffDelay(failures, backoffPolicy(identity.config.edge));
-    if (wait > 0) log(`reconnecting in ${(wait / 1000).toFixed(1)}s`);
-    await sleep(wait, signal);
-    // The key or token may have been replaced on disk (rotation, refresh, re-enrollment).
-    identity = await loadIdentity(paths).catch(() => identity);
-    toolContext.config = identity.config;
+    await runner.shutdown();
+    return 0;
+  } finally {
+    removeGuard();
+    lock.release();
   }
-  await runner.shutdown();
-  removeGuard();
-  return 0;
 }
 
 /**
@@ -194,7 +218,7 @@ async function serveOneStream(
   options: DaemonOptions,
   tools: { runner: ToolRunner; link: StreamLink; emit: Emit },
   state: DaemonStateFile,
-  onConnected: () => void,
+  on: { connected: () => void; healthy: () => void },
 ): Promise<number | undefined> {
   const { paths, log, signal } = options;
   const nodeId = identity.claims.sub;
@@ -227,7 +251,7 @@ async function serveOneStream(
   // The connection's own death (keepalive unanswered, reset) ends the stream at once, even when
   // the runtime never tells the stream.
   const stopWatching = client.onBroken((reason) => connection.fail(reason));
-  onConnected();
+  on.connected();
   tools.link.current = connection;
   log(`✔ stream connected to ${endpoint.display}`);
   await state.update(nodeId, {
@@ -250,6 +274,7 @@ async function serveOneStream(
     (connection.helloAck.heartbeatIntervalSecs || identity.config.edge.heartbeat_interval_secs) *
     1000;
   const started = Date.now();
+  const healthyTimer = setTimeout(on.healthy, Math.min(intervalMs, HEALTHY_AFTER_MS));
   let current = identity;
   let busy = false;
   const heartbeat = setInterval(async () => {
@@ -280,6 +305,7 @@ async function serveOneStream(
     for await (const message of connection.messages()) {
       const body = message.body;
       if (body.case === "heartbeatAck") {
+        on.healthy();
         await state.update(nodeId, {
           status: "connected",
           endpoint: endpoint.display,
@@ -299,6 +325,7 @@ async function serveOneStream(
     return undefined;
   } finally {
     clearInterval(heartbeat);
+    clearTimeout(healthyTimer);
     stopWatching();
     if (tools.link.current === connection) tools.link.current = undefined;
     signal.removeEventListener("abort", stop);

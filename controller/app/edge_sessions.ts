@@ -47,10 +47,14 @@ const DEFAULT_OVERLAP_MS = 5 * 60_000;
  */
 export const OUTBOX_MAX_ITEMS = 1024;
 export const OUTBOX_MAX_BYTES = 16 * 1024 * 1024;
+/** The least time streams are kept while their credentials cannot be checked. */
+const UNVERIFIED_STREAM_MIN_MS = 60_000;
+
 /** Orphaned call ids a stream remembers having cancelled (oldest forgotten first). */
-const MAX_ORPHANS_REMEMBERED = 256;
+const MAX_ORPHANS_REMEMBERED = 1024;
 /** Running call ids read from one heartbeat (a host runs at most 1024 calls at once). */
 const MAX_REPORTED_CALLS = 1024;
+const ORPHAN_CANCELS_PER_HEARTBEAT = 32;
 
 /** A node's heartbeats update its record about once a second at most (each is still acked). */
 export const HEARTBEAT_WRITE_INTERVAL_MS = 900;
@@ -61,6 +65,8 @@ export class EdgeHub {
   #sweepTimer?: ReturnType<typeof setInterval>;
   #sweeping?: Promise<number>;
   #sweepAgain = false;
+  /** When every held stream was last checked against the database. */
+  #verifiedAt = Date.now();
 
   constructor(readonly deps: SessionDeps) {}
 
@@ -128,8 +134,12 @@ export class EdgeHub {
       const creds = session.credentials;
       return creds ? [{ session, creds }] : [];
     });
-    if (held.length === 0) return 0;
+    if (held.length === 0) {
+      this.#verifiedAt = Date.now();
+      return 0;
+    }
     const states = await this.deps.daemons.credentialStates(held.map((h) => h.creds));
+    this.#verifiedAt = Date.now();
     const now = this.deps.clock();
     const overlapMs = this.deps.overlapMs ?? DEFAULT_OVERLAP_MS;
     let ended = 0;
@@ -153,12 +163,36 @@ export class EdgeHub {
 
   #startSweeping(): void {
     if (this.#sweepTimer !== undefined) return;
+    this.#verifiedAt = Date.now();
     this.#sweepTimer = setInterval(() => {
-      this.revalidate().catch((error) =>
-        this.deps.log(`stream revalidation failed (retried next interval): ${error.message}`)
-      );
+      this.revalidate().catch((error) => {
+        this.deps.log(`stream revalidation failed (retried next interval): ${error.message}`);
+        this.#endUnverified();
+      });
     }, this.deps.heartbeatIntervalSecs * 1000);
     Deno.unrefTimer(this.#sweepTimer);
+  }
+
+  /**
+   * Streams are kept through a short database outage (a restart, a failover), but not for ever:
+   * a node revoked elsewhere meanwhile must not keep a stream on a relay that cannot see it. Past
+   * the limit every held stream ends UNREACHABLE, and the daemons retry, on a relay that can
+   * check them if there is one.
+   */
+  #endUnverified(): void {
+    const limitMs = Math.max(
+      UNVERIFIED_STREAM_MIN_MS,
+      3 * this.deps.heartbeatIntervalSecs * 1000,
+    );
+    const unverifiedMs = Date.now() - this.#verifiedAt;
+    if (unverifiedMs < limitMs) return;
+    const error = new AegisError(
+      "UNREACHABLE",
+      `this controller could not check the node's credentials for ${
+        Math.round(unverifiedMs / 1000)
+      }s (its database is unreachable)`,
+    );
+    for (const session of [...this.#sessions.values()]) session.end(error);
   }
 
   #stopSweeping(): void {
@@ -318,9 +352,14 @@ export class EdgeSession {
         return;
       }
       case "heartbeat":
-        for (const callId of body.value.runningCallIds.slice(0, MAX_REPORTED_CALLS)) {
-          if (callId.length <= 128 && !this.hub.calls.has(callId, payload.nodeId)) {
-            this.#stopOrphan(callId);
+        {
+          // A few cancels per heartbeat at most: they share the outbox with everything else.
+          let budget = ORPHAN_CANCELS_PER_HEARTBEAT;
+          for (const callId of body.value.runningCallIds.slice(0, MAX_REPORTED_CALLS)) {
+            if (budget === 0) break;
+            if (callId.length <= 128 && !this.hub.calls.has(callId, payload.nodeId)) {
+              if (this.#stopOrphan(callId)) budget--;
+            }
           }
         }
         // Heartbeats at line rate cost one UPDATE a second, not one each.
@@ -457,8 +496,8 @@ export class EdgeSession {
    * died, or it was cancelled). The command would otherwise run on to its own deadline with its
    * output thrown away, so the host is told to stop it, once per call.
    */
-  #stopOrphan(callId: string): void {
-    if (this.#orphans.has(callId)) return;
+  #stopOrphan(callId: string): boolean {
+    if (this.#orphans.has(callId)) return false;
     if (this.#orphans.size >= MAX_ORPHANS_REMEMBERED) {
       this.#orphans.delete(this.#orphans.values().next().value!);
     }
@@ -470,6 +509,7 @@ export class EdgeSession {
         reason: "nobody is waiting for this call any more (its caller was told it failed)",
       } as never,
     });
+    return true;
   }
 
   #armWatchdog(): void {

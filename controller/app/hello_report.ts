@@ -27,7 +27,7 @@ export interface StoredReport {
 
 export function boundReport(report: ConnectionReport | undefined, now: Date): StoredReport {
   const failures = Math.min(report?.failures ?? 0, REPORT_LIMITS.failures);
-  const message = (report?.lastError ?? "").replace(/\p{Cc}/gu, " ").trim();
+  const message = (report?.lastError ?? "").replace(/[\p{Cc}\p{Cf}]/gu, " ").trim();
   if (!message) return { lastError: null, lastErrorAt: null, failures };
   return { lastError: cut(message), lastErrorAt: boundTime(report?.lastErrorAt, now), failures };
 }

@@ -39,29 +39,31 @@ export class RelayRegistry {
        ON CONFLICT (relay_id) DO UPDATE SET peer_endpoint = $2, last_seen_at = $3`,
       [this.relayId, this.peerEndpoint, now],
     );
-    const gone = await this.db.query<{ relay_id: string }>(
-      "DELETE FROM relays WHERE last_seen_at < $1 RETURNING relay_id",
-      [new Date(now.getTime() - RELAY_STALE_MS)],
-    );
-    if (gone.length > 0) await this.#interruptCallsOf(gone.map((r) => r.relay_id), now);
+    await this.#dropStale(now);
   }
 
   /**
    * A relay that died (SIGKILL, lost host) never finishes the calls it was relaying, and only it
    * would: its restart marks them interrupted, but it may never come back under that name. Its
-   * registration going stale is the sign, so they are ended here. A relay that was only cut off
-   * from the database and still runs a call records its real end later (unconditionally, so it
-   * wins), and its next announce registers it again.
+   * registration going stale is the sign, so its row goes and its calls end in one statement (a
+   * registration dropped without its calls would leave them running for ever). A relay that was
+   * only cut off from the database and still runs a call records its real end later
+   * (unconditionally, so it wins), and its next announce registers it again.
    */
-  async #interruptCallsOf(relayIds: string[], now: Date): Promise<void> {
-    const ended = await this.db.query(
-      `UPDATE tool_calls SET status = 'interrupted', finished_at = $2,
-              error = 'the relay running the call stopped answering'
-         WHERE relay_id = ANY($1::text[]) AND status = 'running' RETURNING call_id`,
-      [relayIds, now],
+  async #dropStale(now: Date): Promise<void> {
+    const ended = await this.db.query<{ relay_id: string; call_id: string | null }>(
+      `WITH gone AS (DELETE FROM relays WHERE last_seen_at < $1 RETURNING relay_id),
+            ended AS (
+              UPDATE tool_calls SET status = 'interrupted', finished_at = $2,
+                     error = 'the relay running the call stopped answering'
+                WHERE relay_id IN (SELECT relay_id FROM gone) AND status = 'running'
+                RETURNING relay_id, call_id)
+       SELECT relay_id, call_id FROM ended`,
+      [new Date(now.getTime() - RELAY_STALE_MS), now],
     );
     if (ended.length > 0) {
-      this.log(`relay registry: ${relayIds.join(", ")} went away; ${ended.length} call(s) ended`);
+      const relays = [...new Set(ended.map((r) => r.relay_id))];
+      this.log(`relay registry: ${relays.join(", ")} went away; ${ended.length} call(s) ended`);
     }
   }
 

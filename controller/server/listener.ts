@@ -8,6 +8,7 @@ import * as net from "node:net";
 import type { AddressInfo } from "node:net";
 import { DEFAULT_LIMITS, type Limits } from "./limits.ts";
 import { addressBucket, ClientAddressResolver } from "./client_address.ts";
+import { deferGoawayReply } from "../../shared/net/h2_goaway.ts";
 
 export type RequestHandler = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -418,32 +419,6 @@ class SessionWatch {
     const raw = session.socket ? this.#raw.get(peerOf(session.socket)) : undefined;
     if (raw) raw.resetAndDestroy();
     else session.destroy();
-  }
-}
-
-/**
- * A peer's GOAWAY reaches node:http2 inside nghttp2_session_mem_recv, and Deno 2.9 answers it
- * right there (its "goaway" event, then session.close(), or destroy() for an error code): about
- * one session in a thousand that a client closes this way then aborts the whole process in
- * nghttp2 (`find_stream_on_goaway_func: Assertion stream->closed_next == NULL`, or a segfault).
- * So that answer waits until mem_recv has unwound; the peer is leaving anyway.
- */
-function deferGoawayReply(session: http2.Http2Session): void {
-  let inGoaway = false;
-  session.prependListener("goaway", () => {
-    inGoaway = true;
-    queueMicrotask(() => inGoaway = false);
-  });
-  for (const name of ["close", "destroy"] as const) {
-    const original = session[name] as (...args: unknown[]) => void;
-    (session as unknown as Record<string, unknown>)[name] = function (
-      this: http2.Http2Session,
-      ...args: unknown[]
-    ) {
-      if (!inGoaway) return original.apply(this, args);
-      inGoaway = false;
-      setImmediate(() => original.apply(this, args));
-    };
   }
 }
 

@@ -82,15 +82,10 @@ export async function safeTransaction<T>(
     // The connection closed (begin already rejected): begin must never write to it again.
     if (over) return await new Promise<never>(() => {});
     // A connection error: the close follows, and begin rejects then; if it does not, the
-    // connection lives after all, and begin may roll back (or commit) on it.
-    return await new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        try {
-          resolve(settle());
-        } catch (error) {
-          reject(error);
-        }
-      }, LOST_GRACE_MS);
+    // connection lives after all, and begin rolls back on it. Never a commit: a query of this
+    // transaction failed, even if the callback caught that.
+    return await new Promise<T>((_resolve, reject) => {
+      const timer = setTimeout(() => reject(gone), LOST_GRACE_MS);
       outcome.finally(() => clearTimeout(timer)).catch(() => {});
     });
   });

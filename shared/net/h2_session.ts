@@ -11,6 +11,7 @@
 import * as http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { GrpcTransportOptions } from "@connectrpc/connect-node";
+import { deferGoawayReply } from "./h2_goaway.ts";
 
 type SessionManager = NonNullable<GrpcTransportOptions["sessionManager"]>;
 
@@ -153,6 +154,8 @@ export class H2Session implements SessionManager {
         return;
       }
       this.opened++;
+      // Deno closes the session itself when a GOAWAY arrives, from inside nghttp2: deferred.
+      deferGoawayReply(session);
       const now = Date.now();
       const link: Link = {
         session,
