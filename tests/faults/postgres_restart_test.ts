@@ -7,13 +7,14 @@
 // entering one relay for a node held by the other (relay peering), and enroll hosts.
 //
 // Runs on a private server (tests/support/private_postgres.ts), never the shared one, so it does
-// not need AEGIS_TEST_PG_DSN: it runs wherever PostgreSQL binaries are installed, and is skipped
-// with the reason otherwise.
+// does not use AEGIS_TEST_PG_DSN's server; it runs in the PostgreSQL pass of the suite (the one
+// with AEGIS_TEST_PG_DSN set: the PGlite pass would only repeat it) wherever PostgreSQL binaries
+// are installed, and is skipped with the reason otherwise.
 import assert from "node:assert/strict";
 import { type ControllerProcess, startControllerProcess } from "../support/controller.ts";
 import { enrollNewHost, type Host, makeHost } from "../support/host.ts";
 import { type Background, eventually } from "../support/processes.ts";
-import type { TestDatabase } from "../support/db.ts";
+import { TEST_DB_KIND, type TestDatabase } from "../support/db.ts";
 import { openDb } from "../../controller/store/db.ts";
 import {
   type PrivatePostgres,
@@ -24,7 +25,11 @@ import {
 const unavailable = privatePostgresUnavailable();
 if (unavailable) console.warn(`postgres_restart_test skipped: ${unavailable}`);
 
-const opts = { sanitizeOps: false, sanitizeResources: false, ignore: unavailable !== undefined };
+const opts = {
+  sanitizeOps: false,
+  sanitizeResources: false,
+  ignore: unavailable !== undefined || TEST_DB_KIND !== "postgres",
+};
 
 function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
