@@ -270,6 +270,8 @@ async function serveOneStream(
   });
   const stop = () => connection.close();
   signal.addEventListener("abort", stop, { once: true });
+  // Told to stop while the stream was opening: an aborted signal fires no more events.
+  if (signal.aborted) stop();
   const intervalMs =
     (connection.helloAck.heartbeatIntervalSecs || identity.config.edge.heartbeat_interval_secs) *
     1000;
