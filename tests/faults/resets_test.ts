@@ -81,8 +81,8 @@ Deno.test(
       // After a minute of flapping the daemon's backoff may be near its 60 s cap: wait for its
       // next attempt (it keeps trying; it is refused).
       await eventually(
-        async () =>
-          proxy.stats.refused > refusedBefore || undefined,
+        () =>
+          Promise.resolve(proxy.stats.refused > refusedBefore || undefined),
         "the daemon tried to connect while refused",
         75_000,
       );
