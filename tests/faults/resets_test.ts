@@ -78,7 +78,7 @@ Deno.test(
       proxy.resetAll();
       const refusedBefore = proxy.stats.refused;
       await sleep(REFUSE_MS);
-      // After a minute of flapping the daemon's backoff may be near its 60 s cap: wait for its
+      // After a minute of flapping the daemon's backoff may be at its cap: wait for its
       // next attempt (it keeps trying; it is refused).
       await eventually(
         () =>
