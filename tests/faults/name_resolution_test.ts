@@ -24,6 +24,7 @@ function bwrapWorks(): boolean {
 Deno.test({
   name:
     `[${TEST_DB_KIND}] the controller's name stops resolving, then resolves again: the daemon reconnects`,
+  // A private /etc/hosts for the daemon needs bubblewrap's bind mount: Linux, where it works.
   ignore: Deno.build.os !== "linux" || !bwrapWorks(),
   ...opts,
   fn: async () => {

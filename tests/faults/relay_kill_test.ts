@@ -12,6 +12,7 @@ import { withEdge } from "./daemons.ts";
 import { AGENT_MAIN, Background, eventually, runDeno } from "../support/processes.ts";
 import { TEST_DB_KIND, testDatabase } from "../support/db.ts";
 
+// Relays share one PostgreSQL: this runs in the PostgreSQL pass of the suite.
 const opts = { sanitizeOps: false, sanitizeResources: false, ignore: TEST_DB_KIND !== "postgres" };
 
 function freePort(): number {

@@ -42,6 +42,7 @@ const COLLECT_EVERY = 1_000;
 Deno.test({
   name:
     `[${TEST_DB_KIND}] soak: the controller through ${OPENS} stream opens and closes keeps its memory and file descriptors`,
+  // RSS and open descriptors are read from /proc: Linux only.
   ignore: !HAS_PROC,
   sanitizeOps: false,
   sanitizeResources: false,
