@@ -41,12 +41,44 @@ const EdgeSchema = z.object({
   key_overlap_secs: z.number().int().min(0).default(300),
 }).strict();
 
+/**
+ * A host that may enroll without a token (seed 004's trusted enrollment): its hostname matches
+ * `pattern` (a glob: `*` matches within one label, `**` is not special) and its source address,
+ * after the trusted-proxy rules, lies in one of `cidrs`. The hostname is the host's own claim;
+ * the CIDR is the real check.
+ */
+const TrustedEnrollmentRuleSchema = z.object({
+  pattern: z.string().min(1).max(253),
+  cidrs: z.array(z.string().min(1).max(64)).min(1).max(64),
+  tenant: z.string().min(1).max(128),
+}).strict();
+
+/** What the controller serves without authentication at its bootstrap URL (issue 11). */
+const BootstrapSchema = z.object({
+  /**
+   * The URL hosts reach this controller's bootstrap endpoints at (scheme, host, port, no path),
+   * written into install.sh, install.ps1, the Homebrew formula and the install one-liners.
+   * Defaults to https:// (http:// without cluster.tls) + cluster.ingress.public_endpoint.
+   */
+  public_url: z.string().url().max(2048).optional(),
+  /** Directory of releases: <releases_dir>/<version>/ as `deno task build` writes it. */
+  releases_dir: z.string().min(1).optional(),
+  /** Serve this version instead of the highest one in releases_dir. */
+  release_version: z.string().min(1).max(64).optional(),
+  /** PEM of a private CA the install scripts trust for this controller (and hand to enroll). */
+  ca_file: z.string().min(1).optional(),
+  trusted_enrollment: z.array(TrustedEnrollmentRuleSchema).max(256).default([]),
+}).strict();
+
+export type TrustedEnrollmentRule = z.infer<typeof TrustedEnrollmentRuleSchema>;
+
 export const ControllerConfigSchema = z.object({
   cluster: ClusterSchema.default(ClusterSchema.parse({})),
   postgres: z.object({ dsn: z.string().min(1).optional() }).strict().default({}),
   edge: EdgeSchema.default(EdgeSchema.parse({})),
   limits: LimitsSchema.default(DEFAULT_LIMITS),
   auth: AuthSchema.default(AuthSchema.parse({})),
+  bootstrap: BootstrapSchema.default(BootstrapSchema.parse({})),
   keycloak: z.object({ endpoint: z.string() }).loose().optional(),
   openbao: z.object({ endpoint: z.string() }).loose().optional(),
   // Sections a full AEGIS node has; a relay ignores them.
