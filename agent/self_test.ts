@@ -11,6 +11,7 @@ Deno.test("selfCommand() runs the entry module through deno under `deno run`", (
     "/usr/local/bin/deno",
     "run",
     "-A",
+    "--v8-flags=--no-maglev",
     fileURLToPath("file:///home/al%20ice/aegis/agent/main.ts"),
   ]);
 });
@@ -20,7 +21,7 @@ Deno.test("selfCommand() recognises deno.exe", () => {
     execPath: "C:\\Tools\\DENO.EXE",
     mainModule: "file:///C:/aegis/agent/main.ts",
   });
-  assert.equal(command.length, 4);
+  assert.equal(command.length, 5);
   assert.deepEqual(command.slice(0, 3), ["C:\\Tools\\DENO.EXE", "run", "-A"]);
 });
 
@@ -47,6 +48,7 @@ Deno.test("selfCommand() describes this very test run", () => {
     Deno.execPath(),
     "run",
     "-A",
+    "--v8-flags=--no-maglev",
     fileURLToPath(Deno.mainModule),
   ]);
 });

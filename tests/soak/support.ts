@@ -74,6 +74,7 @@ export function startInspectable(
   script: string,
   args: string[],
   env: Record<string, string>,
+  v8Flags?: string,
 ): { process: Background; inspectorPort: number } {
   const inspectorPort = freePort();
   const command = [
@@ -81,6 +82,7 @@ export function startInspectable(
     "run",
     "-A",
     "--quiet",
+    ...(v8Flags ? [`--v8-flags=${v8Flags}`] : []),
     `--inspect=127.0.0.1:${inspectorPort}`,
     script,
     ...args,
