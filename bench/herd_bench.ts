@@ -69,7 +69,7 @@ function startWorker(listFile: string): Worker {
   }).spawn();
   const worker: Worker = {
     child,
-    last: { connected: 0, attempts: [], goaways: 0, exited: 0 },
+    last: { connected: 0, attempts: [], goaways: 0, exited: 0, reasons: {} },
     done: Promise.resolve(),
     stderr: "",
   };
@@ -101,7 +101,21 @@ const fleetView = (workers: Worker[]) => ({
   connected: workers.reduce((n, w) => n + w.last.connected, 0),
   goaways: workers.reduce((n, w) => n + w.last.goaways, 0),
   exited: workers.reduce((n, w) => n + w.last.exited, 0),
+  reasons: workers.reduce((all, w) => {
+    for (const [reason, n] of Object.entries(w.last.reasons)) all[reason] = (all[reason] ?? 0) + n;
+    return all;
+  }, {} as Record<string, number>),
 });
+
+/** Failed attempts by reason between two views, most frequent first. */
+function reasonsBetween(before: Record<string, number>, after: Record<string, number>): string {
+  return Object.entries(after)
+    .map(([reason, n]) => [reason, n - (before[reason] ?? 0)] as const)
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([reason, n]) => `    ${n} × ${reason}`)
+    .join("\n") || "    none";
+}
 
 /** Hosts the controller lists as Connected on a stream that said Hello at or after `since`. */
 async function connectedSince(
@@ -175,9 +189,11 @@ async function restartScenario(
   await sleep(3000); // a quiet moment: heartbeats only
   const killedAt = Date.now();
   const goawaysBefore = fleetView(workers).goaways;
+  const reasonsBefore = fleetView(workers).reasons;
   await controller.kill(signal);
   const stoppedAt = Date.now();
   await sleep(downMs);
+  const reasonsWhileDown = fleetView(workers).reasons;
   await controller.start();
   const upAt = Date.now();
   // The token is signed with the controller's key, which stays across restarts.
@@ -207,6 +223,12 @@ async function restartScenario(
       `${view.goaways - goawaysBefore}; daemons exited ${view.exited}`,
   );
   console.log(`  attempts per second from the signal on: ${stats.series.join(" ")}`);
+  console.log(
+    `  failed attempts while it was away:\n${reasonsBetween(reasonsBefore, reasonsWhileDown)}`,
+  );
+  console.log(
+    `  failed attempts once it was back:\n${reasonsBetween(reasonsWhileDown, view.reasons)}`,
+  );
 }
 
 /**

@@ -19,6 +19,14 @@ export interface WorkerReport {
   exited: number;
   /** The last such failure, if any. */
   lastExit?: string;
+  /** Failed stream attempts so far by reason (its first words, digits folded). */
+  reasons: Record<string, number>;
+}
+
+/** "stream to host:1 failed: unavailable: connect ECONNREFUSED 127.0.0.1:4000" → a short key. */
+export function failureReason(message: string): string {
+  const reason = message.slice(message.indexOf(" failed: ") + " failed: ".length);
+  return reason.replace(/\d+/g, "N").slice(0, 60);
 }
 
 if (import.meta.main) {
@@ -31,6 +39,7 @@ if (import.meta.main) {
   let goaways = 0;
   let exited = 0;
   let lastExit: string | undefined;
+  const reasons: Record<string, number> = {};
 
   const attempt = () => {
     const second = Math.floor(Date.now() / 1000);
@@ -48,6 +57,8 @@ if (import.meta.main) {
         } else if (message.startsWith("stream to ") && message.includes(" failed: ")) {
           attempt();
           up.delete(index);
+          const reason = failureReason(message);
+          reasons[reason] = (reasons[reason] ?? 0) + 1;
         } else if (message.startsWith("controller says goaway")) {
           goaways++;
           up.delete(index);
@@ -66,7 +77,14 @@ if (import.meta.main) {
   const report = () => {
     const attempts = [...pending];
     pending = new Map();
-    const line: WorkerReport = { connected: up.size, attempts, goaways, exited, lastExit };
+    const line: WorkerReport = {
+      connected: up.size,
+      attempts,
+      goaways,
+      exited,
+      lastExit,
+      reasons,
+    };
     Deno.stdout.writeSync(encoder.encode(JSON.stringify(line) + "\n"));
   };
   const ticker = setInterval(report, 250);
