@@ -1,9 +1,16 @@
 // aegis: the CLI, the edge daemon and the operator's fleet tool, in one binary.
 import { processIo, reportError } from "../shared/cli/io.ts";
+import { versionLine } from "../shared/release/build_info.ts";
 import { buildProgram } from "./cli/program.ts";
 
 if (import.meta.main) {
   let code = 0;
+  // `aegis --version` also says which release key (if any) this build verifies updates with;
+  // the first token stays the bare version, which install.sh and the tests read.
+  if (Deno.args.length === 1 && (Deno.args[0] === "--version" || Deno.args[0] === "-V")) {
+    processIo.out(`${versionLine()}\n`);
+    Deno.exit(0);
+  }
   const json = Deno.args.includes("--output") &&
     Deno.args[Deno.args.indexOf("--output") + 1] === "json";
   try {

@@ -27,5 +27,16 @@ export function selfCommand(
   if (isDeno && url.protocol === "file:" && /\.m?ts$/.test(url.pathname)) {
     return [runtime.execPath, "run", "-A", `--v8-flags=${DAEMON_V8_FLAGS}`, fileURLToPath(url)];
   }
-  return [runtime.execPath];
+  return [stableBinary(runtime.execPath)];
+}
+
+/**
+ * A binary `aegis update` installed runs as ~/.aegis/edge/versions/<version>/aegis (the kernel
+ * resolves the `current` link it was started through). A service installed from it must run
+ * ~/.aegis/edge/current/aegis, the path updates switch and roll back; pinning the version's own
+ * file would start the old version again after the next update.
+ */
+export function stableBinary(execPath: string): string {
+  const match = execPath.match(/^(.*[\\/]\.aegis[\\/]edge)[\\/]versions[\\/][^\\/]+[\\/](aegis)$/);
+  return match ? `${match[1]}/current/${match[2]}` : execPath;
 }

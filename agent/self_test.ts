@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { selfCommand } from "./self.ts";
+import { selfCommand, stableBinary } from "./self.ts";
 
 Deno.test("selfCommand() runs the entry module through deno under `deno run`", () => {
   const command = selfCommand({
@@ -51,4 +51,15 @@ Deno.test("selfCommand() describes this very test run", () => {
     "--v8-flags=--no-maglev",
     fileURLToPath(Deno.mainModule),
   ]);
+});
+
+Deno.test("selfCommand() runs an updated binary through the current link, not its version's file", () => {
+  const command = selfCommand({
+    execPath: "/home/al/.aegis/edge/versions/0.2.0/aegis",
+    mainModule: "file:///tmp/deno-compile-aegis/agent/main.ts",
+  });
+  assert.deepEqual(command, ["/home/al/.aegis/edge/current/aegis"]);
+  // Anything else is left as it is (install.sh's /usr/local/bin/aegis, a Windows bin\aegis.exe).
+  assert.equal(stableBinary("/usr/local/bin/aegis"), "/usr/local/bin/aegis");
+  assert.equal(stableBinary("/opt/versions/0.2.0/aegis"), "/opt/versions/0.2.0/aegis");
 });

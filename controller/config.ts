@@ -19,9 +19,16 @@ const ClusterSchema = z.object({
   ingress: z.object({
     /** Advertised in enrollment tokens as `cep`: host:port (TLS) or http://host:port. */
     public_endpoint: z.string().optional(),
-    /** Proxies (CIDRs) whose Forwarded / X-Forwarded-For headers name the real client. */
+    /** Proxies (CIDRs) whose forwarding header names the real client. */
     trusted_proxies: z.array(z.string()).max(256).optional(),
-  }).strict().default({}),
+    /**
+     * The one header those proxies write. Only it is read: a proxy that writes one passes a
+     * client's own copy of the other through untouched (Caddy, nginx and most load balancers
+     * write X-Forwarded-For and leave Forwarded alone), and reading that would let the client
+     * pick its address.
+     */
+    forwarded_header: z.enum(["x-forwarded-for", "forwarded"]).default("x-forwarded-for"),
+  }).strict().default({ forwarded_header: "x-forwarded-for" }),
   tls: z.object({ cert_file: z.string(), key_file: z.string() }).strict().optional(),
   /**
    * Where peer relays reach this one for forwarded calls: host:port (TLS) or http://host:port.

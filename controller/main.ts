@@ -5,6 +5,7 @@ import { VERSION } from "../shared/version.ts";
 import { processIo, reportError } from "../shared/cli/io.ts";
 import { runController } from "./cli/run.ts";
 import { tokenCreate } from "./cli/token_create.ts";
+import { DEFAULT_HEALTH_URL, health } from "./cli/health.ts";
 
 function defaultDataDir(): string {
   const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE") ?? ".";
@@ -49,6 +50,11 @@ export function buildProgram(setExit: (code: number) => void) {
     .option("--tenants <list>", "further tenants, comma separated")
     .option("--ttl <duration>", "lifetime", "24h")
     .action(async (opts) => setExit(await tokenCreate(opts, processIo)));
+
+  program.command("health")
+    .description("exit 0 when the controller at --url answers SERVING (container HEALTHCHECK)")
+    .option("--url <url>", "the controller's base URL", DEFAULT_HEALTH_URL)
+    .action(async (opts) => setExit(await health(opts, processIo)));
   return program;
 }
 

@@ -28,6 +28,20 @@ export const ERROR_CODES = {
     hint:
       "This token was issued by a different controller. Issue one from the controller you enroll with.",
   },
+  /** A token bound to a hostname pattern, redeemed from a host whose name does not match it. */
+  ENROLL_HOSTNAME_MISMATCH: {
+    exit: 65,
+    http: 403,
+    hint:
+      "The token is still valid: enroll from a host the token's pattern names, or issue a token without --hostname-pattern.",
+  },
+  /** Token-free enrollment refused; the message says which check failed, never the rules. */
+  ENROLL_NOT_TRUSTED: {
+    exit: 65,
+    http: 403,
+    hint:
+      "Ask an operator for an enrollment token, or for a trusted-enrollment rule covering this host.",
+  },
   CLOCK_SKEW: {
     exit: 65,
     http: 401,
@@ -81,6 +95,38 @@ export const ERROR_CODES = {
   SIGNATURE_INVALID: { exit: 77, http: 401, hint: "" },
   REPLAYED: { exit: 77, http: 401, hint: "" },
   CHALLENGE_INVALID: { exit: 65, http: 400, hint: "Run the enrollment again." },
+  // Releases (issue 11): signed builds, their keys, and what checks them.
+  /** A release signature, manifest or download that does not check out: nothing is installed. */
+  RELEASE_SIGNATURE_INVALID: {
+    exit: 77,
+    http: 422,
+    hint: "Do not install this download; fetch the release again from a controller you trust.",
+  },
+  /** A release key file that cannot be used (corrupt, encrypted, not minisign's format). */
+  RELEASE_KEY_INVALID: {
+    exit: 78,
+    http: 500,
+    hint: "Make a key with `deno task release:keygen --out DIR` or `minisign -G -W`.",
+  },
+  /** This binary was built without a release key; self-update refuses (fail-closed). */
+  RELEASE_KEY_MISSING: {
+    exit: 78,
+    http: 500,
+    hint:
+      "Install a signed release (install.sh or install.ps1) to get updates; rebuild with --key.",
+  },
+  /** A release build could not find what it needs (key, runtime archive) or could not finish. */
+  RELEASE_BUILD_FAILED: { exit: 1, http: 500, hint: "" },
+  /** Self-update could not go ahead (the new binary fails its pre-flight, nothing restarts the
+   * daemon, another update is pending); nothing was switched. */
+  UPDATE_FAILED: { exit: 1, http: 500, hint: "" },
+  /** The new version did not reach Connected by the deadline: the previous one runs again. */
+  UPDATE_ROLLED_BACK: {
+    exit: 75,
+    http: 500,
+    hint:
+      "The previous version runs again. The daemon's log (journalctl --user -u aegis-edge, or ~/.aegis/edge/logs) says why the new one did not connect.",
+  },
   // Operators.
   UNAUTHENTICATED: {
     exit: 77,

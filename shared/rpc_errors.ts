@@ -14,6 +14,8 @@ const CONNECT_CODE: Partial<Record<ErrorCode, Code>> = {
   ENROLL_TOKEN_EXPIRED: Code.Unauthenticated,
   ENROLL_TOKEN_REDEEMED: Code.AlreadyExists,
   ENROLL_TOKEN_WRONG_CONTROLLER: Code.Unauthenticated,
+  ENROLL_HOSTNAME_MISMATCH: Code.PermissionDenied,
+  ENROLL_NOT_TRUSTED: Code.PermissionDenied,
   CLOCK_SKEW: Code.FailedPrecondition,
   RATE_LIMITED: Code.ResourceExhausted,
   PAYLOAD_TOO_LARGE: Code.ResourceExhausted,

@@ -15,6 +15,7 @@ import { planJson, renderPlan, renderResult, resultJson } from "../enroll/render
 import { createNodeClient } from "../client/node_client.ts";
 import { probeService, serviceContext, serviceStep } from "./service_step.ts";
 import { readToken } from "./token_input.ts";
+import { trustedClaims } from "../enroll/trusted.ts";
 import {
   decideTools,
   existingLocalTools,
@@ -32,6 +33,9 @@ export interface EnrollOptions {
   service?: boolean;
   caFile?: string;
   localTools?: string;
+  /** Token-free enrollment against --endpoint (the controller's trusted-enrollment rules). */
+  trusted?: boolean;
+  endpoint?: string;
 }
 
 export async function enroll(
@@ -49,8 +53,16 @@ export async function enroll(
   const flagTools = options.localTools === undefined
     ? undefined
     : parseLocalTools(options.localTools);
-  const token = await readToken(tokenArg, options.tokenFile);
-  const claims = decodeEnrollmentToken(token);
+  if (options.endpoint && !options.trusted) {
+    throw new AegisError(
+      "INVALID_ARGUMENT",
+      "--endpoint goes with --trusted; an enrollment token carries its controller's endpoint",
+    );
+  }
+  const token = options.trusted ? "" : await readToken(tokenArg, options.tokenFile);
+  const claims = options.trusted
+    ? trustedClaims({ endpoint: options.endpoint, tokenArg, tokenFile: options.tokenFile })
+    : decodeEnrollmentToken(token);
   const endpoint = parseEndpointList(claims.cep)[0];
   const env = Deno.env.toObject();
   const home = homeDir(env);
@@ -64,6 +76,7 @@ export async function enroll(
   const plan = await buildPlan({
     paths,
     enrollmentToken: token,
+    trusted: options.trusted,
     policy,
     preview: Boolean(options.dryRun),
     prompt: canPrompt ? inquirerPrompt : undefined,
@@ -128,9 +141,16 @@ const toolPrompt: ToolPrompter = (question, choices) =>
 
 export function registerEnroll(edge: Command, { io, setExit }: CliContext): void {
   edge.command("enroll")
-    .description("enroll this host with a one-time token and start the daemon")
+    .description(
+      "enroll this host with a one-time token (or --trusted, without one) and start the daemon",
+    )
     .argument("[token]", "the enrollment token (or use --token-file)")
     .option("--token-file <file>", "read the token from a file (`-` for standard input)")
+    .option(
+      "--trusted",
+      "enroll without a token: the controller admits this host if its hostname and source network match a trusted-enrollment rule",
+    )
+    .option("--endpoint <url>", "the controller to enroll with (only with --trusted)")
     .option("--non-interactive", "fail rather than prompt")
     .option("--force", "overwrite on every conflict")
     .option("--keep-existing", "reuse on every conflict; fail if reuse would be unsafe")

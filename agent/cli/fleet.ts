@@ -180,6 +180,30 @@ export function registerFleet(edge: Command, { io, setExit }: CliContext): void 
       setExit(await runFleet("exec", { argv, timeout_secs: deadlineSecs }, opts, io));
     });
 
+  // Each host runs its own `aegis update` path (verified with its compiled-in key) and is ok
+  // only once the controller sees it reconnect on the new version.
+  common(
+    fleet.command("upgrade").description(
+      "each targeted host updates to the release this controller serves, rolling back by itself",
+    ),
+  )
+    .option("--version <version>", "upgrade only if the controller serves exactly this version")
+    .option(
+      "--connect-deadline <duration>",
+      "time each new daemon has to reach Connected before it rolls back",
+      "60s",
+    )
+    .action(async (opts) => {
+      const connectSecs = Math.round(
+        parseDuration(opts.connectDeadline, "--connect-deadline") / 1000,
+      );
+      const args = {
+        connect_deadline_secs: connectSecs,
+        ...(opts.version ? { version: opts.version } : {}),
+      };
+      setExit(await runFleet("upgrade", args, opts, io));
+    });
+
   fleet.command("show")
     .description("the kept results of a fleet operation")
     .argument("<op-id>")

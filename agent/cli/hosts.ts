@@ -18,7 +18,13 @@ export interface HostView {
   since: string;
   heartbeat_age: number | null;
   endpoint: string;
-  capabilities: { os?: string; arch?: string; local_tools?: string[]; hostname?: string };
+  capabilities: {
+    os?: string;
+    arch?: string;
+    local_tools?: string[];
+    hostname?: string;
+    agent_version?: string;
+  };
   labels: Record<string, string>;
   tags: string[];
   key_fingerprint: string;
@@ -28,6 +34,9 @@ export interface HostView {
   auth?: { state: string; detail: string; token_expires: string | null };
   last_error?: { message: string; at: string | null } | null;
   connect_failures?: number;
+  /** In lists: the version the host reported, and whether it runs behind the served release. */
+  agent_version?: string | null;
+  behind_release?: boolean | null;
 }
 
 interface HistoryEntry {
@@ -46,11 +55,17 @@ type Options = TargetOptions & { output: string; tenant?: string };
 export async function hostsList(options: Options, io: Io): Promise<number> {
   const api = new OperatorApi(resolveTarget(options, Deno.env.toObject()));
   const query = options.tenant ? `?tenant_id=${encodeURIComponent(options.tenant)}` : "";
-  const { hosts } = await api.get<{ hosts: HostView[] }>(`/v1/edge/hosts${query}`);
+  const { hosts, release } = await api.get<
+    { hosts: HostView[]; release?: { version: string } | null }
+  >(`/v1/edge/hosts${query}`);
   if (options.output === "json") {
     io.out(JSON.stringify(hosts.map(listEntry), null, 2) + "\n");
     return 0;
   }
+  const version = (h: HostView) => {
+    const v = h.agent_version ?? h.capabilities.agent_version ?? "?";
+    return h.behind_release ? `${v} (behind)` : v;
+  };
   const rows = hosts.map((h) => [
     h.node_id,
     h.name,
@@ -61,6 +76,7 @@ export async function hostsList(options: Options, io: Io): Promise<number> {
     h.tags.join(",") || "-",
     Object.entries(h.labels).map(([k, v]) => `${k}=${v}`).join(",") || "-",
     `${h.capabilities.os ?? "?"}/${h.capabilities.arch ?? "?"}`,
+    version(h),
   ]);
   io.out(
     table([
@@ -73,8 +89,16 @@ export async function hostsList(options: Options, io: Io): Promise<number> {
       "TAGS",
       "LABELS",
       "OS/ARCH",
+      "VERSION",
     ], rows),
   );
+  const behind = hosts.filter((h) => h.behind_release).length;
+  if (release && behind > 0) {
+    io.err(
+      `${behind} host(s) behind the served release ${release.version}: ` +
+        "aegis edge fleet upgrade --target … updates them\n",
+    );
+  }
   return 0;
 }
 
@@ -104,6 +128,7 @@ export async function hostsShow(nodeId: string, options: Options, io: Io): Promi
     ...(host.connect_failures !== undefined
       ? [`failures:        ${host.connect_failures} before its last connect`]
       : []),
+    `version:         ${caps.agent_version ?? "?"}`,
     "capabilities:",
     `  os/arch:       ${caps.os ?? "?"}/${caps.arch ?? "?"}${
       caps.hostname ? ` (${caps.hostname})` : ""
@@ -141,6 +166,9 @@ function listEntry(h: HostView) {
     labels: h.labels,
     os: h.capabilities.os ?? null,
     arch: h.capabilities.arch ?? null,
+    agent_version: h.agent_version ?? h.capabilities.agent_version ?? null,
+    /** null when the controller serves no release or the host's version is unknown. */
+    behind_release: h.behind_release ?? null,
   };
 }
 

@@ -8,6 +8,7 @@ import { DEFAULT_KEEP_OLD_MS } from "../keys/swap.ts";
 import { refreshToken } from "../keys/refresh.ts";
 import { OperatorApi, resolveTarget, type TargetOptions } from "../operator/api_client.ts";
 import { type CliContext, outputOption } from "./context.ts";
+import { registerTokenCreate } from "./enrollment_token.ts";
 
 export async function keysRotate(
   options: { keepOld: string; output: string },
@@ -105,4 +106,5 @@ export function registerKeys(edge: Command, { io, setExit }: CliContext): void {
     .description("re-attest with the existing key for a fresh token (the old one is revoked)")
     .addOption(outputOption())
     .action(async (opts) => setExit(await tokenRefresh(opts, io)));
+  registerTokenCreate(token, { io, setExit });
 }

@@ -15,7 +15,9 @@ import { registerService } from "./service.ts";
 import { registerKeys } from "./keys.ts";
 import { registerFleet } from "./fleet.ts";
 import { registerTags } from "./tags.ts";
+import { registerApproved } from "./approved.ts";
 import { addOperatorTokenFile } from "./operator_token.ts";
+import { registerUpdate } from "./update.ts";
 
 export function buildProgram(io: Io, setExit: (code: number) => void) {
   const program = new Command("aegis")
@@ -37,8 +39,14 @@ export function buildProgram(io: Io, setExit: (code: number) => void) {
     registerKeys,
     registerFleet,
     registerTags,
+    registerApproved,
   ];
   for (const register of commands) register(edge, ctx);
+  // `aegis update` updates the binary itself, so it sits beside `edge`, not under it. Its
+  // `--version V` must not be taken for the program's own --version: program options are read
+  // only before the subcommand (`aegis --version`), each subcommand reads its own.
+  program.enablePositionalOptions();
+  registerUpdate(program, ctx);
   addOperatorTokenFile(program, io);
   return program;
 }

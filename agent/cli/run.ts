@@ -4,8 +4,12 @@ import type { Command } from "@commander-js/extra-typings";
 import { caFileOption, type CliContext } from "./context.ts";
 import { edgePaths } from "../state/paths.ts";
 import { runDaemon } from "../daemon/daemon.ts";
+import { isSupervised } from "../update/mod.ts";
 
-export async function run(options: { caFile?: string }, io: Io): Promise<number> {
+export async function run(
+  options: { caFile?: string; supervised?: boolean },
+  io: Io,
+): Promise<number> {
   const stop = new AbortController();
   const onSignal = () => stop.abort();
   Deno.addSignalListener("SIGINT", onSignal);
@@ -15,6 +19,7 @@ export async function run(options: { caFile?: string }, io: Io): Promise<number>
       paths: edgePaths(),
       signal: stop.signal,
       caFile: options.caFile,
+      supervised: await isSupervised(options.supervised === true),
       log: (message) => io.err(`${new Date().toISOString()} ${message}\n`),
     });
   } finally {
@@ -27,5 +32,9 @@ export function registerRun(edge: Command, { io, setExit }: CliContext): void {
   edge.command("run")
     .description("run the edge daemon in the foreground")
     .addOption(caFileOption())
+    .option(
+      "--supervised",
+      "something restarts the daemon when it exits (NSSM, runit, a container); fleet upgrades need it",
+    )
     .action(async (opts) => setExit(await run(opts, io)));
 }

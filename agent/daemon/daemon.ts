@@ -23,6 +23,9 @@ import { refreshToken } from "../keys/refresh.ts";
 import { finishPendingRotation } from "../keys/rotate.ts";
 import { DEFAULT_KEEP_OLD_MS } from "../keys/swap.ts";
 import { sweepArchive } from "../keys/archive.ts";
+import { VERSION } from "../../shared/version.ts";
+import { PendingUpdateGuard, RESTART_FOR_UPDATE_EXIT } from "../update/mod.ts";
+import type { NodeToolHooks } from "./node_tools.ts";
 
 interface StreamLink {
   current: EdgeConnection | undefined;
@@ -53,20 +56,46 @@ export interface DaemonOptions {
   log: Log;
   signal: AbortSignal;
   caFile?: string;
+  /** Something restarts this daemon when it exits (see agent/update/supervised.ts). */
+  supervised?: boolean;
 }
 
 /** Runs until the signal aborts (returns 0) or the node is refused (throws the typed error). */
-export async function runDaemon(options: DaemonOptions): Promise<number> {
-  const { paths, log, signal } = options;
+export async function runDaemon(given: DaemonOptions): Promise<number> {
+  const { paths, log } = given;
   // Before anything is written: a second daemon for this host waits for the first to stop.
-  const lock = await holdDaemonLock(paths, signal, log);
+  const lock = await holdDaemonLock(paths, given.signal, log);
   if (!lock) return 0;
   const state = await DaemonStateFile.open(paths.state);
+  // Besides being told to, the daemon stops when a pending update it is the target of rolls
+  // back, or when a fleet upgrade switched the binary and the supervisor must start the new one.
+  const stop = new AbortController();
+  const guard = await PendingUpdateGuard.arm(paths, VERSION, log, () => state.current?.last_error)
+    .catch((error) => {
+      log(`cannot read the pending-update marker: ${(error as Error).message}`);
+      return undefined;
+    });
+  let restartForUpdate = false;
+  const hooks: NodeToolHooks = {
+    supervised: given.supervised === true,
+    caFile: given.caFile,
+    restart: () => {
+      restartForUpdate = true;
+      stop.abort();
+    },
+  };
+  for (const source of [given.signal, guard?.signal]) {
+    if (source?.aborted) stop.abort();
+    source?.addEventListener("abort", () => stop.abort(), { once: true });
+  }
+  const options = { ...given, signal: stop.signal };
+  const { signal } = options;
   let identity = await loadIdentity(paths);
   // Not connected until a stream says so, whatever a daemon before this one left in the file.
   await state.update(identity.claims.sub, {
     status: "disconnected",
     endpoint: identity.endpoints[0].display,
+    supervised: given.supervised === true,
   });
   // A rotation cut short, or a token that expired while the host was off, is dealt with first.
   identity = await maintainIdentity(paths, identity, log, authReporter(state, identity));
@@ -99,11 +128,12 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
           identity,
           endpoint,
           options,
-          { runner, link, emit },
+          { runner, link, emit, hooks },
           state,
           {
             connected: () => {
               renewed = false;
+              void guard?.connected();
             },
             // Only a stream that stays up resets the pace: one dropped at once (replaced by a
             // twin daemon, refused after Hello) keeps backing off instead of looping hot.
@@ -177,8 +207,14 @@ export async function runDaemon(options: DaemonOptions): Promise<number> {
       toolContext.config = identity.config;
     }
     await runner.shutdown();
+    if (guard?.rolledBack) throw guard.rolledBack;
+    if (restartForUpdate) {
+      log("exiting so that the service manager starts the updated binary");
+      return RESTART_FOR_UPDATE_EXIT;
+    }
     return 0;
   } finally {
+    guard?.dispose();
     removeGuard();
     lock.release();
   }
@@ -216,7 +252,7 @@ async function serveOneStream(
   identity: Identity,
   endpoint: Endpoint,
   options: DaemonOptions,
-  tools: { runner: ToolRunner; link: StreamLink; emit: Emit },
+  tools: { runner: ToolRunner; link: StreamLink; emit: Emit; hooks: NodeToolHooks },
   state: DaemonStateFile,
   on: { connected: () => void; healthy: () => void },
 ): Promise<number | undefined> {
@@ -314,8 +350,9 @@ async function serveOneStream(
           heartbeatAck: new Date(),
         });
       } else if (body.case === "toolCall") {
-        if (isNodeTool(body.value.tool)) void runNodeTool(body.value, paths, tools.emit, log);
-        else tools.runner.start(toolCallRequest(body.value));
+        if (isNodeTool(body.value.tool)) {
+          void runNodeTool(body.value, paths, tools.emit, log, tools.hooks);
+        } else tools.runner.start(toolCallRequest(body.value));
       } else if (body.case === "toolCancel") {
         tools.runner.cancel(body.value.callId, body.value.reason);
       } else if (body.case === "goaway") {

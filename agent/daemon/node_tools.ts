@@ -1,5 +1,6 @@
 // Tools the daemon runs on itself when the controller asks over the stream: a fleet key rotation
-// or token refresh. Only the daemon holds the key, so the controller can ask but never do.
+// or token refresh, or a fleet upgrade. Only the daemon holds the key (and decides what binary
+// it runs), so the controller can ask but never do.
 import type { ToolCall } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
 import { AegisError } from "../../shared/errors.ts";
 import { parseDuration } from "../../shared/duration.ts";
@@ -7,6 +8,18 @@ import type { EdgePaths } from "../state/paths.ts";
 import { rotateKey } from "../keys/rotate.ts";
 import { refreshToken } from "../keys/refresh.ts";
 import type { Emit } from "../tools/types.ts";
+import { parseUpdateArguments, updateFromDaemon } from "../update/mod.ts";
+
+/** What a fleet upgrade needs from the daemon running it. */
+export interface NodeToolHooks {
+  supervised: boolean;
+  caFile?: string;
+  /** Stops the daemon so that its supervisor starts the switched binary. */
+  restart(): void;
+}
+
+/** Long enough for the switch's answer to leave on the stream before the daemon exits. */
+const RESTART_DELAY_MS = 500;
 
 export function isNodeTool(tool: string): boolean {
   return tool.startsWith("node.");
@@ -20,12 +33,16 @@ export async function runNodeTool(
   paths: EdgePaths,
   emit: Emit,
   log: (m: string) => void,
+  hooks?: NodeToolHooks,
 ) {
   const started = Date.now();
   const refuse = (code: string, message: string) =>
     emit(call.callId, { case: "refused", value: { code, message } as never });
   if (busy.has(paths.dir)) {
-    return refuse("BUSY", "a key rotation or token refresh is already running on this host");
+    return refuse(
+      "BUSY",
+      "a key rotation, token refresh or update is already running on this host",
+    );
   }
   busy.add(paths.dir);
   try {
@@ -42,6 +59,13 @@ export async function runNodeTool(
       const refreshed = await refreshToken(paths);
       log("refreshed the node token on the controller's request");
       result = { token_expires: refreshed.expires.toISOString() };
+    } else if (call.tool === "node.update" && hooks) {
+      const update = await updateFromDaemon(
+        { paths, supervised: hooks.supervised, caFile: hooks.caFile, log },
+        parseUpdateArguments(call.argumentsJson),
+      );
+      result = update;
+      if (update.status === "switched") setTimeout(hooks.restart, RESTART_DELAY_MS);
     } else {
       return refuse("UNKNOWN_TOOL", `this daemon has no tool ${call.tool}`);
     }

@@ -4,6 +4,7 @@
 // token, a refresh that failed), so the daemon keeps that here too: its last connection error and
 // its time survive reconnects and restarts, and are reported to the controller in the next Hello.
 import { readTextIfExists, writeFileAtomic } from "../../shared/fs/atomic.ts";
+import { VERSION } from "../../shared/version.ts";
 
 /**
  * Whether the controller takes this node's credentials, as the daemon last learned it:
@@ -30,6 +31,10 @@ export interface DaemonState {
   auth_detail?: string;
   /** Connection attempts failed in a row since the last stream that connected. */
   failures: number;
+  /** The version this daemon runs: `aegis update` waits for the new one to say Connected. */
+  version?: string;
+  /** Something restarts this daemon when it exits (a service manager or --supervised). */
+  supervised?: boolean;
 }
 
 /** What one event changes; everything not named is carried over from the previous state. */
@@ -43,6 +48,7 @@ export interface StatePatch {
   errorAt?: Date;
   auth?: { state: AuthState; detail: string };
   heartbeatAck?: Date;
+  supervised?: boolean;
 }
 
 /** Error messages are kept (and reported to the controller) up to this many characters. */
@@ -78,6 +84,8 @@ export function nextState(
     auth: patch.auth?.state ?? prior?.auth,
     auth_detail: patch.auth?.detail ?? prior?.auth_detail,
     failures: patch.failures ?? prior?.failures ?? 0,
+    version: VERSION,
+    supervised: patch.supervised ?? (prior?.pid === pid ? prior?.supervised : undefined),
   };
 }
 

@@ -121,6 +121,10 @@ export async function applyPlan(input: ApplyInput): Promise<EnrollResult> {
       expiresAt: new Date(claims.exp * 1000),
     };
     steps.push({ verb: "Kept", path: paths.nodeToken });
+  } else if (plan.trusted) {
+    enrolled = await redeem(input, key);
+    await writeFileAtomic(paths.nodeToken, enrolled.token + "\n", { mode: 0o600 });
+    steps.push({ verb: "Wrote", path: paths.nodeToken, note: "0600" });
   } else {
     // Kept on disk until redeemed, so an interrupted enrollment can be retried with it.
     await writeFileAtomic(paths.enrollmentToken, input.token.trim() + "\n", { mode: 0o600 });
@@ -180,7 +184,9 @@ async function redeem(input: ApplyInput, key: NodePrivateKey) {
     client.challengeNode({
       challengeId: challenge.challengeId,
       signature,
-      proof: { case: "bootstrapProof", value: input.token.trim() },
+      proof: input.plan.trusted
+        ? { case: "trusted", value: true }
+        : { case: "bootstrapProof", value: input.token.trim() },
     }));
   return {
     nodeId: response.nodeId,

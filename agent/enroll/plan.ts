@@ -35,6 +35,8 @@ export type Prompter = (
 export interface PlanInput {
   paths: EdgePaths;
   enrollmentToken: string;
+  /** Token-free (`--trusted`): the controller's trusted-enrollment rules decide; no token file. */
+  trusted?: boolean;
   policy: ConflictPolicy;
   /** Undefined in dry-run and non-interactive runs: a conflict then shows as "prompt". */
   prompt?: Prompter;
@@ -48,6 +50,8 @@ export interface Plan {
   /** The existing key when it is reused. */
   existingKey?: NodePrivateKey;
   existingToken?: string;
+  /** Token-free enrollment (`--trusted`). */
+  trusted?: boolean;
   /** What local_tools the host ends up with, decided after the artifacts. */
   tools?: ToolGrant;
   /** Whether calls will run with ~/.aegis/edge hidden (bubblewrap), probed on this host. */
@@ -56,7 +60,7 @@ export interface Plan {
 
 export async function buildPlan(input: PlanInput): Promise<Plan> {
   const { paths } = input;
-  const plan: Plan = { artifacts: [] };
+  const plan: Plan = { artifacts: [], trusted: input.trusted };
   const add = (a: PlannedArtifact) => plan.artifacts.push(a);
 
   add(await dirArtifact("config_dir", paths.dir));
@@ -108,8 +112,10 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
   });
 
   const pendingToken = (await readTextIfExists(paths.enrollmentToken))?.trim();
-  let tokenAction = "write";
-  if (pendingToken !== undefined && pendingToken !== input.enrollmentToken.trim()) {
+  let tokenAction = input.trusted ? "none" : "write";
+  if (
+    !input.trusted && pendingToken !== undefined && pendingToken !== input.enrollmentToken.trim()
+  ) {
     tokenAction = await decide(
       input,
       "enrollment_token",
@@ -128,7 +134,9 @@ export async function buildPlan(input: PlanInput): Promise<Plan> {
     path: paths.enrollmentToken,
     present: pendingToken !== undefined,
     action: tokenAction,
-    note: "consumed and deleted once enrollment succeeds",
+    note: input.trusted
+      ? "trusted enrollment: no token is sent"
+      : "consumed and deleted once enrollment succeeds",
   });
 
   add(await nodeTokenArtifact(input, plan, keyAction));

@@ -20,7 +20,9 @@ export function planJson(
     tls: endpoint.tls,
     tenant_id: claims.tenant_id,
     name: claims.name,
-    token_expires_at: new Date(claims.exp * 1000).toISOString(),
+    // Token-free enrollment has no token; the controller's rules pick the tenant.
+    trusted: Boolean(plan.trusted),
+    token_expires_at: plan.trusted ? null : new Date(claims.exp * 1000).toISOString(),
     artifacts: plan.artifacts,
     writes: plan.artifacts.filter((a) => WRITING_ACTIONS.test(a.action)).length,
     local_tools: plan.tools && {
@@ -49,7 +51,9 @@ export function renderPlan(
     "Bootstrap plan (dry run: nothing written, nothing sent)",
     `  endpoint  ${endpoint.display} (${endpoint.tls ? "TLS" : "plaintext"})`,
     `  tenant    ${claims.tenant_id}${claims.name ? `, host name "${claims.name}"` : ""}`,
-    `  token     expires ${summary.token_expires_at}`,
+    plan.trusted
+      ? "  token     none: trusted enrollment (the source network is what the controller checks)"
+      : `  token     expires ${summary.token_expires_at}`,
     ...(summary.local_tools ? [`  tools     ${summary.local_tools.summary}`] : []),
     ...(summary.local_tools?.sandbox ? [`  sandbox   ${summary.local_tools.sandbox}`] : []),
     ...plan.artifacts.map((a, i) => {

@@ -17,7 +17,15 @@ export function nssmCommands(opts: RenderOptions): string[][] {
   return [
     // nssm joins its trailing arguments with bare spaces, losing any quoting; so the parameters
     // go as one argument already quoted the way the C runtime will split them again.
-    ["nssm", "install", SERVICE_NAME, program, [...args, ...DAEMON_ARGS].map(windowsArg).join(" ")],
+    // --supervised: NSSM restarts the daemon when it exits (its default AppExit action), which a
+    // fleet upgrade relies on, and unlike systemd and launchd it leaves no mark to detect.
+    [
+      "nssm",
+      "install",
+      SERVICE_NAME,
+      program,
+      [...args, ...DAEMON_ARGS, "--supervised"].map(windowsArg).join(" "),
+    ],
     set("AppDirectory", win32.join(opts.home, ".aegis", "edge")),
     set("Start", "SERVICE_AUTO_START"),
     set("AppStdout", logs.stdout),

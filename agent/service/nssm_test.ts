@@ -6,7 +6,13 @@ const HOME = "C:\\Users\\Ann Lee";
 
 Deno.test("nssmCommands() registers the compiled binary and starts it", () => {
   assert.deepEqual(nssmCommands({ command: ["C:\\Program Files\\Aegis\\aegis.exe"], home: HOME }), [
-    ["nssm", "install", "aegis-edge", "C:\\Program Files\\Aegis\\aegis.exe", "edge run"],
+    [
+      "nssm",
+      "install",
+      "aegis-edge",
+      "C:\\Program Files\\Aegis\\aegis.exe",
+      "edge run --supervised",
+    ],
     ["nssm", "set", "aegis-edge", "AppDirectory", "C:\\Users\\Ann Lee\\.aegis\\edge"],
     ["nssm", "set", "aegis-edge", "Start", "SERVICE_AUTO_START"],
     [
@@ -53,7 +59,7 @@ Deno.test("nssmCommands() passes deno's arguments as one pre-quoted parameter st
     "install",
     "aegis-edge",
     "C:\\deno\\deno.exe",
-    'run -A "C:\\Users\\Ann Lee\\aegis\\agent\\main.ts" edge run',
+    'run -A "C:\\Users\\Ann Lee\\aegis\\agent\\main.ts" edge run --supervised',
   ]);
 });
 

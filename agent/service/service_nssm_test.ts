@@ -25,7 +25,10 @@ Deno.test("installService() on Windows without nssm lists the commands to run", 
     const ctx = context(home, "windows", fakeHost(notFound).run);
     const report = await installService(ctx, { start: true, replace: false });
     assert.equal(report.reachable, false);
-    assert.equal(report.instructions[0], `nssm install aegis-edge C:\\Aegis\\aegis.exe "edge run"`);
+    assert.equal(
+      report.instructions[0],
+      `nssm install aegis-edge C:\\Aegis\\aegis.exe "edge run --supervised"`,
+    );
     assert.equal(report.instructions.at(-2), "nssm start aegis-edge");
     assert.equal(
       report.instructions.at(-1),

@@ -17,7 +17,11 @@ import type { RevocationService } from "../app/revocation.ts";
 import type { FleetDispatcher } from "../app/fleet/dispatcher.ts";
 import type { Queryable } from "../store/db.ts";
 import { fleetRoutes } from "./fleet.ts";
+import { type BootstrapDeps, bootstrapRoutes } from "./bootstrap_routes.ts";
+import { isBehind, servedVersion } from "../app/release_lag.ts";
 import { tagRoutes } from "./tags.ts";
+import { approvedRoutes } from "./approved.ts";
+import type { ApprovedPatterns } from "../app/approved_patterns.ts";
 import type { ToolCallService } from "../app/tool_calls.ts";
 import { callRoute, execRoute } from "./calls.ts";
 import type { Clock } from "../app/clock.ts";
@@ -30,6 +34,8 @@ import { DEFAULT_LIMITS } from "../server/limits.ts";
 export interface ApiDeps {
   tokens: TokenAuthority;
   enrollment: EnrollmentService;
+  /** Operator-approved trusted-enrollment patterns (absent: the routes answer 404). */
+  approved?: ApprovedPatterns;
   daemons: DaemonRepository;
   calls: ToolCallService;
   revocation: RevocationService;
@@ -42,12 +48,16 @@ export interface ApiDeps {
   log: (message: string) => void;
   /** Largest request body any route reads (limits.max_rest_body_bytes). */
   maxBodyBytes?: number;
+  /** The unauthenticated install scripts and release files (issue 11). */
+  bootstrap?: BootstrapDeps;
 }
 
 const EnrollmentTokenRequest = z.object({
   name: z.string().max(128).optional(),
   tenant_id: z.string().min(1).max(128).optional(),
   ttl_secs: z.number().int().min(30).max(7 * 86400).optional(),
+  /** Only hosts whose hostname matches this glob may redeem the token. */
+  hostname_pattern: z.string().min(1).max(253).optional(),
 }).strict();
 
 export function createApi(deps: ApiDeps): Hono<ApiEnv> {
@@ -96,7 +106,16 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   v1.get("/edge/hosts", async (c) => {
     const tenant = resolveTenant(c.get("operator"), c.req.query("tenant_id"));
     const hosts = await deps.daemons.list(tenant);
-    return c.json({ hosts: hosts.map((h) => hostView(h, deps)) });
+    // Each host's version against the release served at /releases/latest (null: none served).
+    const served = await servedVersion(deps.bootstrap?.catalog);
+    return c.json({
+      release: served ? { version: served } : null,
+      hosts: hosts.map((h) => ({
+        ...hostView(h, deps),
+        agent_version: h.capabilities.agent_version ?? null,
+        behind_release: isBehind(h.capabilities.agent_version, served),
+      })),
+    });
   });
 
   v1.get("/edge/hosts/:nodeId", async (c) => {
@@ -124,6 +143,8 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
 
   fleetRoutes(v1, deps.fleet);
   tagRoutes(v1, { db: deps.db });
+  if (deps.approved) approvedRoutes(v1, deps.approved);
+  if (deps.bootstrap) bootstrapRoutes(app, deps.bootstrap);
   app.route("/v1", v1);
   return app;
 }

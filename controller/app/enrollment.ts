@@ -4,7 +4,9 @@
 // a retried enrollment never strands a host or leaves two records (a key the node rotated away
 // from gets nothing). One key is one live node: enrolling a key that is still the key of a live
 // node makes the new node replace it (the old one is revoked in the same transaction), since
-// answering the challenge proved the enroller holds that key.
+// answering the challenge proved the enroller holds that key. A token may be bound to a hostname
+// glob (checked before the token is spent); trusted enrollment needs no token at all, and the
+// rules in trusted_enrollment.ts decide.
 import { AegisError } from "../../shared/errors.ts";
 import { NodePublicKey } from "../../shared/crypto/node_key.ts";
 import { challengeBytes } from "../../shared/crypto/signed_bytes.ts";
@@ -16,6 +18,9 @@ import { type Operator, requireWriter, resolveTenant } from "./operators.ts";
 import type { RateLimiter } from "./rate_limit.ts";
 import type { AuthenticatedNode, NodeAuthenticator } from "./node_auth.ts";
 import { type Pruned, pruneExpiredRows } from "./pruning.ts";
+import { HostnameGlob } from "./hostname_glob.ts";
+import type { TrustedEnrollment } from "./trusted_enrollment.ts";
+import { type InstallCommands, installCommands } from "./install_commands.ts";
 
 const CHALLENGE_TTL_MS = 5 * 60_000;
 
@@ -25,6 +30,8 @@ export interface EnrollmentSettings {
   enrollmentTtlSecs: number;
   nodeTokenTtlSecs: number;
   clockSkewLeewaySecs: number;
+  /** Where hosts fetch install.sh / install.ps1 (see bootstrap_url.ts); no one-liners without. */
+  bootstrapUrl?: string;
 }
 
 export interface IssuedEnrollmentToken {
@@ -39,6 +46,10 @@ export interface IssuedEnrollmentToken {
   jti: string;
   tenant_id: string;
   name: string;
+  /** The hostname glob the token is bound to, when it is. */
+  hostname_pattern?: string;
+  /** Install-and-enroll one-liners per OS, using the controller's bootstrap URL. */
+  install?: InstallCommands;
 }
 
 export interface AttestInput {
@@ -77,28 +88,35 @@ export class EnrollmentService {
     private readonly auth: NodeAuthenticator,
     private readonly settings: EnrollmentSettings,
     private readonly clock: Clock,
+    /** Token-free enrollment rules; without them every tokenless enrollment is refused. */
+    private readonly trusted?: TrustedEnrollment,
   ) {}
 
   async issueToken(
     operator: Operator,
-    request: { name?: string; tenant_id?: string; ttl_secs?: number },
+    request: { name?: string; tenant_id?: string; ttl_secs?: number; hostname_pattern?: string },
   ): Promise<IssuedEnrollmentToken> {
     requireWriter(operator, "issue enrollment tokens");
     const tenantId = resolveTenant(operator, request.tenant_id);
     const name = request.name ?? "";
     const ttlSecs = request.ttl_secs ?? this.settings.enrollmentTtlSecs;
+    const hostnamePattern = request.hostname_pattern === undefined
+      ? undefined
+      : HostnameGlob.parse(request.hostname_pattern, "hostname_pattern").pattern;
     const { token, claims } = await this.tokens.issueEnrollment({
       tenantId,
       name,
       cep: this.settings.publicEndpoint,
       ttlSecs,
+      hostnamePattern,
     });
     const expiresAt = new Date(claims.exp * 1000);
     await this.db.query(
-      `INSERT INTO enrollment_tokens (jti, tenant_id, name, issued_by, expires_at)
-       VALUES ($1, $2, $3, $4, $5)`,
-      [claims.jti, tenantId, name, operator.sub, expiresAt],
+      `INSERT INTO enrollment_tokens (jti, tenant_id, name, issued_by, expires_at, hostname_pattern)
+       VALUES ($1, $2, $3, $4, $5, $6)`,
+      [claims.jti, tenantId, name, operator.sub, expiresAt, hostnamePattern ?? null],
     );
+    const bootstrapUrl = this.settings.bootstrapUrl;
     return {
       token,
       command: `aegis edge enroll ${token}`,
@@ -107,6 +125,8 @@ export class EnrollmentService {
       jti: claims.jti,
       tenant_id: tenantId,
       name,
+      ...(hostnamePattern ? { hostname_pattern: hostnamePattern } : {}),
+      ...(bootstrapUrl ? { install: installCommands(bootstrapUrl, token) } : {}),
     };
   }
 
@@ -150,6 +170,15 @@ export class EnrollmentService {
   ): Promise<Enrolled> {
     const challenge = await this.#takeChallenge(input.challengeId, input.signature);
     const claims = await this.tokens.verifyEnrollment(input.enrollmentToken);
+    // Checked before the transaction: a host the token is not meant for leaves it unspent.
+    if (claims.hnp && !HostnameGlob.parse(claims.hnp, "token hnp").matches(challenge.hostname)) {
+      throw new AegisError(
+        "ENROLL_HOSTNAME_MISMATCH",
+        `this enrollment token is bound to hostnames matching ${JSON.stringify(claims.hnp)}; ` +
+          `this host attested as ${JSON.stringify(challenge.hostname)}`,
+        { details: { hostname_pattern: claims.hnp, hostname: challenge.hostname } },
+      );
+    }
     const publicKey = NodePublicKey.fromBase64(challenge.public_key);
     const fingerprint = await publicKey.fingerprint();
     const now = this.clock();
@@ -175,46 +204,124 @@ export class EnrollmentService {
       if (won.length === 0) {
         return await this.#redeemAgain(tx, claims.jti, challenge.public_key, fingerprint);
       }
-
-      const replacedNodeIds = await this.#revokeHoldersOf(tx, challenge.public_key, now);
-      const name = claims.name || challenge.hostname || nodeId;
-      const capabilities = { os: challenge.os, arch: challenge.arch, hostname: challenge.hostname };
-      const issued = await this.tokens.issueNode({
+      return await this.#createNode(tx, {
         nodeId,
         tenantId: claims.tenant_id,
-        keyFingerprint: fingerprint,
-        ttlSecs: this.settings.nodeTokenTtlSecs,
+        name: claims.name,
+        endpoint: claims.cep,
+        enrollmentJti: claims.jti,
+        challenge,
+        fingerprint,
+        now,
       });
-      const tokenExpiresAt = new Date(issued.claims.exp * 1000);
+    });
+  }
+
+  /**
+   * Answers a challenge with no token: the trusted-enrollment rules decide from the hostname the
+   * host attested and its source addresses (the attestation's and this call's). Each try costs
+   * an attestation, so the attest rate limit bounds guessing. The enrollment is recorded like a
+   * redeemed token (enrollment_tokens, issued_by "trusted enrollment (<rule>)") for the audit.
+   */
+  async enrollTrusted(
+    input: { challengeId: string; signature: Uint8Array; remoteAddr: string },
+  ): Promise<Enrolled & { rule: string }> {
+    const challenge = await this.#takeChallenge(input.challengeId, input.signature);
+    if (!this.trusted) {
+      throw new AegisError(
+        "ENROLL_NOT_TRUSTED",
+        "this controller has no trusted-enrollment rules",
+        {
+          details: { failed_check: "rules" },
+        },
+      );
+    }
+    const decision = await this.trusted.decide(challenge.hostname, [
+      challenge.remote_addr,
+      input.remoteAddr,
+    ]);
+    const fingerprint = await NodePublicKey.fromBase64(challenge.public_key).fingerprint();
+    const now = this.clock();
+    const jti = `trusted-${crypto.randomUUID()}`;
+    const nodeId = newNodeId();
+    const enrolled = await this.db.transaction(async (tx) => {
       await tx.query(
-        `INSERT INTO edge_daemons (node_id, tenant_id, name, public_key, key_fingerprint, status, status_since,
-           capabilities, endpoint, remote_addr, token_jti, token_expires_at, enrollment_jti)
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7::jsonb, $8, $9, $10, $11, $12)`,
+        `INSERT INTO enrollment_tokens (jti, tenant_id, name, issued_by, expires_at, redeemed_at, node_id, redeemed_public_key)
+         VALUES ($1, $2, $3, $4, $5, $5, $6, $7)`,
         [
-          nodeId,
-          claims.tenant_id,
-          name,
-          challenge.public_key,
-          fingerprint,
+          jti,
+          decision.tenant,
+          challenge.hostname,
+          `trusted enrollment (${decision.source})`,
           now,
-          JSON.stringify(capabilities),
-          claims.cep,
-          challenge.remote_addr,
-          issued.claims.jti,
-          tokenExpiresAt,
-          claims.jti,
+          nodeId,
+          challenge.public_key,
         ],
       );
-      return {
+      return await this.#createNode(tx, {
         nodeId,
-        replacedNodeIds,
-        tenantId: claims.tenant_id,
-        nodeName: name,
-        token: issued.token,
-        tokenExpiresAt,
-        endpoint: claims.cep,
-      };
+        tenantId: decision.tenant,
+        name: "",
+        endpoint: this.settings.publicEndpoint,
+        enrollmentJti: jti,
+        challenge,
+        fingerprint,
+        now,
+      });
     });
+    return { ...enrolled, rule: decision.source };
+  }
+
+  /** The node record and its first token, inside the enrollment's transaction. */
+  async #createNode(tx: Queryable, input: {
+    nodeId: string;
+    tenantId: string;
+    name: string;
+    endpoint: string;
+    enrollmentJti: string;
+    challenge: ChallengeRow;
+    fingerprint: string;
+    now: Date;
+  }): Promise<Enrolled> {
+    const { nodeId, challenge, fingerprint, now } = input;
+    const replacedNodeIds = await this.#revokeHoldersOf(tx, challenge.public_key, now);
+    const name = input.name || challenge.hostname || nodeId;
+    const capabilities = { os: challenge.os, arch: challenge.arch, hostname: challenge.hostname };
+    const issued = await this.tokens.issueNode({
+      nodeId,
+      tenantId: input.tenantId,
+      keyFingerprint: fingerprint,
+      ttlSecs: this.settings.nodeTokenTtlSecs,
+    });
+    const tokenExpiresAt = new Date(issued.claims.exp * 1000);
+    await tx.query(
+      `INSERT INTO edge_daemons (node_id, tenant_id, name, public_key, key_fingerprint, status, status_since,
+         capabilities, endpoint, remote_addr, token_jti, token_expires_at, enrollment_jti)
+       VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7::jsonb, $8, $9, $10, $11, $12)`,
+      [
+        nodeId,
+        input.tenantId,
+        name,
+        challenge.public_key,
+        fingerprint,
+        now,
+        JSON.stringify(capabilities),
+        input.endpoint,
+        challenge.remote_addr,
+        issued.claims.jti,
+        tokenExpiresAt,
+        input.enrollmentJti,
+      ],
+    );
+    return {
+      nodeId,
+      replacedNodeIds,
+      tenantId: input.tenantId,
+      nodeName: name,
+      token: issued.token,
+      tokenExpiresAt,
+      endpoint: input.endpoint,
+    };
   }
 
   /** Answers a challenge with the node's current token as proof: the refresh path. */

@@ -55,6 +55,8 @@ export class TokenAuthority {
     name: string;
     cep: string;
     ttlSecs: number;
+    /** Binds the token to hostnames matching this glob (claim `hnp`). */
+    hostnamePattern?: string;
   }): Promise<{ token: string; claims: EnrollmentClaims }> {
     const iat = seconds(this.#clock());
     const claims: EnrollmentClaims = {
@@ -66,6 +68,7 @@ export class TokenAuthority {
       cep: input.cep,
       tenant_id: input.tenantId,
       name: input.name,
+      ...(input.hostnamePattern ? { hnp: input.hostnamePattern } : {}),
     };
     return { token: await this.#sign(claims), claims };
   }

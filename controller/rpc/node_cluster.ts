@@ -7,7 +7,7 @@ import {
   NodeRole,
 } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
 import { AegisError } from "../../shared/errors.ts";
-import type { EnrollmentService } from "../app/enrollment.ts";
+import type { Enrolled, EnrollmentService } from "../app/enrollment.ts";
 import type { EdgeHub } from "../app/edge_sessions.ts";
 import type { NodeAuthenticator } from "../app/node_auth.ts";
 import { authView, type DaemonRepository, displayStatus, effectiveStatus } from "../app/daemons.ts";
@@ -85,7 +85,7 @@ export function nodeClusterService(
       };
     }),
 
-    challengeNode: guarded(log, async (request) => {
+    challengeNode: guarded(log, async (request, ctx: HandlerContext) => {
       if (request.proof.case === "nodeToken") {
         const node = await deps.enrollment.reattest({
           challengeId: request.challengeId,
@@ -101,10 +101,31 @@ export function nodeClusterService(
           tokenExpiresAt: timestampFromDate(issued.expiresAt),
         };
       }
+      if (request.proof.case === "trusted" && request.proof.value) {
+        const enrolled = await deps.enrollment.enrollTrusted({
+          challengeId: request.challengeId,
+          signature: request.signature,
+          remoteAddr: remoteAddr(ctx),
+        }).catch((error) => {
+          // Refusals are audited too: who tried, from where, and which check failed.
+          if (error instanceof AegisError && error.code === "ENROLL_NOT_TRUSTED") {
+            log(
+              `trusted enrollment from ${remoteAddr(ctx)} refused ` +
+                `(${error.details.failed_check}): ${error.message}`,
+            );
+          }
+          throw error;
+        });
+        log(
+          `node ${enrolled.nodeId} enrolled in tenant ${enrolled.tenantId} without a token ` +
+            `(trusted enrollment, ${enrolled.rule}, from ${remoteAddr(ctx)})`,
+        );
+        return await answerEnrolled(deps, enrolled);
+      }
       if (request.proof.case !== "bootstrapProof") {
         throw new AegisError(
           "INVALID_ARGUMENT",
-          "ChallengeNode needs an enrollment token or a node token",
+          "ChallengeNode needs an enrollment token, a node token or trusted: true",
         );
       }
       const enrolled = await deps.enrollment.enroll({
@@ -113,19 +134,7 @@ export function nodeClusterService(
         enrollmentToken: request.proof.value,
       });
       log(`node ${enrolled.nodeId} enrolled in tenant ${enrolled.tenantId}`);
-      // Already revoked in the enrollment's transaction; this drops their live streams too.
-      for (const replaced of enrolled.replacedNodeIds) {
-        await deps.revocation.revoke(replaced, "replaced");
-        log(`node ${replaced} was replaced by ${enrolled.nodeId} (same key) and revoked`);
-      }
-      return {
-        nodeId: enrolled.nodeId,
-        tenantId: enrolled.tenantId,
-        nodeName: enrolled.nodeName,
-        nodeSecurityToken: enrolled.token,
-        tokenExpiresAt: timestampFromDate(enrolled.tokenExpiresAt),
-        endpoint: enrolled.endpoint,
-      };
+      return await answerEnrolled(deps, enrolled);
     }),
 
     async *connectEdge(requests: AsyncIterable<EdgeUpstream>, ctx: HandlerContext) {
@@ -259,5 +268,22 @@ export function nodeClusterService(
         },
       };
     }),
+  };
+}
+
+/** Revokes the nodes an enrollment replaced (same key) and answers with the new node. */
+async function answerEnrolled(deps: NodeClusterDeps, enrolled: Enrolled) {
+  // Already revoked in the enrollment's transaction; this drops their live streams too.
+  for (const replaced of enrolled.replacedNodeIds) {
+    await deps.revocation.revoke(replaced, "replaced");
+    deps.log(`node ${replaced} was replaced by ${enrolled.nodeId} (same key) and revoked`);
+  }
+  return {
+    nodeId: enrolled.nodeId,
+    tenantId: enrolled.tenantId,
+    nodeName: enrolled.nodeName,
+    nodeSecurityToken: enrolled.token,
+    tokenExpiresAt: timestampFromDate(enrolled.tokenExpiresAt),
+    endpoint: enrolled.endpoint,
   };
 }

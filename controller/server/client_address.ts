@@ -1,7 +1,8 @@
 // "Who is this client?" for rate limits, admission caps and the address recorded for a node.
-// The socket peer is believed unless it is a configured trusted proxy; then the Forwarded (RFC
-// 7239) or X-Forwarded-For chain is walked from the right, past every trusted hop, to the first
-// address a trusted proxy saw. Limits key IPv6 clients by /64, the block one host usually holds,
+// The socket peer is believed unless it is a configured trusted proxy; then the chain of the one
+// forwarding header those proxies write (X-Forwarded-For, or RFC 7239 Forwarded: configured,
+// never both) is walked from the right, past every trusted hop, to the first address a trusted
+// proxy saw. Limits key IPv6 clients by /64, the block one host usually holds,
 // so rotating through its addresses buys nothing.
 import { BlockList, isIP } from "node:net";
 import { AegisError } from "../../shared/errors.ts";
@@ -11,12 +12,18 @@ const MAX_HOPS = 16;
 
 type Headers = Record<string, string | string[] | undefined>;
 
+/** The forwarding header a deployment's proxies write (cluster.ingress.forwarded_header). */
+export type ForwardedHeader = "x-forwarded-for" | "forwarded";
+
 export class ClientAddressResolver {
   readonly #trusted = new BlockList();
   readonly #any: boolean;
 
   /** Throws CONFIG_INVALID for anything that is not an address or a CIDR. */
-  constructor(trustedProxies: readonly string[] = []) {
+  constructor(
+    trustedProxies: readonly string[] = [],
+    readonly forwardedHeader: ForwardedHeader = "x-forwarded-for",
+  ) {
     for (const entry of trustedProxies) addCidr(this.#trusted, entry);
     this.#any = trustedProxies.length > 0;
   }
@@ -24,7 +31,7 @@ export class ClientAddressResolver {
   resolve(peer: string | undefined, headers: Headers): string {
     const socketAddress = normalize(peer ?? "") ?? "unknown";
     if (!this.#any || !this.#isTrusted(socketAddress)) return socketAddress;
-    const chain = forwardedChain(headers).slice(-MAX_HOPS);
+    const chain = forwardedChain(headers, this.forwardedHeader).slice(-MAX_HOPS);
     let client = socketAddress;
     for (let i = chain.length - 1; i >= 0; i--) {
       const hop = normalize(chain[i]);
@@ -66,17 +73,15 @@ export function prefixBucket(address: string): string {
   return address;
 }
 
-function forwardedChain(headers: Headers): string[] {
-  const forwarded = joined(headers["forwarded"]);
-  if (forwarded) {
-    // for=192.0.2.60;proto=https, for="[2001:db8::1]:4711"
-    return forwarded.split(",").map((element) => {
-      const pair = element.split(";").map((p) => p.trim()).find((p) => /^for=/i.test(p));
-      return pair ? pair.slice(4).replace(/^"|"$/g, "") : "";
-    });
-  }
-  const xff = joined(headers["x-forwarded-for"]);
-  return xff ? xff.split(",").map((hop) => hop.trim()) : [];
+function forwardedChain(headers: Headers, header: ForwardedHeader): string[] {
+  const value = joined(headers[header]);
+  if (!value) return [];
+  if (header === "x-forwarded-for") return value.split(",").map((hop) => hop.trim());
+  // for=192.0.2.60;proto=https, for="[2001:db8::1]:4711"
+  return value.split(",").map((element) => {
+    const pair = element.split(";").map((p) => p.trim()).find((p) => /^for=/i.test(p));
+    return pair ? pair.slice(4).replace(/^"|"$/g, "") : "";
+  });
 }
 
 function joined(value: string | string[] | undefined): string {

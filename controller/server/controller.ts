@@ -35,6 +35,11 @@ import { listen, type Listener, type RequestHandler } from "./listener.ts";
 import { connectLimits } from "./limits.ts";
 import { addressBucket, ClientAddressResolver } from "./client_address.ts";
 import { StreamGate } from "../app/stream_gate.ts";
+import { compileConfigRules, TrustedEnrollment } from "../app/trusted_enrollment.ts";
+import { ApprovedPatterns } from "../app/approved_patterns.ts";
+import { publicBootstrapUrl } from "../app/releases.ts";
+import { ReleaseCatalog } from "../app/releases.ts";
+import { readCaPem } from "../app/install_scripts.ts";
 
 export interface ControllerOptions {
   config: ControllerConfig;
@@ -59,7 +64,12 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const { config } = options;
   const { limits } = config;
   // Refuses a malformed trusted_proxies entry at start-up, before anything listens.
-  const clientAddress = new ClientAddressResolver(config.cluster.ingress.trusted_proxies);
+  const clientAddress = new ClientAddressResolver(
+    config.cluster.ingress.trusted_proxies,
+    config.cluster.ingress.forwarded_header,
+  );
+  // Likewise a bad bootstrap.trusted_enrollment pattern or CIDR.
+  const trustRules = compileConfigRules(config.bootstrap.trusted_enrollment);
   const log = options.log ?? (() => {});
   const clock = options.clock ?? systemClock;
   await ensureDir(options.dataDir, 0o700);
@@ -105,6 +115,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
 
   const daemons = new DaemonRepository(db, clock);
   const auth = new NodeAuthenticator(db, tokens, clock);
+  const approved = new ApprovedPatterns(db);
   const enrollment = new EnrollmentService(
     db,
     tokens,
@@ -118,8 +129,10 @@ export async function startController(options: ControllerOptions): Promise<Runni
       enrollmentTtlSecs: config.edge.enrollment_token_ttl_secs,
       nodeTokenTtlSecs: config.edge.node_token_ttl_secs,
       clockSkewLeewaySecs: config.edge.clock_skew_leeway_secs,
+      bootstrapUrl: publicBootstrapUrl(config, publicEndpoint),
     },
     clock,
+    new TrustedEnrollment(trustRules, approved),
   );
   const hub = new EdgeHub({
     auth,
@@ -156,9 +169,19 @@ export async function startController(options: ControllerOptions): Promise<Runni
   await calls.interruptOrphans();
   const fleet = new FleetDispatcher(db, calls, relayId, clock);
   await fleet.interruptOrphans();
+  const bootstrap = {
+    catalog: new ReleaseCatalog({
+      releasesDir: config.bootstrap.releases_dir,
+      pinnedVersion: config.bootstrap.release_version,
+    }),
+    publicUrl: publicBootstrapUrl(config, publicEndpoint),
+    caPem: await readCaPem(config.bootstrap.ca_file),
+    log,
+  };
   const api = createApi({
     tokens,
     enrollment,
+    approved,
     daemons,
     calls,
     revocation,
@@ -170,6 +193,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
     isServing,
     log,
     maxBodyBytes: limits.max_rest_body_bytes,
+    bootstrap,
   });
   const fallback = getRequestListener(api.fetch);
   handler = connectNodeAdapter({

@@ -184,6 +184,25 @@ ALTER TABLE edge_daemons ADD COLUMN last_error_at timestamptz;
 ALTER TABLE edge_daemons ADD COLUMN connect_failures integer NOT NULL DEFAULT 0;
 `,
   },
+  {
+    version: 8,
+    name: "approved enrollment patterns and token hostname patterns",
+    sql: `
+-- Operator-approved trusted-enrollment rules (aegis edge approved add): a host whose hostname
+-- matches pattern and whose source address is in one of cidrs enrolls into tenant_id tokenless.
+CREATE TABLE approved_patterns (
+  id text PRIMARY KEY,
+  tenant_id text NOT NULL,
+  pattern text NOT NULL,
+  cidrs text[] NOT NULL,
+  created_by text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX approved_patterns_tenant ON approved_patterns (tenant_id);
+-- The hostname glob an enrollment token is bound to (also signed into the token as hnp).
+ALTER TABLE enrollment_tokens ADD COLUMN hostname_pattern text;
+`,
+  },
 ];
 
 // Arbitrary but fixed: every aegis binary must agree on it. Fits in int4 to dodge int8 params.

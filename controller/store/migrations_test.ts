@@ -5,6 +5,7 @@ import { migrate, MIGRATIONS } from "./migrations.ts";
 import { openPglite } from "./pglite.ts";
 
 const TABLES = [
+  "approved_patterns",
   "attest_challenges",
   "edge_daemons",
   "enrollment_tokens",

@@ -27,6 +27,8 @@ export const EnrollmentClaimsSchema = z.object({
   cep: z.string().min(1),
   tenant_id: z.string().min(1),
   name: z.string().default(""),
+  /** A hostname glob the enrolling host's hostname must match (the token is not spent if not). */
+  hnp: z.string().min(1).max(253).optional(),
 });
 export type EnrollmentClaims = z.infer<typeof EnrollmentClaimsSchema>;
 

@@ -13,12 +13,14 @@ import { type ErrorPolicy, type FleetMode, waves } from "./policy.ts";
 import { asCompleted } from "./as_completed.ts";
 import { targetNote, targetSource } from "./provenance.ts";
 import { confirmRotation, type Outcome, recordedFingerprint } from "./confirm.ts";
+import { confirmUpgrade, parseUpdateReply } from "./upgrade.ts";
 import type { FleetEvent, NodeOutcome } from "../../../shared/fleet_events.ts";
 
 export const OPERATIONS = {
   "keys.rotate": { tool: "node.rotate_key", done: "rotated" },
   "token.refresh": { tool: "node.refresh_token", done: "refreshed" },
   "exec": { tool: "cmd.run", done: "ok" },
+  "upgrade": { tool: "node.update", done: "upgraded" },
 } as const;
 export type OperationName = keyof typeof OPERATIONS;
 
@@ -161,6 +163,13 @@ export class FleetDispatcher {
   }
 
   async #runOne(operator: Operator, host: DaemonRecord, request: FleetRequest): Promise<Outcome> {
+    if (request.operation === "upgrade") {
+      // Confirmed by the version the host reconnects with, not by its answer (upgrade.ts).
+      let resultJson = "";
+      const reported = await this.#call(operator, host, request, (json) => resultJson = json);
+      const reply = parseUpdateReply(resultJson);
+      return await confirmUpgrade(this.db, host.node_id, reported, reply, this.clock());
+    }
     if (request.operation !== "keys.rotate") return await this.#call(operator, host, request);
     // Read before and after: the rotation happened only if the controller's record changed.
     const before = await recordedFingerprint(this.db, host.node_id);
@@ -168,7 +177,12 @@ export class FleetDispatcher {
     return confirmRotation(reported, before, await recordedFingerprint(this.db, host.node_id));
   }
 
-  async #call(operator: Operator, host: DaemonRecord, request: FleetRequest): Promise<Outcome> {
+  async #call(
+    operator: Operator,
+    host: DaemonRecord,
+    request: FleetRequest,
+    onResult?: (resultJson: string) => void,
+  ): Promise<Outcome> {
     const spec = OPERATIONS[request.operation];
     const call: CallRequest = {
       tool: spec.tool,
@@ -188,6 +202,7 @@ export class FleetDispatcher {
       return { status, detail: aegis.message, exitCode: null };
     }
     if (last?.type === "exit") {
+      onResult?.(last.result_json);
       if (last.timed_out) {
         return {
           status: "timed_out" as const,
