@@ -3,8 +3,10 @@
 # the release's signed manifest, and optionally enrolls this host:
 #
 #   curl -fsSL https://controller.example.com/install.sh | sh
-#   curl -fsSL https://controller.example.com/install.sh | sh -s -- --token <enrollment-token>
+#   curl -fsSL https://controller.example.com/install.sh | AEGIS_TOKEN=<enrollment-token> sh
 #   curl -fsSL https://controller.example.com/install.sh | sh -s -- --token-file ./token -- --local-tools shell
+#
+# `--token T` works too, but shows the token to every local user (ps) while the script runs.
 #
 # Arguments after a lone `--` go to `aegis edge enroll` unchanged.
 #
@@ -183,20 +185,24 @@ pick_downloader() {
 }
 
 # fetch URL FILE MAX: fails on any HTTP error; TLS is always verified (with the private CA if
-# given). curl also stops a download past MAX bytes; every size is checked after it anyway.
+# given). curl also stops a download past MAX bytes; every size is checked after it anyway. A
+# stalled transfer fails instead of hanging the install: no connection in 20 s, or under 1 KB/s
+# for 60 s (curl); 60 s without a byte, 3 tries (wget, whose default is 20 tries of 15 minutes).
 fetch() {
 	if [ "$downloader" = curl ]; then
 		if [ -n "$ca_file" ]; then
-			curl -fsSL --proto '=https,http' --retry 2 --max-filesize "$3" --cacert "$ca_file" \
-				-o "$2" "$1" || die "download failed: $1"
-		else
-			curl -fsSL --proto '=https,http' --retry 2 --max-filesize "$3" -o "$2" "$1" ||
+			curl -fsSL --proto '=https,http' --retry 2 --connect-timeout 20 --speed-limit 1024 \
+				--speed-time 60 --max-filesize "$3" --cacert "$ca_file" -o "$2" "$1" ||
 				die "download failed: $1"
+		else
+			curl -fsSL --proto '=https,http' --retry 2 --connect-timeout 20 --speed-limit 1024 \
+				--speed-time 60 --max-filesize "$3" -o "$2" "$1" || die "download failed: $1"
 		fi
 	elif [ -n "$ca_file" ]; then
-		wget -q --ca-certificate="$ca_file" -O "$2" "$1" || die "download failed: $1"
+		wget -q --timeout=60 --tries=3 --ca-certificate="$ca_file" -O "$2" "$1" ||
+			die "download failed: $1"
 	else
-		wget -q -O "$2" "$1" || die "download failed: $1"
+		wget -q --timeout=60 --tries=3 -O "$2" "$1" || die "download failed: $1"
 	fi
 }
 

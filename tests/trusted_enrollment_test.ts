@@ -202,7 +202,7 @@ Deno.test(
       assert.match(created.stdout, /hostnames {2}\*\.web\.example\.com only/);
       // The install one-liners use the bootstrap URL (here derived from the endpoint).
       assert.ok(created.stdout.includes(
-        `linux    curl -fsSL '${controller.endpoint}/install.sh' | sh -s -- --token '${token}'`,
+        `linux    curl -fsSL '${controller.endpoint}/install.sh' | AEGIS_TOKEN='${token}' sh`,
       ));
       assert.ok(created.stdout.includes(
         `windows  & ([scriptblock]::Create((iwr -useb '${controller.endpoint}/install.ps1'))) -Token '${token}'`,
@@ -269,7 +269,7 @@ Deno.test(
       assert.equal(body.install.macos, body.install.linux);
       assert.match(
         body.install.linux,
-        /^curl -fsSL 'http:\/\/127\.0\.0\.1:\d+\/install\.sh' \| sh -s -- --token 'eyJ/,
+        /^curl -fsSL 'http:\/\/127\.0\.0\.1:\d+\/install\.sh' \| AEGIS_TOKEN='eyJ/,
       );
     } finally {
       await host.cleanup();

@@ -62,6 +62,16 @@ export interface DaemonOptions {
 
 /** Runs until the signal aborts (returns 0) or the node is refused (throws the typed error). */
 export async function runDaemon(given: DaemonOptions): Promise<number> {
+  try {
+    return await serveDaemon(given);
+  } catch (error) {
+    // A version on probation after an update that ends with an error goes back first, so its
+    // exit status (77 stops systemd's restarts) cannot strand the host on it (pending_guard.ts).
+    throw await PendingUpdateGuard.abandon(given.paths, VERSION, error, given.log);
+  }
+}
+
+async function serveDaemon(given: DaemonOptions): Promise<number> {
   const { paths, log } = given;
   // Before anything is written: a second daemon for this host waits for the first to stop.
   const lock = await holdDaemonLock(paths, given.signal, log);

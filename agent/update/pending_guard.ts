@@ -54,6 +54,37 @@ export class PendingUpdateGuard {
     return guard;
   }
 
+  /**
+   * The daemon is ending with an error (refused, a config it cannot read, a bug) while this
+   * version is on probation. Its exit status may tell the supervisor not to restart it (77:
+   * systemd's RestartPreventExitStatus), and then no daemon would ever reach the deadline to
+   * roll back: the host would sit on the new version with nothing running. So it goes back now,
+   * and the error becomes UPDATE_ROLLED_BACK (exit 75: restarted, onto the previous version).
+   * Stateless (reads the marker), so it covers errors thrown before the guard was armed too.
+   */
+  static async abandon(
+    paths: EdgePaths,
+    version: string,
+    error: unknown,
+    log: (line: string) => void,
+  ): Promise<unknown> {
+    if (error instanceof AegisError && error.code === "UPDATE_ROLLED_BACK") return error;
+    const layout = updateLayout(paths);
+    const marker = await readMarker(layout.marker).catch(() => undefined);
+    if (marker?.state !== "pending" || marker.to_version !== version) return error;
+    const reason = `version ${version} stopped before it reached Connected: ${
+      (error as Error)?.message ?? String(error)
+    }`;
+    try {
+      await rollBack(layout, marker, reason);
+    } catch (failure) {
+      log(`✖ ${reason}; switching back failed: ${(failure as Error).message}`);
+      return error;
+    }
+    log(`✖ ${reason}; switched back to ${marker.from_version}`);
+    return new AegisError("UPDATE_ROLLED_BACK", reason, { cause: error });
+  }
+
   /** The stream is up: the update holds. */
   async connected(): Promise<void> {
     if (this.#settled) return;

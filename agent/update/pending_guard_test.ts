@@ -5,6 +5,7 @@ import { currentVersion, updateLayout, versionBinary } from "./layout.ts";
 import { pendingMarker, readMarker, writeMarker } from "./marker.ts";
 import { PendingUpdateGuard } from "./pending_guard.ts";
 import { switchTo } from "./switch.ts";
+import { AegisError } from "../../shared/errors.ts";
 
 async function switched(deadlineMs: number) {
   const home = await Deno.makeTempDir({ prefix: "aegis-guard-" });
@@ -115,6 +116,32 @@ Deno.test("PendingUpdateGuard: when switching back fails it stays up instead of 
     // A Connected later confirms the version that runs.
     await guard.connected();
     assert.equal(await readMarker(layout.marker), undefined);
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});
+
+Deno.test("PendingUpdateGuard.abandon(): a daemon on probation that ends in error goes back first", async () => {
+  const { home, paths, layout } = await switched(60_000);
+  try {
+    // Refused (exit 77: systemd would not restart it) long before its deadline.
+    const refused = new AegisError("NODE_TOKEN_INVALID", "the controller refused the token");
+    const lines: string[] = [];
+    const error = await PendingUpdateGuard.abandon(paths, "1.1.0", refused, (l) => lines.push(l));
+    assert.ok(error instanceof AegisError);
+    assert.equal(error.code, "UPDATE_ROLLED_BACK");
+    assert.equal(error.exitCode, 75);
+    assert.equal(await currentVersion(layout), "1.0.0");
+    const marker = await readMarker(layout.marker);
+    assert.equal(marker?.state, "rolled_back");
+    assert.match(
+      marker?.reason ?? "",
+      /stopped before it reached Connected: the controller refused/,
+    );
+    // The previous version ending in error is its own business: nothing changes.
+    const again = new AegisError("NODE_REVOKED", "revoked");
+    assert.equal(await PendingUpdateGuard.abandon(paths, "1.0.0", again, () => {}), again);
+    assert.equal(await currentVersion(layout), "1.0.0");
   } finally {
     await Deno.remove(home, { recursive: true });
   }

@@ -117,7 +117,13 @@ function failure(c: Context, deps: BootstrapDeps, error: unknown, kind?: Install
     : kind === "ps1"
     ? `throw '${message.replaceAll("'", "''")}'\n`
     : `${message}\n`;
-  return c.body(body, status, { "content-type": TEXT, "cache-control": "no-cache" });
+  // nosniff: the message can echo part of the request path (an unknown version or file name);
+  // it must stay text, never be sniffed into HTML by a browser that follows a crafted link.
+  return c.body(body, status, {
+    "content-type": TEXT,
+    "cache-control": "no-cache",
+    "x-content-type-options": "nosniff",
+  });
 }
 
 function shellWord(text: string): string {

@@ -1,7 +1,9 @@
 // The install one-liners an enrollment-token response carries next to the enroll command: fetch
 // the controller's install script and let it enroll with the token. The token is a JWT
 // (base64url and dots) and the URL is checked as a URL, so single quotes are enough in sh and
-// PowerShell alike.
+// PowerShell alike. The token goes to the script in its environment, not on a command line:
+// `sh -s -- --token T` would show it to every local user (ps) while the install runs, and one of
+// them could redeem it first; a process's environment is readable only by its own user.
 import { AegisError } from "../../shared/errors.ts";
 
 export interface InstallCommands {
@@ -19,8 +21,8 @@ export function installCommands(bootstrapUrl: string, token?: string): InstallCo
     // Both come from this controller; anything else would be unsafe to paste into a shell.
     throw new AegisError("INTERNAL", "cannot quote the install commands for this URL or token");
   }
-  const unix = `curl -fsSL '${bootstrapUrl}/install.sh' | sh` +
-    (token === undefined ? "" : ` -s -- --token '${token}'`);
+  const unix = `curl -fsSL '${bootstrapUrl}/install.sh' | ` +
+    (token === undefined ? "sh" : `AEGIS_TOKEN='${token}' sh`);
   return {
     linux: unix,
     macos: unix,

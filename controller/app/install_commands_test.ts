@@ -7,7 +7,7 @@ Deno.test("installCommands() fetches the install scripts from the bootstrap URL 
   const commands = installCommands("https://edge.example.com:8443", TOKEN);
   assert.equal(
     commands.linux,
-    `curl -fsSL 'https://edge.example.com:8443/install.sh' | sh -s -- --token '${TOKEN}'`,
+    `curl -fsSL 'https://edge.example.com:8443/install.sh' | AEGIS_TOKEN='${TOKEN}' sh`,
   );
   assert.equal(commands.macos, commands.linux);
   assert.equal(

@@ -43,6 +43,7 @@ Deno.test(
       const file = await fetch(`${url}/releases/latest/manifest.json`);
       assert.equal(file.status, 404);
       assert.match(file.headers.get("content-type")!, /^text\/plain/);
+      assert.equal(file.headers.get("x-content-type-options"), "nosniff");
       assert.match(await file.text(), /serves no releases/);
     } finally {
       await controller.stop();

@@ -153,18 +153,25 @@ Deno.test(
 );
 
 Deno.test(
-  "install.sh: --token goes on to `aegis edge enroll` on standard input",
+  "install.sh: AEGIS_TOKEN (the one-liner's form) and --token go on to `aegis edge enroll` on standard input",
   opts,
   async () => {
     await withSite(async ({ controller, url }) => {
       const { token } = await controller.issueEnrollment("team-a");
-      const run = await install(url, {
-        tools: ["curl", "openssl"],
-        args: ["--token", token, "--", "--dry-run", "--non-interactive"],
-      });
-      assert.equal(run.code, 0, run.stderr);
-      assert.match(run.stderr, /enrolling this host/);
-      assert.match(run.stderr, /Bootstrap plan/);
+      const ways: { env: Record<string, string>; args: string[] }[] = [
+        { env: { AEGIS_TOKEN: token }, args: [] },
+        { env: {}, args: ["--token", token] },
+      ];
+      for (const how of ways) {
+        const run = await install(url, {
+          tools: ["curl", "openssl"],
+          env: how.env,
+          args: [...how.args, "--", "--dry-run", "--non-interactive"],
+        });
+        assert.equal(run.code, 0, run.stderr);
+        assert.match(run.stderr, /enrolling this host/);
+        assert.match(run.stderr, /Bootstrap plan/);
+      }
     });
   },
 );

@@ -168,7 +168,15 @@ export class FleetDispatcher {
       let resultJson = "";
       const reported = await this.#call(operator, host, request, (json) => resultJson = json);
       const reply = parseUpdateReply(resultJson);
-      return await confirmUpgrade(this.db, host.node_id, reported, reply, this.clock());
+      const asked = request.arguments.connect_deadline_secs;
+      return await confirmUpgrade(
+        this.db,
+        host.node_id,
+        reported,
+        reply,
+        this.clock(),
+        typeof asked === "number" ? asked : undefined,
+      );
     }
     if (request.operation !== "keys.rotate") return await this.#call(operator, host, request);
     // Read before and after: the rotation happened only if the controller's record changed.

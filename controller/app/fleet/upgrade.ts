@@ -33,12 +33,18 @@ interface Seen {
   capabilities: { agent_version?: string };
 }
 
+/** The host's own default when the request names no connect deadline (daemon_update.ts). */
+const DEFAULT_CONNECT_DEADLINE_SECS = 60;
+
 export async function confirmUpgrade(
   db: Queryable,
   nodeId: string,
   reported: Outcome,
   reply: UpdateReply | undefined,
   answeredAt: Date,
+  /** The connect deadline the operator asked for (the request's connect_deadline_secs). */
+  requestedDeadlineSecs?: number,
+  marginSecs = ROLLBACK_MARGIN_SECS,
 ): Promise<Outcome> {
   if (reported.status !== "ok") return reported;
   if (!reply) {
@@ -47,7 +53,15 @@ export async function confirmUpgrade(
   if (reply.status === "current") {
     return { status: "ok", detail: `already at ${reply.version}`, exitCode: 0 };
   }
-  const deadline = Date.now() + ((reply.connect_deadline_secs ?? 60) + ROLLBACK_MARGIN_SECS) * 1000;
+  // How long to watch is ours to say, not the host's: a host (or whatever answers for it) that
+  // replied with a huge connect_deadline_secs would otherwise hold this node's wave, and so the
+  // whole operation, open for as long as it liked. Its own figure counts only when shorter.
+  const asked = requestedDeadlineSecs ?? DEFAULT_CONNECT_DEADLINE_SECS;
+  const told = reply.connect_deadline_secs;
+  const waitSecs = typeof told === "number" && Number.isFinite(told) && told >= 0
+    ? Math.min(told, asked)
+    : asked;
+  const deadline = Date.now() + (waitSecs + marginSecs) * 1000;
   let last: Seen | undefined;
   while (Date.now() < deadline) {
     const rows = await db.query<Seen>(
