@@ -10,6 +10,16 @@ Deno.test("backoffDelay() grows exponentially up to the cap, drawn with full jit
   assert.equal(backoffDelay(3, policy, () => 0), 0);
 });
 
+Deno.test("backoffDelay() never waits longer than the failures have lasted (at least base)", () => {
+  const policy = { baseMs: 1000, capMs: 60_000 };
+  // Eight quick failures in 4 s: the count says up to 60 s, the outage's age says 4 s.
+  assert.equal(backoffDelay(8, policy, () => 1, 4_000), 4_000);
+  assert.equal(backoffDelay(8, policy, () => 1, 200), 1000);
+  // A long outage: the count and the cap decide, as before.
+  assert.equal(backoffDelay(3, policy, () => 1, 120_000), 8000);
+  assert.equal(backoffDelay(10, policy, () => 1, 120_000), 60_000);
+});
+
 Deno.test("sleep() returns at once when aborted", async () => {
   const controller = new AbortController();
   const started = Date.now();

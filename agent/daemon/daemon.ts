@@ -110,6 +110,13 @@ async function serveDaemon(given: DaemonOptions): Promise<number> {
   // A rotation cut short, or a token that expired while the host was off, is dealt with first.
   identity = await maintainIdentity(paths, identity, log, authReporter(state, identity));
   let failures = state.of(identity.claims.sub)?.failures ?? 0;
+  // When this run of failures began (kept across a crash, like the count): it bounds the wait.
+  const recorded = state.of(identity.claims.sub)?.failing_since;
+  let failingSince = failures > 0 && recorded ? Date.parse(recorded) || undefined : undefined;
+  const failed = () => {
+    failures++;
+    failingSince ??= Date.now();
+  };
   let endpointIndex = 0;
   // One renewal per refusal: a token refused again right after a renewal ends the daemon.
   let renewed = false;
@@ -150,10 +157,11 @@ async function serveDaemon(given: DaemonOptions): Promise<number> {
             healthy: () => {
               healthy = true;
               failures = 0;
+              failingSince = undefined;
             },
           },
         );
-        if (!healthy) failures++;
+        if (!healthy) failed();
       } catch (error) {
         const aegis = error instanceof AegisError
           ? error
@@ -193,7 +201,7 @@ async function serveDaemon(given: DaemonOptions): Promise<number> {
           if (failure.hint) log(`  → ${failure.hint}`);
           throw failure;
         }
-        failures++;
+        failed();
         endpointIndex++;
         log(`stream to ${endpoint.display} failed: ${failure.message}`);
         if (failure.hint && !isRetryable(failure)) log(`  → ${failure.hint}`);
@@ -201,6 +209,7 @@ async function serveDaemon(given: DaemonOptions): Promise<number> {
           status: "disconnected",
           endpoint: endpoint.display,
           failures,
+          failingSince: new Date(failingSince!),
           error: failure.message,
           auth: expiredMeanwhile(identity, state.of(identity.claims.sub)?.auth),
         });
@@ -208,8 +217,9 @@ async function serveDaemon(given: DaemonOptions): Promise<number> {
       if (signal.aborted) break;
       // The controller's hint (a spread return after its restart) plus our own jitter: a hint of 0
       // repeated can never make a tight loop.
+      const failingFor = failingSince === undefined ? 0 : Date.now() - failingSince;
       const wait = (retryAfterMs ?? 0) +
-        backoffDelay(failures, backoffPolicy(identity.config.edge));
+        backoffDelay(failures, backoffPolicy(identity.config.edge), Math.random, failingFor);
       if (wait > 0) log(`reconnecting in ${(wait / 1000).toFixed(1)}s`);
       await sleep(wait, signal);
       // The key or token may have been replaced on disk (rotation, refresh, re-enrollment).

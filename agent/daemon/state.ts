@@ -31,6 +31,8 @@ export interface DaemonState {
   auth_detail?: string;
   /** Connection attempts failed in a row since the last stream that connected. */
   failures: number;
+  /** When this run of failures began: it bounds the backoff (see backoffDelay). */
+  failing_since?: string;
   /** The version this daemon runs: `aegis update` waits for the new one to say Connected. */
   version?: string;
   /** Something restarts this daemon when it exits (a service manager or --supervised). */
@@ -43,6 +45,8 @@ export interface StatePatch {
   status?: DaemonState["status"];
   endpoint?: string;
   failures?: number;
+  /** When the current run of failures began; carried over when not given. */
+  failingSince?: Date;
   /** A new last error; its time is now unless given. */
   error?: string;
   errorAt?: Date;
@@ -84,6 +88,7 @@ export function nextState(
     auth: patch.auth?.state ?? prior?.auth,
     auth_detail: patch.auth?.detail ?? prior?.auth_detail,
     failures: patch.failures ?? prior?.failures ?? 0,
+    failing_since: patch.failingSince?.toISOString() ?? prior?.failing_since,
     version: VERSION,
     supervised: patch.supervised ?? (prior?.pid === pid ? prior?.supervised : undefined),
   };

@@ -5,6 +5,7 @@
 // with INVALID_ARGUMENT, which the daemon reports and does not retry.
 import type { Hello } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
 import { AegisError } from "../../shared/errors.ts";
+import { unprintable } from "../../shared/printable.ts";
 
 export const HELLO_LIMITS = {
   labels: 64,
@@ -50,12 +51,21 @@ export function checkHello(hello: Hello): void {
     atMost(value?.length ?? 0, L.fieldChars, `characters in ${name}`);
   }
   atMost(helloBytes(hello), L.totalBytes, "bytes of labels and capabilities");
+  for (const text of helloStrings(hello)) {
+    const bad = unprintable(text);
+    if (bad) refuse(`${preview(text)} holds the control character ${bad}`);
+  }
   atMost(hello.heartbeatIntervalSecs, L.heartbeatIntervalSecs, "heartbeat interval seconds");
 }
 
 function helloBytes(hello: Hello): number {
+  const encoder = new TextEncoder();
+  return helloStrings(hello).reduce((sum, s) => sum + encoder.encode(s).length, 0);
+}
+
+function helloStrings(hello: Hello): string[] {
   const caps = hello.capabilities;
-  const strings = [
+  return [
     ...Object.entries(hello.labels).flat(),
     ...(caps?.localTools ?? []),
     ...(caps?.mountPoints ?? []),
@@ -64,8 +74,6 @@ function helloBytes(hello: Hello): number {
     caps?.hostname ?? "",
     caps?.agentVersion ?? "",
   ];
-  const encoder = new TextEncoder();
-  return strings.reduce((sum, s) => sum + encoder.encode(s).length, 0);
 }
 
 function atMost(actual: number, limit: number, what: string): void {
@@ -80,5 +88,6 @@ function refuse(detail: string): never {
 
 /** Enough of an oversized string to recognise it, never all of it. */
 function preview(s: string): string {
-  return JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s);
+  const shown = s.replace(/[\p{Cc}\p{Cf}]/gu, "\uFFFD");
+  return JSON.stringify(shown.length > 40 ? `${shown.slice(0, 40)}…` : shown);
 }

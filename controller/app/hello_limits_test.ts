@@ -44,3 +44,23 @@ Deno.test("checkHello() quotes at most a preview of an oversized name", () => {
     return true;
   });
 });
+
+Deno.test("checkHello() refuses control and format characters in anything an operator is shown", () => {
+  const cases: Array<[Parameters<typeof hello>[0], RegExp]> = [
+    [{ capabilities: { hostname: "web-1\u001b]0;pwned\u0007" } }, /U\+001B/],
+    [{ labels: { role: "db\r\nrole: web" } }, /U\+000D/],
+    [{ labels: { ["a\u202Eb"]: "v" } }, /U\+202E/],
+    [{ capabilities: { localTools: ["sh\u200Bell"] } }, /U\+200B/],
+    [{ capabilities: { os: "linux\u0000" } }, /U\+0000/],
+  ];
+  for (const [init, message] of cases) {
+    assert.throws(() => checkHello(hello(init)), { code: "INVALID_ARGUMENT", message });
+  }
+  // The refusal itself shows none of them.
+  assert.throws(() => checkHello(hello({ labels: { ["a\u202Eb"]: "v" } })), (error: Error) => {
+    assert.doesNotMatch(error.message, /[\p{Cc}\p{Cf}]/u);
+    return true;
+  });
+  // Names outside ASCII are fine.
+  checkHello(hello({ capabilities: { hostname: "büro-rechner" }, labels: { ort: "Zürich" } }));
+});

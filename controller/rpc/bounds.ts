@@ -1,5 +1,6 @@
 // Size checks on fields anonymous callers control, made before anything is stored or logged.
 import { AegisError } from "../../shared/errors.ts";
+import { unprintable } from "../../shared/printable.ts";
 
 /** Ed25519 public keys are exactly this long. */
 export const PUBLIC_KEY_BYTES = 32;
@@ -18,6 +19,10 @@ export function requireBounded(field: keyof typeof FIELD_MAX, value: string): vo
       "INVALID_ARGUMENT",
       `${field} is ${value.length} characters; at most ${FIELD_MAX[field]} are allowed`,
     );
+  }
+  const bad = unprintable(value);
+  if (bad) {
+    throw new AegisError("INVALID_ARGUMENT", `${field} holds the control character ${bad}`);
   }
 }
 

@@ -35,7 +35,7 @@ const PLATFORMS: [ReleaseOs, ReleaseArch][] = [
 export async function makeReleaseFixture(): Promise<ReleaseFixture> {
   const root = await Deno.makeTempDir({ prefix: "aegis-release-" });
   const launcher = join(root, "aegis-launcher");
-  await Deno.writeTextFile(launcher, launcherScript());
+  await Deno.writeTextFile(launcher, launcherScript(await denoAnyoneRuns(root)));
   const key = generateReleaseKey("aegis test release key");
   const releasesDir = join(root, "releases");
   const manifest = await writeRelease({
@@ -54,12 +54,26 @@ export async function makeReleaseFixture(): Promise<ReleaseFixture> {
   };
 }
 
+/**
+ * This Deno, where the user the installs run as (nobody, when the tests run as root) may execute
+ * it: CI installs Deno into a private (0700) temporary directory, so as root the binary is copied
+ * into the fixture's own directory, readable by all.
+ */
+async function denoAnyoneRuns(root: string): Promise<string> {
+  if (Deno.uid() !== 0) return Deno.execPath();
+  await Deno.chmod(root, 0o755);
+  const copy = join(root, "deno");
+  await Deno.copyFile(Deno.execPath(), copy);
+  await Deno.chmod(copy, 0o755);
+  return copy;
+}
+
 /** A fixture launcher: the real CLI, run from source by this Deno. */
-function launcherScript(): string {
+function launcherScript(deno: string): string {
   return [
     "#!/bin/sh",
     "# fixture: the aegis CLI run from source (tests only)",
-    `exec '${Deno.execPath()}' run -A --quiet '${AGENT_MAIN}' "$@"`,
+    `exec '${deno}' run -A --quiet '${AGENT_MAIN}' "$@"`,
     "",
   ].join("\n");
 }
