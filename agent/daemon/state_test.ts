@@ -145,3 +145,13 @@ Deno.test("a torn or foreign state.json reads as nothing", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("when a run of failures began is kept until a failure gives a new one", () => {
+  const failing = nextState(undefined, "n-1", { failures: 2, failingSince: T0 }, T0);
+  assert.equal(failing.failing_since, T0.toISOString());
+  // A stream that connects (failures 0 on disk) and drops before it is healthy is the same run.
+  const connected = nextState(failing, "n-1", { status: "connected", failures: 0 }, T1);
+  assert.equal(connected.failing_since, T0.toISOString());
+  const later = nextState(connected, "n-1", { failures: 1, failingSince: T1 }, T1);
+  assert.equal(later.failing_since, T1.toISOString());
+});
