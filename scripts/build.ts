@@ -153,28 +153,19 @@ async function loadKey(options: BuildOptions, log: (line: string) => void) {
 
 async function writeFixtures(options: BuildOptions, stage: Stage, root: string) {
   const denoDir = await denoDirOf();
-  const artifacts: ReleaseArtifactInput[] = [];
-  for (const target of options.targets) {
-    for (const [name, entry] of ENTRIES) {
-      const path = join(
-        stage.binDir,
-        artifactFileName(name, options.version, target.os, target.arch),
-      );
-      const text = fixtureLauncher({
-        name,
-        version: options.version,
-        target: `${target.os}-${target.arch}`,
-        deno: Deno.execPath(),
-        denoDir,
-        config: join(root, "deno.json"),
-        importMap: stage.importMap,
-        entry: join(root, entry),
-      });
-      await Deno.writeTextFile(path, text, { mode: 0o755 });
-      artifacts.push({ name, os: target.os, arch: target.arch, path });
-    }
-  }
-  return artifacts;
+  return await eachArtifact(options, stage, async (name, entry, target, path) => {
+    const text = fixtureLauncher({
+      name,
+      version: options.version,
+      target: `${target.os}-${target.arch}`,
+      deno: Deno.execPath(),
+      denoDir,
+      config: join(root, "deno.json"),
+      importMap: stage.importMap,
+      entry: join(root, entry),
+    });
+    await Deno.writeTextFile(path, text, { mode: 0o755 });
+  });
 }
 
 async function compileAll(
@@ -186,6 +177,26 @@ async function compileAll(
   const runtimes = options.runtimeDir
     ? await resolveRuntimes(options.runtimeDir, options.targets.map((t) => t.triple), stage.dir)
     : undefined;
+  return await eachArtifact(options, stage, async (name, entry, target, path) => {
+    await compileOne(root, stage, target, entry, path, runtimes?.get(target.triple));
+    log(`✔ ${name} ${target.os}-${target.arch} (${(await Deno.stat(path)).size} bytes)`);
+  });
+}
+
+/**
+ * Every binary for every target, one after another: `make` writes the file at its release path
+ * under the stage's bin directory, and the artifacts come back in that order.
+ */
+async function eachArtifact(
+  options: BuildOptions,
+  stage: Stage,
+  make: (
+    name: ReleaseBinary,
+    entry: string,
+    target: Target,
+    path: string,
+  ) => Promise<void>,
+): Promise<ReleaseArtifactInput[]> {
   const artifacts: ReleaseArtifactInput[] = [];
   for (const target of options.targets) {
     for (const [name, entry] of ENTRIES) {
@@ -193,8 +204,7 @@ async function compileAll(
         stage.binDir,
         artifactFileName(name, options.version, target.os, target.arch),
       );
-      await compileOne(root, stage, target, entry, path, runtimes?.get(target.triple));
-      log(`✔ ${name} ${target.os}-${target.arch} (${(await Deno.stat(path)).size} bytes)`);
+      await make(name, entry, target, path);
       artifacts.push({ name, os: target.os, arch: target.arch, path });
     }
   }

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { parse } from "yaml";
 import { startControllerProcess } from "./support/controller.ts";
-import { Background, eventually, ROOT } from "./support/processes.ts";
+import { Background, CONTROLLER_MAIN, eventually, freePort, ROOT } from "./support/processes.ts";
 import { TEST_DB_KIND } from "./support/db.ts";
 
 // Sanitizers off: these tests own child processes and sockets whose pipes outlive single async
@@ -33,13 +33,6 @@ async function run(cmd: string, args: string[], env: Record<string, string> = {}
     .output();
   const text = new TextDecoder();
   return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 Deno.test(
@@ -201,35 +194,25 @@ Deno.test("deploy/Containerfile: release binary, non-root, volumes, port and HEA
   assert.match(find("CMD")[0] ?? "", /"run", "--config", "\/etc\/aegis\/aegis-config.yaml"/);
 });
 
+/** `aegis-controller health --url <url>`, the image's HEALTHCHECK, run from source. */
+const health = (url: string) =>
+  run(Deno.execPath(), ["run", "-A", "--quiet", CONTROLLER_MAIN, "health", "--url", url], {
+    NO_COLOR: "1",
+  });
+
 Deno.test(
   `[${TEST_DB_KIND}] aegis-controller health (the image's HEALTHCHECK) exits 0 on SERVING`,
   opts,
   async () => {
     const controller = await startControllerProcess();
     try {
-      const ok = await run(Deno.execPath(), [
-        "run",
-        "-A",
-        "--quiet",
-        `${ROOT}controller/main.ts`,
-        "health",
-        "--url",
-        controller.endpoint,
-      ], { NO_COLOR: "1" });
+      const ok = await health(controller.endpoint);
       assert.equal(ok.code, 0, ok.stderr);
       assert.equal(ok.stdout.trim(), "SERVING");
     } finally {
       await controller.stop();
     }
-    const down = await run(Deno.execPath(), [
-      "run",
-      "-A",
-      "--quiet",
-      `${ROOT}controller/main.ts`,
-      "health",
-      "--url",
-      controller.endpoint,
-    ], { NO_COLOR: "1" });
+    const down = await health(controller.endpoint);
     assert.equal(down.code, 69);
   },
 );

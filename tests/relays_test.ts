@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { type ControllerProcess, startControllerProcess } from "./support/controller.ts";
 import { enrollNewHost, type Host } from "./support/host.ts";
-import { AGENT_MAIN, eventually, runDeno } from "./support/processes.ts";
+import { AGENT_MAIN, eventually, freePort, runDeno } from "./support/processes.ts";
 import { TEST_DB_KIND, testDatabase } from "./support/db.ts";
 
 // Sanitizers off: these tests own child processes and sockets whose pipes outlive single async
@@ -15,13 +15,6 @@ const opts = {
   // Needs a database several processes share: runs when AEGIS_TEST_PG_DSN is set (as in CI).
   ignore: TEST_DB_KIND !== "postgres",
 };
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
 
 Deno.test(`[${TEST_DB_KIND}] two relays and a controller share one PostgreSQL`, opts, async () => {
   const db = await testDatabase();

@@ -4,19 +4,13 @@
 import assert from "node:assert/strict";
 import { startControllerProcess } from "./support/controller.ts";
 import { makeHost } from "./support/host.ts";
-import { Background, eventually } from "./support/processes.ts";
+import { Background, eventually, freePort } from "./support/processes.ts";
 import { TEST_DB_KIND } from "./support/db.ts";
+import { makePrivateCa } from "./support/tls.ts";
 
 // Sanitizers off: these tests own child processes and sockets whose pipes outlive single async
 // ops by design; every test stops its processes and removes its files in `finally`.
 const opts = { sanitizeOps: false, sanitizeResources: false };
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
 
 Deno.test(
   `[${TEST_DB_KIND}] enrollment and the stream work through Caddy (TLS → h2c)`,
@@ -118,68 +112,7 @@ Deno.test(
   opts,
   async () => {
     const dir = await Deno.makeTempDir({ prefix: "aegis-tls-" });
-    // A small private CA and a server certificate it signed (rustls refuses a CA as end entity).
-    const openssl = async (...args: string[]) => {
-      const out = await new Deno.Command("openssl", {
-        args,
-        cwd: dir,
-        stdout: "null",
-        stderr: "piped",
-      }).output();
-      assert.ok(out.success, new TextDecoder().decode(out.stderr));
-    };
-    await openssl(
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=aegis test CA",
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.pem",
-    );
-    await openssl(
-      "req",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-subj",
-      "/CN=localhost",
-      "-keyout",
-      "key.pem",
-      "-out",
-      "server.csr",
-    );
-    await Deno.writeTextFile(
-      `${dir}/ext.cnf`,
-      "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
-    );
-    await openssl(
-      "x509",
-      "-req",
-      "-in",
-      "server.csr",
-      "-CA",
-      "ca.pem",
-      "-CAkey",
-      "ca.key",
-      "-CAcreateserial",
-      "-days",
-      "1",
-      "-extfile",
-      "ext.cnf",
-      "-out",
-      "cert.pem",
-    );
+    await makePrivateCa(dir);
     const port = freePort();
     const controller = await startControllerProcess({
       port,

@@ -3,19 +3,11 @@
 // networks enrolls into the tenant without a token (`aegis edge enroll --trusted`). The hostname
 // is the host's own claim: the networks are the real check.
 import type { Command } from "@commander-js/extra-typings";
+import type { ApprovedPattern } from "../../shared/approved_pattern.ts";
 import type { Io } from "../../shared/cli/io.ts";
 import { OperatorApi, resolveTarget, type TargetOptions } from "../operator/api_client.ts";
 import { type CliContext, outputOption } from "./context.ts";
 import { table } from "./hosts.ts";
-
-interface Pattern {
-  id: string;
-  tenant_id: string;
-  pattern: string;
-  cidrs: string[];
-  created_by: string;
-  created_at: string;
-}
 
 type Options = TargetOptions & { output: string; tenant?: string };
 
@@ -28,7 +20,7 @@ export async function approvedAdd(
   io: Io,
   env: Record<string, string | undefined> = Deno.env.toObject(),
 ): Promise<number> {
-  const added = await api(options, env).post<Pattern>("/v1/edge/approved-patterns", {
+  const added = await api(options, env).post<ApprovedPattern>("/v1/edge/approved-patterns", {
     pattern,
     cidrs: options.cidr,
     ...(options.tenant ? { tenant_id: options.tenant } : {}),
@@ -49,7 +41,7 @@ export async function approvedList(
   env: Record<string, string | undefined> = Deno.env.toObject(),
 ): Promise<number> {
   const query = options.tenant ? `?tenant_id=${encodeURIComponent(options.tenant)}` : "";
-  const { patterns } = await api(options, env).get<{ patterns: Pattern[] }>(
+  const { patterns } = await api(options, env).get<{ patterns: ApprovedPattern[] }>(
     `/v1/edge/approved-patterns${query}`,
   );
   if (options.output === "json") {
@@ -77,7 +69,7 @@ export async function approvedRemove(
   const removed = await api(options, env).request(
     `/v1/edge/approved-patterns/${encodeURIComponent(id)}`,
     { method: "DELETE" },
-  ).then((r) => r.json() as Promise<Pattern>);
+  ).then((r) => r.json() as Promise<ApprovedPattern>);
   io.out(
     options.output === "json"
       ? JSON.stringify(removed, null, 2) + "\n"

@@ -1,6 +1,7 @@
 // Reads an untrusted response body with a ceiling: a Content-Length above it is refused before
 // the first byte, and a body that streams past it is cut off there, so a hostile or broken
 // server cannot fill memory or disk.
+import { concatBytes } from "../../shared/crypto/encoding.ts";
 import { AegisError } from "../../shared/errors.ts";
 
 export async function* boundedChunks(
@@ -35,18 +36,8 @@ export async function readBounded(
   what: string,
 ): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
-  let length = 0;
-  for await (const chunk of boundedChunks(response, maxBytes, what)) {
-    parts.push(chunk);
-    length += chunk.byteLength;
-  }
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
+  for await (const chunk of boundedChunks(response, maxBytes, what)) parts.push(chunk);
+  return concatBytes(...parts);
 }
 
 function tooLarge(what: string, maxBytes: number): AegisError {

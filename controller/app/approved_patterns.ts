@@ -2,6 +2,7 @@
 // approved add|list|remove`), kept in the database so every controller sharing it applies a
 // change at the next enrollment. Each belongs to a tenant: an operator sees and changes only
 // the patterns of tenants their token grants, and a matching host enrolls into that tenant.
+import type { ApprovedPattern } from "../../shared/approved_pattern.ts";
 import { AegisError } from "../../shared/errors.ts";
 import { randomBytes } from "../../shared/crypto/encoding.ts";
 import type { Queryable } from "../store/db.ts";
@@ -20,14 +21,7 @@ export const MAX_APPROVED_PER_TENANT = 256;
 export const MAX_APPROVED_READ = 4096;
 export const MAX_CIDRS_PER_PATTERN = 64;
 
-export interface ApprovedPattern {
-  id: string;
-  tenant_id: string;
-  pattern: string;
-  cidrs: string[];
-  created_by: string;
-  created_at: string;
-}
+export type { ApprovedPattern };
 
 interface Row {
   id: string;

@@ -20,6 +20,7 @@ import {
 } from "node:crypto";
 import { Buffer } from "node:buffer";
 import { blake2b } from "@noble/hashes/blake2.js";
+import { concatBytes } from "../crypto/encoding.ts";
 import { AegisError } from "../errors.ts";
 import { MAX_SIGNATURE_BYTES } from "./manifest.ts";
 
@@ -91,9 +92,9 @@ export function generateReleaseKey(comment?: string): GeneratedReleaseKey {
   const seed = fromBase64Url(jwk.d!);
   const publicKey = fromBase64Url(jwk.x!);
   const keyId = new Uint8Array(randomBytes(8));
-  const keynum = concat(keyId, seed, publicKey);
-  const checksum = blake2b(concat(ALG_ED25519, keynum), { dkLen: 32 });
-  const secret = concat(
+  const keynum = concatBytes(keyId, seed, publicKey);
+  const checksum = blake2b(concatBytes(ALG_ED25519, keynum), { dkLen: 32 });
+  const secret = concatBytes(
     ALG_ED25519,
     KDF_NONE,
     CHK_BLAKE2B,
@@ -118,7 +119,7 @@ export function formatPublicKey(key: ReleasePublicKey, comment?: string): string
 
 /** The single base64 line minisign takes with `-P`. */
 export function publicKeyBase64(key: ReleasePublicKey): string {
-  return toBase64(concat(ALG_ED25519, key.keyId, key.publicKey));
+  return toBase64(concatBytes(ALG_ED25519, key.keyId, key.publicKey));
 }
 
 /** Reads a minisign secret key file; only unencrypted keys (`minisign -G -W`) are accepted. */
@@ -150,7 +151,7 @@ export function parseSecretKey(text: string): ReleaseSecretKey {
   // minisign 0.11 leaves the checksum zero in unencrypted keys and checks it only when it
   // decrypts; we write the real one, and the public/private match below catches corruption.
   const stored = raw.subarray(126, 158);
-  const checksum = blake2b(concat(ALG_ED25519, keynum), { dkLen: 32 });
+  const checksum = blake2b(concatBytes(ALG_ED25519, keynum), { dkLen: 32 });
   if (!equal(checksum, stored) && stored.some((b) => b !== 0)) {
     throw fail("its checksum does not match");
   }
@@ -158,7 +159,7 @@ export function parseSecretKey(text: string): ReleaseSecretKey {
   const seed = keynum.subarray(8, 40);
   const publicKey = keynum.slice(40, 72);
   const key = createPrivateKey({
-    key: Buffer.from(concat(PKCS8_PREFIX, seed)),
+    key: Buffer.from(concatBytes(PKCS8_PREFIX, seed)),
     format: "der",
     type: "pkcs8",
   });
@@ -202,10 +203,10 @@ export function signDetached(
     );
   }
   const signature = secretKey.sign(blake2b512(message));
-  const global = secretKey.sign(concat(signature, comment));
+  const global = secretKey.sign(concatBytes(signature, comment));
   const id = keyIdHex(secretKey.public.keyId);
   return `${UNTRUSTED_PREFIX}signature from AEGIS release key ${id}\n` +
-    `${toBase64(concat(ALG_PREHASHED, secretKey.public.keyId, signature))}\n` +
+    `${toBase64(concatBytes(ALG_PREHASHED, secretKey.public.keyId, signature))}\n` +
     `${TRUSTED_PREFIX}${trustedComment}\n${toBase64(global)}\n`;
 }
 
@@ -269,7 +270,7 @@ export function verifyDetached(
   if (!verify(null, blake2b512(message), key, parsed.signature)) {
     throw invalid("the signature does not match the file (it was changed, or signed by another)");
   }
-  const signedComment = concat(parsed.signature, bytes(parsed.trustedComment));
+  const signedComment = concatBytes(parsed.signature, bytes(parsed.trustedComment));
   if (!verify(null, signedComment, key, parsed.globalSignature)) {
     throw invalid("the trusted comment was changed after signing");
   }
@@ -278,7 +279,7 @@ export function verifyDetached(
 
 /** The key as SPKI PEM, for `openssl pkeyutl -verify -pubin -rawin` over the BLAKE2b-512 digest. */
 export function publicKeyPem(publicKey: ReleasePublicKey): string {
-  const der = toBase64(concat(SPKI_PREFIX, publicKey.publicKey));
+  const der = toBase64(concatBytes(SPKI_PREFIX, publicKey.publicKey));
   const body = der.match(/.{1,64}/g)!.join("\n");
   return `-----BEGIN PUBLIC KEY-----\n${body}\n-----END PUBLIC KEY-----\n`;
 }
@@ -298,7 +299,7 @@ function publicKeyObject(key: ReleasePublicKey): KeyObject {
     throw invalid("the release public key is malformed");
   }
   return createPublicKey({
-    key: Buffer.from(concat(SPKI_PREFIX, key.publicKey)),
+    key: Buffer.from(concatBytes(SPKI_PREFIX, key.publicKey)),
     format: "der",
     type: "spki",
   });
@@ -346,16 +347,6 @@ function bytes(text: string): Uint8Array {
 
 function hex(text: string): Uint8Array {
   return new Uint8Array(Buffer.from(text, "hex"));
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 function equal(a: Uint8Array, b: Uint8Array): boolean {

@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import { type ControllerProcess, startControllerProcess } from "../support/controller.ts";
 import { enrollNewHost, type Host, makeHost } from "../support/host.ts";
-import { type Background, eventually } from "../support/processes.ts";
+import { type Background, eventually, freePort } from "../support/processes.ts";
 import { TEST_DB_KIND, type TestDatabase } from "../support/db.ts";
 import { openDb } from "../../controller/store/db.ts";
 import {
@@ -30,13 +30,6 @@ const opts = {
   sanitizeResources: false,
   ignore: unavailable !== undefined || TEST_DB_KIND !== "postgres",
 };
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
 
 function privateDatabase(pg: PrivatePostgres): TestDatabase {
   return {

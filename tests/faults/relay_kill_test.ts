@@ -9,18 +9,11 @@ import assert from "node:assert/strict";
 import { type ControllerProcess, startControllerProcess } from "../support/controller.ts";
 import { enrollNewHost, type Host } from "../support/host.ts";
 import { withEdge } from "./daemons.ts";
-import { AGENT_MAIN, Background, eventually, runDeno } from "../support/processes.ts";
+import { AGENT_MAIN, Background, eventually, freePort, runDeno } from "../support/processes.ts";
 import { TEST_DB_KIND, testDatabase } from "../support/db.ts";
 
 // Relays share one PostgreSQL: this runs in the PostgreSQL pass of the suite.
 const opts = { sanitizeOps: false, sanitizeResources: false, ignore: TEST_DB_KIND !== "postgres" };
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
 
 /** Whether a process whose command line contains `marker` runs on this machine. */
 async function running(marker: string): Promise<boolean> {

@@ -4,9 +4,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startControllerProcess } from "../support/controller.ts";
+import { makePrivateCa } from "../support/tls.ts";
 import { makeReleaseFixture } from "./release_fixture.ts";
 import { install, removeHomes, versionOf } from "./run_install.ts";
-import { freePort } from "../soak/support.ts";
+import { freePort } from "../support/processes.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -14,52 +15,7 @@ const opts = { sanitizeOps: false, sanitizeResources: false };
 async function privateCa(): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "aegis-ca-" });
   await Deno.chmod(dir, 0o755);
-  const openssl = async (...args: string[]) => {
-    const out = await new Deno.Command("openssl", {
-      args,
-      cwd: dir,
-      stdout: "null",
-      stderr: "piped",
-    })
-      .output();
-    assert.ok(out.success, new TextDecoder().decode(out.stderr));
-  };
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  await openssl(
-    "req",
-    "-x509",
-    ...ec,
-    "-days",
-    "1",
-    "-subj",
-    "/CN=aegis test CA",
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.pem",
-  );
-  await openssl("req", ...ec, "-subj", "/CN=localhost", "-keyout", "key.pem", "-out", "server.csr");
-  await Deno.writeTextFile(
-    join(dir, "ext.cnf"),
-    "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
-  );
-  await openssl(
-    "x509",
-    "-req",
-    "-in",
-    "server.csr",
-    "-CA",
-    "ca.pem",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-days",
-    "1",
-    "-extfile",
-    "ext.cnf",
-    "-out",
-    "cert.pem",
-  );
+  await makePrivateCa(dir);
   await Deno.chmod(join(dir, "ca.pem"), 0o644);
   return dir;
 }

@@ -45,6 +45,26 @@ async function withTemp(fn: (dir: string) => Promise<void>) {
   }
 }
 
+/** scripts/build.ts signing with `keyFile`, compiling with the runtimes in `runtimes`. */
+function buildWithRuntimes(
+  keyFile: string,
+  runtimes: string,
+  targets: string[],
+  { version, out }: { version: string; out: string },
+) {
+  return runDeno(BUILD, [
+    "--key",
+    keyFile,
+    "--runtime-dir",
+    runtimes,
+    ...targets.flatMap((target) => ["--target", target]),
+    "--version",
+    version,
+    "--out",
+    out,
+  ]);
+}
+
 async function keygen(dir: string) {
   const made = await runDeno(KEYGEN, ["--out", join(dir, "keys")]);
   assert.equal(made.code, 0, made.stderr);
@@ -167,20 +187,10 @@ Deno.test("a missing runtime archive is named by its exact path, and nothing is 
     // One target present (as an extracted binary), one missing.
     await Deno.writeTextFile(join(runtimes, "denort-x86_64-unknown-linux-gnu"), "not used");
     const out = join(dir, "dist");
-    const built = await runDeno(BUILD, [
-      "--key",
-      keyFile,
-      "--runtime-dir",
-      runtimes,
-      "--target",
-      "linux-x86_64",
-      "--target",
-      "windows-arm64",
-      "--version",
-      "2.0.0",
-      "--out",
+    const built = await buildWithRuntimes(keyFile, runtimes, ["linux-x86_64", "windows-arm64"], {
+      version: "2.0.0",
       out,
-    ]);
+    });
     assert.notEqual(built.code, 0);
     assert.ok(
       built.stderr.includes(join(runtimes, "denort-aarch64-pc-windows-msvc.zip")),
@@ -228,18 +238,10 @@ Deno.test({
       // inject into); a genuine denort-<triple>.zip is what a real build uses.
       await Deno.symlink(Deno.execPath(), join(runtimes, `denort-${triple}`));
       const out = join(dir, "dist");
-      const built = await runDeno(BUILD, [
-        "--key",
-        keyFile,
-        "--runtime-dir",
-        runtimes,
-        "--target",
-        HOST!.name,
-        "--version",
-        "4.0.0",
-        "--out",
+      const built = await buildWithRuntimes(keyFile, runtimes, [HOST!.name], {
+        version: "4.0.0",
         out,
-      ]);
+      });
       assert.equal(built.code, 0, built.stderr);
       const release = join(out, "4.0.0");
       const manifest = readVerifiedManifest(

@@ -8,18 +8,11 @@
 import assert from "node:assert/strict";
 import { type ControllerProcess, startControllerProcess } from "../support/controller.ts";
 import type { Host } from "../support/host.ts";
-import { eventually } from "../support/processes.ts";
+import { eventually, freePort } from "../support/processes.ts";
 import { TEST_DB_KIND, testDatabase } from "../support/db.ts";
 import { enrollHost, execMarker, exists, revokeSilently, sqlOn } from "./live_streams.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false, ignore: TEST_DB_KIND !== "postgres" };
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
 
 Deno.test(
   `[${TEST_DB_KIND}] a node revoked while it reconnects keeps no stream`,

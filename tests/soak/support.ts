@@ -1,7 +1,7 @@
 // What the soak tests measure of a process they started: resident memory and open file
 // descriptors, read from /proc as an operator's monitoring would; and a cursor over a child's
 // growing log, so counting lines thousands of times stays linear.
-import { Background, CONTROLLER_MAIN } from "../support/processes.ts";
+import { Background, CONTROLLER_MAIN, freePort } from "../support/processes.ts";
 import type { ControllerProcess } from "../support/controller.ts";
 
 export interface ProcessSample {
@@ -62,13 +62,6 @@ export function mib(kib: number): string {
 }
 
 /** A loopback port free a moment ago (for a child's inspector). */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
 /** `deno run <script> <args>` as Background does, with the V8 inspector open on loopback. */
 export function startInspectable(
   script: string,

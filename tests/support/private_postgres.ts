@@ -3,6 +3,7 @@
 // server must never be touched that way, other tests use it. Set up as scripts/ci_postgres.sh
 // does: binaries from /usr/lib/postgresql/*/bin (newest major), trust auth on loopback only, and
 // run as the `postgres` OS user when we are root (PostgreSQL refuses to run as root).
+import { freePort } from "./processes.ts";
 
 export interface PrivatePostgres {
   /** Admin DSN (superuser `postgres`, database `postgres`). */
@@ -64,13 +65,6 @@ function userExists(name: string): boolean {
   } catch {
     return false;
   }
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
 }
 
 async function run(program: string, args: string[]): Promise<void> {

@@ -35,6 +35,14 @@ export async function runDeno(
   return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
 }
 
+/** A TCP port free on 127.0.0.1 a moment ago, for a child process to listen on. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
 /** A long-running child whose stderr is collected as it runs. */
 export class Background {
   readonly child: Deno.ChildProcess;
