@@ -126,7 +126,10 @@ function Get-AegisArch {
 
 function Get-AegisFile([string]$Url, [string]$Path, [long]$Limit) {
     try {
-        Invoke-WebRequest -UseBasicParsing -Uri $Url -OutFile $Path
+        # A stalled controller fails the install instead of hanging it: PowerShell 7 counts the
+        # whole transfer against -TimeoutSec; 5.1 the wait for an answer, then a read that stalls
+        # for 5 minutes (.NET's ReadWriteTimeout).
+        Invoke-WebRequest -UseBasicParsing -TimeoutSec 600 -Uri $Url -OutFile $Path
     } catch {
         throw "aegis-install: download failed: $Url ($($_.Exception.Message)). A private CA must be trusted first: Import-Certificate -FilePath ca.pem -CertStoreLocation Cert:\CurrentUser\Root"
     }
