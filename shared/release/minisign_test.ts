@@ -145,7 +145,7 @@ Deno.test("parsePublicKey() takes the .pub file or its base64 line, and nothing 
 
 Deno.test({
   name: "our signature verifies with `minisign -V`; its signature with our key verifies here",
-  ignore: !MINISIGN,
+  ignore: !MINISIGN, // needs the real minisign (CI installs it from Debian)
   async fn() {
     const dir = await Deno.makeTempDir();
     try {
@@ -177,7 +177,7 @@ Deno.test({
 
 Deno.test({
   name: "a key and signature from `minisign -G -W` / `minisign -S` work here",
-  ignore: !MINISIGN,
+  ignore: !MINISIGN, // needs the real minisign (CI installs it from Debian)
   async fn() {
     const dir = await Deno.makeTempDir();
     try {
@@ -205,7 +205,7 @@ Deno.test({
 
 Deno.test({
   name: "openssl 3 verifies our signature over `openssl dgst -blake2b512 -binary`",
-  ignore: !OPENSSL,
+  ignore: !OPENSSL, // needs OpenSSL 3 on PATH
   async fn() {
     const dir = await Deno.makeTempDir();
     try {

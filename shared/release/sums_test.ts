@@ -61,7 +61,7 @@ Deno.test("sha256File() and copyFileHashed() agree with sha256Hex() and copy exa
 
 Deno.test({
   name: "`sha256sum -c` accepts renderSums() output and catches a changed file",
-  ignore: !SHA256SUM,
+  ignore: !SHA256SUM, // needs coreutils sha256sum
   async fn() {
     const dir = await Deno.makeTempDir();
     try {

@@ -74,7 +74,7 @@ async function keygen(dir: string) {
 
 Deno.test({
   name: "release:keygen writes release.key 0600 and refuses to overwrite it",
-  ignore: !posix,
+  ignore: !posix, // checks POSIX file modes (0600)
   async fn() {
     await withTemp(async (dir) => {
       const { keyFile, publicKeyText } = await keygen(dir);
@@ -90,7 +90,7 @@ Deno.test({
 
 Deno.test({
   name: "a --fixture build is signed, checks with minisign and sha256sum, and reports its key",
-  ignore: !posix || !HOST,
+  ignore: !posix || !HOST, // sh launchers and file modes; a release target for this machine
   async fn() {
     await withTemp(async (dir) => {
       const { keyFile, publicKeyText } = await keygen(dir);
@@ -145,7 +145,7 @@ Deno.test({
 
 Deno.test({
   name: "a build without a key is refused unless --unsigned, whose binaries refuse updates",
-  ignore: !posix || !HOST,
+  ignore: !posix || !HOST, // sh launchers and file modes; a release target for this machine
   async fn() {
     await withTemp(async (dir) => {
       const out = join(dir, "dist");
@@ -204,7 +204,7 @@ Deno.test("a missing runtime archive is named by its exact path, and nothing is 
 
 Deno.test({
   name: "extractZipEntry() reads denort out of a stored or deflated archive",
-  ignore: !PYTHON,
+  ignore: !PYTHON, // python3 writes the zip archives this reads
   async fn() {
     await withTemp(async (dir) => {
       const payload = new Uint8Array(200_000).map((_, i) => (i * 7) % 251);
@@ -227,6 +227,7 @@ Deno.test({
 
 Deno.test({
   name: "a --runtime-dir compile for this machine compiles the release key in",
+  // POSIX file modes and a release target for this machine; no Windows runtime to compile with.
   ignore: !posix || !HOST || HOST.name === "windows-x86_64",
   async fn() {
     await withTemp(async (dir) => {

@@ -61,7 +61,7 @@ type Reading = ProcessSample & { heapUsedKiB: number };
 Deno.test({
   name:
     `[${TEST_DB_KIND}] soak: a daemon through ${RECONNECTS} forced reconnects keeps its memory and file descriptors, and stays Connected`,
-  ignore: !HAS_PROC,
+  ignore: !HAS_PROC, // reads RSS and fds from /proc (Linux)
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
