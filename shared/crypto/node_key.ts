@@ -16,40 +16,10 @@ import {
 import { AegisError } from "../errors.ts";
 import { concatBytes, constantTimeEqual, fromBase64, sha256, toBase64, utf8 } from "./encoding.ts";
 
-const PKCS8_ED25519_PREFIX = new Uint8Array([
-  0x30,
-  0x2e,
-  0x02,
-  0x01,
-  0x00,
-  0x30,
-  0x05,
-  0x06,
-  0x03,
-  0x2b,
-  0x65,
-  0x70,
-  0x04,
-  0x22,
-  0x04,
-  0x20,
-]);
+const PKCS8_ED25519_PREFIX = fromHex("302e020100300506032b657004220420");
 const SSH_KEY_TYPE = "ssh-ed25519";
 /** SubjectPublicKeyInfo for Ed25519, before the 32 key bytes. */
-const SPKI_ED25519_PREFIX = new Uint8Array([
-  0x30,
-  0x2a,
-  0x30,
-  0x05,
-  0x06,
-  0x03,
-  0x2b,
-  0x65,
-  0x70,
-  0x03,
-  0x21,
-  0x00,
-]);
+const SPKI_ED25519_PREFIX = fromHex("302a300506032b6570032100");
 
 /** A public node key: 32 raw bytes. */
 export class NodePublicKey {
@@ -170,6 +140,11 @@ export class NodePrivateKey {
   sign(message: Uint8Array): Uint8Array {
     return new Uint8Array(nativeSign(null, message, this.#native));
   }
+}
+
+/** The DER prefixes above, written as hex (as `openssl asn1parse` shows them). */
+function fromHex(hex: string): Uint8Array {
+  return new Uint8Array(hex.match(/../g)!.map((byte) => parseInt(byte, 16)));
 }
 
 function sshString(bytes: Uint8Array): Uint8Array {
