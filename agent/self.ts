@@ -14,7 +14,10 @@ export interface SelfRuntime {
  * reconnects, two arenas grew by ~8.5 MiB each at once, around reconnect 500, and never gave it
  * back (+7 to +17 MiB of RSS per run; with Maglev off, +1.9 MiB). The daemon is bound by I/O;
  * Sparkplug and TurboFan still compile what is hot. The compiled `aegis` carries the same flags
- * (scripts/build.ts); a foreground `deno run … edge run` keeps V8's defaults.
+ * (scripts/build.ts); a foreground `deno run … edge run` keeps V8's defaults. Measured and left
+ * out (`deno task bench:daemon --load`): --max-semi-space-size=1 (-6 MiB idle, up to +50 % CPU
+ * on bulk tool output), --lite-mode (-11 MiB, 2.5x the CPU), --optimize-for-size (-5 MiB, twice
+ * the CPU in one run).
  */
 export const DAEMON_V8_FLAGS = "--no-maglev";
 

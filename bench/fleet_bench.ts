@@ -2,7 +2,11 @@
 // A simulated daemon is the real daemon code for this path (stream, node tool, dual-signed
 // rotation, file swap) with its own state directory; many of them share this process.
 //
-//   deno task bench:fleet [--daemons 1000]          (the NOTIFY hop needs AEGIS_TEST_PG_DSN)
+//   deno task bench:fleet [--daemons 1000] [--modes rolling=10,parallel] [--runs 1] [--deadline 120]
+//   (the NOTIFY hop needs AEGIS_TEST_PG_DSN)
+//
+// Each run rotates every daemon once. Between runs the daemons move their streams to the new
+// key, as the real daemon does at its next heartbeat, so every run starts from current streams.
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { parseEndpoint } from "../shared/endpoint.ts";
@@ -11,7 +15,8 @@ import { ensureDir, writeFileAtomic } from "../shared/fs/atomic.ts";
 import { createNodeClient, type NodeClient } from "../agent/client/node_client.ts";
 import { EdgeConnection } from "../agent/daemon/connection.ts";
 import { runNodeTool } from "../agent/daemon/node_tools.ts";
-import { edgePaths } from "../agent/state/paths.ts";
+import { loadIdentity } from "../agent/state/identity.ts";
+import { type EdgePaths, edgePaths } from "../agent/state/paths.ts";
 import { openDb } from "../controller/store/db.ts";
 import { type ControllerProcess, startControllerProcess } from "../tests/support/controller.ts";
 import { TEST_DB_KIND } from "../tests/support/db.ts";
@@ -21,21 +26,48 @@ import {
   issueTokens,
   percentile,
   pool,
+  rssKiB,
   type SimulatedNode,
 } from "./support.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
-  options: { daemons: { type: "string", default: "1000" } },
+  options: {
+    daemons: { type: "string", default: "1000" },
+    modes: { type: "string", default: "rolling=10,parallel" },
+    runs: { type: "string", default: "1" },
+    deadline: { type: "string", default: "120" },
+  },
 });
 const count = Number(values.daemons);
+const modes = values.modes.split(",").map((m) => m.trim()).filter(Boolean);
+const runs = Number(values.runs);
 
 function cpuSeconds(pid: number): number {
   const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
 }
 
-async function simulatedDaemon(endpointUrl: string, node: SimulatedNode, root: string) {
+function selfCpuSeconds(): number {
+  return cpuSeconds(Deno.pid);
+}
+
+interface Daemon {
+  client: NodeClient;
+  connection: EdgeConnection;
+  paths: EdgePaths;
+  /** Resolves on the next heartbeat acknowledgement. */
+  acked(): Promise<void>;
+}
+
+/** Daemon-side time of each node tool (call received → answer sent), in ms. */
+let toolSamples: number[] = [];
+
+async function simulatedDaemon(
+  endpointUrl: string,
+  node: SimulatedNode,
+  root: string,
+): Promise<Daemon> {
   const paths = edgePaths(`${root}/${node.nodeId}`);
   await ensureDir(paths.dir, 0o700);
   const config = parseEdgeConfig(`cluster:\n  endpoints: ["${endpointUrl}"]\n`);
@@ -47,18 +79,66 @@ async function simulatedDaemon(endpointUrl: string, node: SimulatedNode, root: s
   const connection = await EdgeConnection.open(client, endpoint, node, config, hostname());
   const emit = (callId: string, event: unknown) =>
     connection.send({ case: "toolEvent", value: { callId, event } as never });
+  let onAck: (() => void) | undefined;
+  // Heartbeats as the real daemon sends them: a silent stream is ended by the controller's
+  // watchdog, which a fleet that takes minutes to enroll and connect would otherwise hit.
+  const beat = setInterval(() => {
+    connection.send({
+      case: "heartbeat",
+      value: { runningCalls: 0, runningCallIds: [], uptimeSecs: 0n } as never,
+    });
+  }, (connection.helloAck.heartbeatIntervalSecs || 30) * 1000);
   (async () => {
     for await (const message of connection.messages()) {
       if (message.body.case === "toolCall") {
-        void runNodeTool(message.body.value, paths, emit as never, () => {});
+        const call = message.body.value;
+        const started = performance.now();
+        void runNodeTool(call, paths, emit as never, () => {}, undefined, { client, endpoint })
+          .then(() => toolSamples.push(performance.now() - started));
+      } else if (message.body.case === "heartbeatAck") {
+        onAck?.();
       }
     }
-  })().catch(() => {});
-  return { client, connection };
+  })().catch(() => {}).finally(() => clearInterval(beat));
+  return {
+    client,
+    connection,
+    paths,
+    acked: () => new Promise<void>((resolve) => onAck = resolve),
+  };
 }
 
+/** What the real daemon does at its next heartbeat after a rotation: seal with the new key. */
+async function moveToNewKey(daemon: Daemon): Promise<void> {
+  const identity = await loadIdentity(daemon.paths);
+  daemon.connection.useIdentity({
+    nodeId: identity.claims.sub,
+    key: identity.key,
+    token: identity.token,
+  });
+  const acked = daemon.acked();
+  const sent = daemon.connection.send({
+    case: "heartbeat",
+    value: { runningCalls: 0, runningCallIds: [], uptimeSecs: 0n } as never,
+  });
+  // A stream that ended (reported as offline by the run) never answers: do not wait for it.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const gaveUp = new Promise<boolean>((resolve) =>
+    timer = setTimeout(() => resolve(false), 10_000)
+  );
+  const ok = sent && await Promise.race([acked.then(() => true), gaveUp]);
+  clearTimeout(timer);
+  if (!ok) unanswered++;
+}
+
+/** Streams that did not acknowledge the move to the new key (ended, or too slow). */
+let unanswered = 0;
+
 async function fleetRotate(controller: ControllerProcess, token: string, mode: string) {
-  const cpuBefore = cpuSeconds(controller.process.child.pid);
+  toolSamples = [];
+  const pid = controller.process.child.pid;
+  const cpuBefore = cpuSeconds(pid);
+  const selfBefore = selfCpuSeconds();
   const started = performance.now();
   const response = await controller.api("/v1/edge/fleet/operations", {
     method: "POST",
@@ -68,18 +148,23 @@ async function fleetRotate(controller: ControllerProcess, token: string, mode: s
       target: "all",
       mode,
       on_error: "continue",
-      deadline_secs: 120,
+      deadline_secs: Number(values.deadline),
     }),
   });
   const text = await response.text();
   const seconds = (performance.now() - started) / 1000;
-  const cpu = cpuSeconds(controller.process.child.pid) - cpuBefore;
+  const cpu = cpuSeconds(pid) - cpuBefore;
+  const selfCpu = selfCpuSeconds() - selfBefore;
   const summary = JSON.parse(text.trim().split("\n").at(-1)!);
+  const samples = toolSamples.sort((a, b) => a - b);
   console.log(
-    `fleet keys rotate --mode ${mode}: ${seconds.toFixed(1)} s wall, controller CPU ${
-      cpu.toFixed(1)
-    } s, ` +
-      `results ${JSON.stringify(summary.counts)}` + firstFailure(text),
+    `fleet keys rotate --mode ${mode}: ${seconds.toFixed(2)} s wall (${
+      (count / seconds).toFixed(0)
+    }/s), controller CPU ${cpu.toFixed(1)} s, daemons' CPU ${selfCpu.toFixed(1)} s, ` +
+      `node tool p50 ${percentile(samples, 50).toFixed(1)} ms p99 ${
+        percentile(samples, 99).toFixed(1)
+      } ms, controller RSS ${(rssKiB(pid) / 1024).toFixed(0)} MiB, ` +
+      `results ${JSON.stringify(summary.counts ?? summary)}` + firstFailure(text),
   );
 }
 
@@ -115,8 +200,9 @@ const controller = await startControllerProcess({
   yaml: FLEET_FROM_ONE_ADDRESS,
 });
 const root = await Deno.makeTempDir({ prefix: "aegis-fleet-bench-" });
-const daemons: { client: NodeClient; connection: EdgeConnection }[] = [];
+const daemons: Daemon[] = [];
 try {
+  const setup = performance.now();
   const enroller = await createNodeClient(parseEndpoint(controller.endpoint));
   const nodes: SimulatedNode[] = [];
   await pool(
@@ -125,14 +211,31 @@ try {
     async (t) => void nodes.push(await enrollOne(enroller, t)),
   );
   enroller.close();
+  console.error(`enrolled ${count} in ${((performance.now() - setup) / 1000).toFixed(1)} s`);
   await pool(
     nodes,
     32,
     async (node) => void daemons.push(await simulatedDaemon(controller.endpoint, node, root)),
   );
+  console.error(`connected ${count} in ${((performance.now() - setup) / 1000).toFixed(1)} s`);
   const operator = await controller.operatorToken("bench", "operator");
-  await fleetRotate(controller, operator, "rolling=10");
-  await fleetRotate(controller, operator, "parallel");
+  // What the controller burns holding the fleet with nothing to do (sweeps, timers): a run's CPU
+  // includes this for its whole wall time, so a slower run costs more CPU for the same work.
+  const idleBefore = cpuSeconds(controller.process.child.pid);
+  await new Promise((resolve) => setTimeout(resolve, 5_000));
+  console.log(
+    `controller CPU holding ${count} idle streams: ${
+      ((cpuSeconds(controller.process.child.pid) - idleBefore) / 5).toFixed(2)
+    } s/s`,
+  );
+  for (let run = 0; run < runs; run++) {
+    for (const mode of modes) {
+      await fleetRotate(controller, operator, mode);
+      unanswered = 0;
+      await pool(daemons, 32, moveToNewKey);
+      if (unanswered > 0) console.error(`${unanswered} stream(s) did not take the new key`);
+    }
+  }
 } finally {
   for (const d of daemons) {
     d.connection.close();

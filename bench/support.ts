@@ -78,3 +78,11 @@ export const FLEET_FROM_ONE_ADDRESS = [
   "  unauthenticated_requests_per_address: 4096",
   "  max_connections_per_address: 20000",
 ].join("\n");
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
+export function cpuSeconds(pid: number): number {
+  // Fields after the command name, which may hold spaces: utime and stime are the 12th and 13th.
+  const fields = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ");
+  const ticksPerSec = 100; // USER_HZ, 100 on every Linux ABI Deno runs on
+  return (Number(fields[11]) + Number(fields[12])) / ticksPerSec;
+}

@@ -1,9 +1,8 @@
 // The `aegis` command tree. Each subcommand lives in its own file with a register function
 // that adds it to the tree; commands return an exit status, only main.ts exits.
-import { Command } from "@commander-js/extra-typings";
-import { VERSION } from "../../shared/version.ts";
 import type { Io } from "../../shared/cli/io.ts";
 import type { CliContext } from "./context.ts";
+import { rootProgram } from "./root.ts";
 import { registerEnroll } from "./enroll.ts";
 import { registerRun } from "./run.ts";
 import { registerStatus } from "./status.ts";
@@ -20,12 +19,7 @@ import { addOperatorTokenFile } from "./operator_token.ts";
 import { registerUpdate } from "./update.ts";
 
 export function buildProgram(io: Io, setExit: (code: number) => void) {
-  const program = new Command("aegis")
-    .description("AEGIS Edge: CLI, edge daemon and fleet tool")
-    .version(VERSION);
-  program.configureOutput({ writeOut: io.out, writeErr: io.err });
-  program.showHelpAfterError();
-  const edge = program.command("edge").description("edge hosts: enroll, run, inspect and operate");
+  const { program, edge } = rootProgram(io);
   const ctx: CliContext = { io, setExit };
   const commands = [
     registerEnroll,

@@ -4,7 +4,7 @@ import type { Command } from "@commander-js/extra-typings";
 import { caFileOption, type CliContext } from "./context.ts";
 import { edgePaths } from "../state/paths.ts";
 import { runDaemon } from "../daemon/daemon.ts";
-import { isSupervised } from "../update/mod.ts";
+import { isSupervised } from "../update/supervised.ts";
 
 export async function run(
   options: { caFile?: string; supervised?: boolean },

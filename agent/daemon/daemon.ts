@@ -371,7 +371,7 @@ async function serveOneStream(
         });
       } else if (body.case === "toolCall") {
         if (isNodeTool(body.value.tool)) {
-          void runNodeTool(body.value, paths, tools.emit, log, tools.hooks);
+          void runNodeTool(body.value, paths, tools.emit, log, tools.hooks, { client, endpoint });
         } else tools.runner.start(toolCallRequest(body.value));
       } else if (body.case === "toolCancel") {
         tools.runner.cancel(body.value.callId, body.value.reason);

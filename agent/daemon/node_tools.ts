@@ -1,11 +1,13 @@
 // Tools the daemon runs on itself when the controller asks over the stream: a fleet key rotation
 // or token refresh, or a fleet upgrade. Only the daemon holds the key (and decides what binary
 // it runs), so the controller can ask but never do.
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { ToolCall } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
 import { AegisError } from "../../shared/errors.ts";
 import { parseDuration } from "../../shared/duration.ts";
 import type { EdgePaths } from "../state/paths.ts";
 import { rotateKey } from "../keys/rotate.ts";
+import type { StreamLink } from "../keys/stream_link.ts";
 import { refreshToken } from "../keys/refresh.ts";
 import type { Emit } from "../tools/types.ts";
 import { parseUpdateArguments, updateFromDaemon } from "../update/mod.ts";
@@ -25,6 +27,9 @@ export function isNodeTool(tool: string): boolean {
   return tool.startsWith("node.");
 }
 
+/** The node client's default deadline for a unary call (node_client.ts). */
+const UNARY_DEADLINE_MS = 15_000;
+
 /** One at a time per state directory: two rotations racing on the same files would lose one. */
 const busy = new Set<string>();
 
@@ -34,8 +39,16 @@ export async function runNodeTool(
   emit: Emit,
   log: (m: string) => void,
   hooks?: NodeToolHooks,
+  /** The stream the call came on: the rotation's or refresh's own RPC goes over it first. */
+  link?: StreamLink,
 ) {
   const started = Date.now();
+  // The RPC behind the tool may wait as long as the call itself may run (at least the client's
+  // own deadline for unary calls).
+  const deadline = call.deadline ? timestampMs(call.deadline) : 0;
+  if (link && deadline > started + UNARY_DEADLINE_MS) {
+    link = { ...link, timeoutMs: deadline - started };
+  }
   const refuse = (code: string, message: string) =>
     emit(call.callId, { case: "refused", value: { code, message } as never });
   if (busy.has(paths.dir)) {
@@ -49,14 +62,18 @@ export async function runNodeTool(
     let result: Record<string, unknown>;
     if (call.tool === "node.rotate_key") {
       const args = JSON.parse(call.argumentsJson || "{}") as { keep_old?: string };
-      const rotated = await rotateKey(paths, parseDuration(args.keep_old ?? "24h", "keep_old"));
+      const rotated = await rotateKey(
+        paths,
+        parseDuration(args.keep_old ?? "24h", "keep_old"),
+        link,
+      );
       log(`rotated the node key on the controller's request: now ${rotated.newFingerprint}`);
       result = {
         key_fingerprint: rotated.newFingerprint,
         token_expires: rotated.tokenExpires.toISOString(),
       };
     } else if (call.tool === "node.refresh_token") {
-      const refreshed = await refreshToken(paths);
+      const refreshed = await refreshToken(paths, link);
       log("refreshed the node token on the controller's request");
       result = { token_expires: refreshed.expires.toISOString() };
     } else if (call.tool === "node.update" && hooks) {

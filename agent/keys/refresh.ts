@@ -10,15 +10,20 @@ import { challengeBytes } from "../../shared/crypto/signed_bytes.ts";
 import { writeFileAtomic } from "../../shared/fs/atomic.ts";
 import type { EdgePaths } from "../state/paths.ts";
 import { loadIdentity } from "../state/identity.ts";
-import { callAnyEndpoint } from "../client/failover.ts";
 import { withCredentialLock } from "./lock.ts";
+import { callViaStream, type StreamLink } from "./stream_link.ts";
 
-export function refreshToken(paths: EdgePaths): Promise<{ nodeId: string; expires: Date }> {
+/** `link`: the daemon's stream, when the controller asked for the refresh over it. */
+export function refreshToken(
+  paths: EdgePaths,
+  link?: StreamLink,
+): Promise<{ nodeId: string; expires: Date }> {
   return withCredentialLock(paths, async () => {
     const identity = await loadIdentity(paths);
     const key = identity.key;
     // Both steps on one endpoint: a challenge lives in the database, but one relay's is as good.
-    const { value: response } = await callAnyEndpoint(
+    const response = await callViaStream(
+      link,
       identity.endpoints,
       { caFile: identity.config.edge.ca_file },
       async (client) => {

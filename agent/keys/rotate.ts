@@ -17,8 +17,9 @@ import type { EdgePaths } from "../state/paths.ts";
 import { type Identity, loadIdentity } from "../state/identity.ts";
 import { callAnyEndpoint } from "../client/failover.ts";
 import { sealUnary } from "../client/unary.ts";
-import { swapIn } from "./swap.ts";
+import { archiveAndSave, installNew } from "./swap.ts";
 import { withCredentialLock } from "./lock.ts";
+import { callViaStream, type StreamLink } from "./stream_link.ts";
 
 export interface RotationResult {
   nodeId: string;
@@ -28,7 +29,12 @@ export interface RotationResult {
   resumed: boolean;
 }
 
-export function rotateKey(paths: EdgePaths, keepOldMs: number): Promise<RotationResult> {
+/** `link`: the daemon's stream, when the controller asked for the rotation over it. */
+export function rotateKey(
+  paths: EdgePaths,
+  keepOldMs: number,
+  link?: StreamLink,
+): Promise<RotationResult> {
   return withCredentialLock(paths, async () => {
     const identity = await loadIdentity(paths);
     const pendingPem = await readTextIfExists(paths.pendingKey);
@@ -36,7 +42,7 @@ export function rotateKey(paths: EdgePaths, keepOldMs: number): Promise<Rotation
     const newKey = pendingPem ? NodePrivateKey.fromPem(pendingPem) : NodePrivateKey.generate();
     if (!pendingPem) await writeFileAtomic(paths.pendingKey, newKey.toPem(), { mode: 0o600 });
     faultPoint("rotate.key_written");
-    return await sendRotation(paths, identity, newKey, keepOldMs, Boolean(pendingPem));
+    return await sendRotation(paths, identity, newKey, keepOldMs, Boolean(pendingPem), link);
   });
 }
 
@@ -68,16 +74,19 @@ async function sendRotation(
   newKey: NodePrivateKey,
   keepOldMs: number,
   resumed: boolean,
+  link?: StreamLink,
 ): Promise<RotationResult> {
   const nodeId = identity.claims.sub;
   faultPoint("rotate.before_rpc");
   let response;
   try {
-    ({ value: response } = await callAnyEndpoint(
+    // Sealed per attempt: each endpoint gets a fresh envelope, never a replay of the last one.
+    response = await callViaStream(
+      link,
       identity.endpoints,
       { caFile: identity.config.edge.ca_file },
-      (client) => client.rotateEdgeKey(sealRotation(identity, newKey)),
-    ));
+      (client, _endpoint, options) => client.rotateEdgeKey(sealRotation(identity, newKey), options),
+    );
   } catch (error) {
     // A refusal of this attempt says nothing about an earlier one (an answer lost, a deadline
     // that fired while another relay was still committing it). node.key.new goes only when the
@@ -92,9 +101,9 @@ async function sendRotation(
   }
   faultPoint("rotate.after_rpc");
 
-  await writeFileAtomic(paths.pendingToken, response.nodeSecurityToken + "\n", { mode: 0o600 });
+  await archiveAndSave(paths, keepOldMs, response.nodeSecurityToken);
   faultPoint("rotate.token_saved");
-  await swapIn(paths, newKey, response.nodeSecurityToken, keepOldMs);
+  await installNew(paths, newKey, response.nodeSecurityToken);
   return {
     nodeId,
     oldFingerprint: identity.fingerprint,

@@ -1,11 +1,12 @@
 // The local half of a rotation. The new key waits in node.key.new and, once the controller has
 // answered, its token in node.token.new; the swap then archives the old key and renames both
-// into place. Every command that loads the identity first finishes a swap a crash interrupted.
+// into place, in two steps of files written side by side (files.ts). Every command that loads the identity first finishes a swap a crash interrupted.
 import { decodeNodeToken } from "../../shared/tokens/claims.ts";
 import { NodePrivateKey } from "../../shared/crypto/node_key.ts";
-import { readTextIfExists, removeFileDurable, writeFileAtomic } from "../../shared/fs/atomic.ts";
+import { readTextIfExists, removeFileDurable } from "../../shared/fs/atomic.ts";
 import type { EdgePaths } from "../state/paths.ts";
-import { archiveKey } from "./archive.ts";
+import { archiveWrites } from "./archive.ts";
+import { removeFilesDurable, writeFilesAtomic } from "./files.ts";
 
 export const DEFAULT_KEEP_OLD_MS = 24 * 3600_000;
 
@@ -36,14 +37,41 @@ export async function swapIn(
   token: string,
   keepOldMs: number,
 ): Promise<void> {
+  await archiveAndSave(paths, keepOldMs);
+  await installNew(paths, key, token);
+}
+
+/**
+ * The swap's first step: the old key into the archive and, for a rotation's fresh answer, its
+ * token into node.token.new, written together. Any of them may be lost to a crash: without
+ * node.token.new the rotation is sent again (the controller finishes it), and the archive is
+ * written again by the swap that follows.
+ */
+export async function archiveAndSave(
+  paths: EdgePaths,
+  keepOldMs: number,
+  pendingToken?: string,
+): Promise<void> {
   const oldPem = await readTextIfExists(paths.key);
-  if (oldPem !== undefined) await archiveKey(paths.archive, oldPem, keepOldMs);
+  const writes = oldPem === undefined ? [] : await archiveWrites(paths.archive, oldPem, keepOldMs);
+  if (pendingToken !== undefined) {
+    writes.push({ path: paths.pendingToken, data: pendingToken + "\n", mode: 0o600 });
+  }
+  await writeFilesAtomic(writes);
+}
+
+/**
+ * The second step, once node.key.new and node.token.new are durable: the key, public key and
+ * token into place together (a crash between them is finished from the pending pair), then the
+ * pending pair removed. Either removal alone is harmless: node.token.new without node.key.new is
+ * dropped, node.key.new equal to the swapped-in key is dropped by finishPendingRotation.
+ */
+export async function installNew(paths: EdgePaths, key: NodePrivateKey, token: string) {
   const comment = (await readTextIfExists(paths.publicKey))?.trim().split(/\s+/)[2] ?? "aegis-edge";
-  await writeFileAtomic(paths.key, key.toPem(), { mode: 0o600 });
-  await writeFileAtomic(paths.publicKey, key.publicKey.toOpenSsh(comment) + "\n", { mode: 0o644 });
-  await writeFileAtomic(paths.nodeToken, token + "\n", { mode: 0o600 });
-  // Durable removals, pending token first: a power loss may at worst leave node.key.new equal to
-  // the swapped-in key, which finishPendingRotation then drops.
-  await removeFileDurable(paths.pendingToken).catch(() => false);
-  await removeFileDurable(paths.pendingKey).catch(() => false);
+  await writeFilesAtomic([
+    { path: paths.key, data: key.toPem(), mode: 0o600 },
+    { path: paths.publicKey, data: key.publicKey.toOpenSsh(comment) + "\n", mode: 0o644 },
+    { path: paths.nodeToken, data: token + "\n", mode: 0o600 },
+  ]);
+  await removeFilesDurable([paths.pendingToken, paths.pendingKey]);
 }

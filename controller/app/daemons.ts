@@ -5,6 +5,7 @@ import type { Clock } from "./clock.ts";
 import type { CredentialState, StreamCredentials } from "./session_validity.ts";
 import type { StoredReport } from "./hello_report.ts";
 import { REFRESH_GRACE_SECS } from "./tokens.ts";
+import { BatchWriter } from "./batch_writer.ts";
 
 /** Streams judged per sweep query: keeps each statement's parameters a bounded size. */
 const SWEEP_BATCH = 1000;
@@ -62,7 +63,12 @@ export interface ConnectedInfo {
 }
 
 export class DaemonRepository {
-  constructor(private readonly db: Queryable, private readonly clock: Clock) {}
+  /** Heartbeats of every stream, coalesced: one UPDATE per flush, however many nodes beat. */
+  readonly #heartbeats: BatchWriter<{ node_id: string; at: Date }>;
+
+  constructor(private readonly db: Queryable, private readonly clock: Clock) {
+    this.#heartbeats = new BatchWriter((rows) => this.#writeHeartbeats(rows), { maxBatch: 2000 });
+  }
 
   async get(nodeId: string): Promise<DaemonRecord | undefined> {
     const rows = await this.db.query<DaemonRecord>(`${RECORD} WHERE d.node_id = $1`, [nodeId]);
@@ -134,10 +140,19 @@ export class DaemonRepository {
     return states;
   }
 
+  /** Resolves once the node's heartbeat is written (with those of every node that beat meanwhile). */
   async heartbeat(nodeId: string): Promise<void> {
+    await this.#heartbeats.write({ node_id: nodeId, at: this.clock() });
+  }
+
+  async #writeHeartbeats(rows: { node_id: string; at: Date }[]): Promise<void> {
+    // One row per node, its latest beat: UPDATE … FROM takes an arbitrary one of duplicates.
+    const latest = new Map(rows.map((row) => [row.node_id, row]));
     await this.db.query(
-      `UPDATE edge_daemons SET last_heartbeat_at = $2 WHERE node_id = $1 AND status = 'connected'`,
-      [nodeId, this.clock()],
+      `UPDATE edge_daemons d SET last_heartbeat_at = r.at
+         FROM jsonb_to_recordset($1::jsonb) AS r(node_id text, at timestamptz)
+        WHERE d.node_id = r.node_id AND d.status = 'connected'`,
+      [JSON.stringify([...latest.values()])],
     );
   }
 

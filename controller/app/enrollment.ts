@@ -1,16 +1,15 @@
 // Enrollment: issuing one-time tokens, the anonymous attestation challenge, and redeeming a
-// token for a node identity. The jti is spent in the same transaction that creates the node and
-// issues its token, and redeeming it again with the node's current key returns the same node, so
-// a retried enrollment never strands a host or leaves two records (a key the node rotated away
-// from gets nothing). One key is one live node: enrolling a key that is still the key of a live
-// node makes the new node replace it (the old one is revoked in the same transaction), since
-// answering the challenge proved the enroller holds that key. A token may be bound to a hostname
-// glob (checked before the token is spent); trusted enrollment needs no token at all, and the
-// rules in trusted_enrollment.ts decide.
+// token for a node identity. The jti is spent in the same statement that creates the node and
+// records its token (enrollment_redeem.ts), and redeeming it again with the node's current key
+// returns the same node, so a retried enrollment never strands a host or leaves two records (a
+// key the node rotated away from gets nothing). One key is one live node: enrolling a key that
+// is still the key of a live node makes the new node replace it (the old one is revoked in the
+// same statement), since answering the challenge proved the enroller holds that key. A token may
+// be bound to a hostname glob (checked before the token is spent); trusted enrollment needs no
+// token at all, and the rules in trusted_enrollment.ts decide.
 import { AegisError } from "../../shared/errors.ts";
 import { NodePublicKey } from "../../shared/crypto/node_key.ts";
-import { challengeBytes } from "../../shared/crypto/signed_bytes.ts";
-import { fromBase64, randomBytes, toBase64 } from "../../shared/crypto/encoding.ts";
+import { randomBytes } from "../../shared/crypto/encoding.ts";
 import type { Db, Queryable } from "../store/db.ts";
 import type { Clock } from "./clock.ts";
 import type { TokenAuthority } from "./tokens.ts";
@@ -21,8 +20,10 @@ import { type Pruned, pruneExpiredRows } from "./pruning.ts";
 import { HostnameGlob } from "./hostname_glob.ts";
 import type { TrustedEnrollment } from "./trusted_enrollment.ts";
 import { type InstallCommands, installCommands } from "./install_commands.ts";
-
-const CHALLENGE_TTL_MS = 5 * 60_000;
+import { redeem } from "./enrollment_redeem.ts";
+import { keyFingerprint } from "./key_fingerprint.ts";
+import type { AttestedChallenge } from "./attest_challenge.ts";
+import { ChallengeAnswers, spentKey, spentUntil, used } from "./challenge_answers.ts";
 
 export interface EnrollmentSettings {
   /** The endpoint written into tokens as `cep`. */
@@ -90,7 +91,11 @@ export class EnrollmentService {
     private readonly clock: Clock,
     /** Token-free enrollment rules; without them every tokenless enrollment is refused. */
     private readonly trusted?: TrustedEnrollment,
-  ) {}
+  ) {
+    this.#challenges = new ChallengeAnswers(db, tokens.challengeKey, clock);
+  }
+
+  readonly #challenges: ChallengeAnswers;
 
   async issueToken(
     operator: Operator,
@@ -144,23 +149,14 @@ export class EnrollmentService {
     const publicKey = new NodePublicKey(input.publicKey);
     const serverTime = this.clock();
     this.#checkSkew(input.clientTime, serverTime);
-    const challengeId = crypto.randomUUID();
-    const nonce = randomBytes(32);
-    const expiresAt = new Date(serverTime.getTime() + CHALLENGE_TTL_MS);
-    await this.db.query(
-      `INSERT INTO attest_challenges (challenge_id, public_key, nonce, hostname, os, arch, remote_addr, expires_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-      [
-        challengeId,
-        publicKey.toBase64(),
-        toBase64(nonce),
-        input.hostname,
-        input.os,
-        input.arch,
-        input.remoteAddr,
-        expiresAt,
-      ],
-    );
+    // Nothing is stored: the challenge id carries what was attested (attest_challenge.ts).
+    const { challengeId, nonce, expiresAt } = this.#challenges.issue({
+      publicKey: publicKey.toBase64(),
+      hostname: input.hostname,
+      os: input.os,
+      arch: input.arch,
+      remoteAddr: input.remoteAddr,
+    }, serverTime);
     return { challengeId, nonce, expiresAt, serverTime };
   }
 
@@ -168,53 +164,41 @@ export class EnrollmentService {
   async enroll(
     input: { challengeId: string; signature: Uint8Array; enrollmentToken: string },
   ): Promise<Enrolled> {
-    const challenge = await this.#takeChallenge(input.challengeId, input.signature);
-    const claims = await this.tokens.verifyEnrollment(input.enrollmentToken);
-    // Checked before the transaction: a host the token is not meant for leaves it unspent.
-    if (claims.hnp && !HostnameGlob.parse(claims.hnp, "token hnp").matches(challenge.hostname)) {
+    const challenge = await this.#challenges.answered(input.challengeId, input.signature);
+    const claims = await this.#challenges.refusing(
+      challenge,
+      () => this.#checkToken(input.enrollmentToken, challenge.hostname),
+    );
+    const fingerprint = keyFingerprint(NodePublicKey.fromBase64(challenge.publicKey));
+    const enrolled = await this.#createNode({
+      jti: claims.jti,
+      tenantId: claims.tenant_id,
+      tokenName: claims.name,
+      tokenExpiresAt: new Date(claims.exp * 1000),
+      issuedBy: "unrecorded",
+      name: claims.name,
+      endpoint: claims.cep,
+      challenge,
+      fingerprint,
+    });
+    if (enrolled) return enrolled;
+    return await this.db.transaction((tx) =>
+      this.#redeemAgain(tx, claims.jti, challenge.publicKey, fingerprint)
+    );
+  }
+
+  /** The token's claims; checked before it is spent, so a host it is not for leaves it unspent. */
+  async #checkToken(token: string, hostname: string) {
+    const claims = await this.tokens.verifyEnrollment(token);
+    if (claims.hnp && !HostnameGlob.parse(claims.hnp, "token hnp").matches(hostname)) {
       throw new AegisError(
         "ENROLL_HOSTNAME_MISMATCH",
         `this enrollment token is bound to hostnames matching ${JSON.stringify(claims.hnp)}; ` +
-          `this host attested as ${JSON.stringify(challenge.hostname)}`,
-        { details: { hostname_pattern: claims.hnp, hostname: challenge.hostname } },
+          `this host attested as ${JSON.stringify(hostname)}`,
+        { details: { hostname_pattern: claims.hnp, hostname } },
       );
     }
-    const publicKey = NodePublicKey.fromBase64(challenge.public_key);
-    const fingerprint = await publicKey.fingerprint();
-    const now = this.clock();
-
-    return await this.db.transaction(async (tx) => {
-      const nodeId = newNodeId();
-      const won = await tx.query<{ node_id: string }>(
-        `INSERT INTO enrollment_tokens (jti, tenant_id, name, issued_by, expires_at, redeemed_at, node_id, redeemed_public_key)
-         VALUES ($1, $2, $3, 'unrecorded', $4, $5, $6, $7)
-         ON CONFLICT (jti) DO UPDATE SET redeemed_at = $5, node_id = $6, redeemed_public_key = $7
-           WHERE enrollment_tokens.redeemed_at IS NULL
-         RETURNING node_id`,
-        [
-          claims.jti,
-          claims.tenant_id,
-          claims.name,
-          new Date(claims.exp * 1000),
-          now,
-          nodeId,
-          challenge.public_key,
-        ],
-      );
-      if (won.length === 0) {
-        return await this.#redeemAgain(tx, claims.jti, challenge.public_key, fingerprint);
-      }
-      return await this.#createNode(tx, {
-        nodeId,
-        tenantId: claims.tenant_id,
-        name: claims.name,
-        endpoint: claims.cep,
-        enrollmentJti: claims.jti,
-        challenge,
-        fingerprint,
-        now,
-      });
-    });
+    return claims;
   }
 
   /**
@@ -226,67 +210,58 @@ export class EnrollmentService {
   async enrollTrusted(
     input: { challengeId: string; signature: Uint8Array; remoteAddr: string },
   ): Promise<Enrolled & { rule: string }> {
-    const challenge = await this.#takeChallenge(input.challengeId, input.signature);
-    if (!this.trusted) {
-      throw new AegisError(
-        "ENROLL_NOT_TRUSTED",
-        "this controller has no trusted-enrollment rules",
-        {
-          details: { failed_check: "rules" },
-        },
-      );
-    }
-    const decision = await this.trusted.decide(challenge.hostname, [
-      challenge.remote_addr,
-      input.remoteAddr,
-    ]);
-    const fingerprint = await NodePublicKey.fromBase64(challenge.public_key).fingerprint();
-    const now = this.clock();
-    const jti = `trusted-${crypto.randomUUID()}`;
-    const nodeId = newNodeId();
-    const enrolled = await this.db.transaction(async (tx) => {
-      await tx.query(
-        `INSERT INTO enrollment_tokens (jti, tenant_id, name, issued_by, expires_at, redeemed_at, node_id, redeemed_public_key)
-         VALUES ($1, $2, $3, $4, $5, $5, $6, $7)`,
-        [
-          jti,
-          decision.tenant,
-          challenge.hostname,
-          `trusted enrollment (${decision.source})`,
-          now,
-          nodeId,
-          challenge.public_key,
-        ],
-      );
-      return await this.#createNode(tx, {
-        nodeId,
-        tenantId: decision.tenant,
-        name: "",
-        endpoint: this.settings.publicEndpoint,
-        enrollmentJti: jti,
-        challenge,
-        fingerprint,
-        now,
-      });
+    const challenge = await this.#challenges.answered(input.challengeId, input.signature);
+    const decision = await this.#challenges.refusing(challenge, () => {
+      if (!this.trusted) {
+        throw new AegisError(
+          "ENROLL_NOT_TRUSTED",
+          "this controller has no trusted-enrollment rules",
+          {
+            details: { failed_check: "rules" },
+          },
+        );
+      }
+      return this.trusted.decide(challenge.hostname, [challenge.remoteAddr, input.remoteAddr]);
     });
+    const fingerprint = keyFingerprint(NodePublicKey.fromBase64(challenge.publicKey));
+    const now = this.clock();
+    const enrolled = await this.#createNode({
+      jti: `trusted-${crypto.randomUUID()}`,
+      tenantId: decision.tenant,
+      tokenName: challenge.hostname,
+      tokenExpiresAt: now,
+      issuedBy: `trusted enrollment (${decision.source})`,
+      name: "",
+      endpoint: this.settings.publicEndpoint,
+      challenge,
+      fingerprint,
+      now,
+    });
+    // A fresh random jti cannot have been redeemed before.
+    if (!enrolled) throw new AegisError("INTERNAL", "a trusted enrollment's jti was taken");
     return { ...enrolled, rule: decision.source };
   }
 
-  /** The node record and its first token, inside the enrollment's transaction. */
-  async #createNode(tx: Queryable, input: {
-    nodeId: string;
+  /**
+   * Spends the token, creates the node and signs its first token (signed before the write, so
+   * the write is one statement); undefined when the token was already redeemed.
+   */
+  async #createNode(input: {
+    jti: string;
     tenantId: string;
+    tokenName: string;
+    tokenExpiresAt: Date;
+    issuedBy: string;
     name: string;
     endpoint: string;
-    enrollmentJti: string;
-    challenge: ChallengeRow;
+    challenge: AttestedChallenge;
     fingerprint: string;
-    now: Date;
-  }): Promise<Enrolled> {
-    const { nodeId, challenge, fingerprint, now } = input;
-    const replacedNodeIds = await this.#revokeHoldersOf(tx, challenge.public_key, now);
+    now?: Date;
+  }): Promise<Enrolled | undefined> {
+    const { challenge, fingerprint } = input;
+    const now = input.now ?? this.clock();
+    const nodeId = newNodeId();
     const name = input.name || challenge.hostname || nodeId;
-    const capabilities = { os: challenge.os, arch: challenge.arch, hostname: challenge.hostname };
     const issued = await this.tokens.issueNode({
       nodeId,
       tenantId: input.tenantId,
@@ -294,28 +269,30 @@ export class EnrollmentService {
       ttlSecs: this.settings.nodeTokenTtlSecs,
     });
     const tokenExpiresAt = new Date(issued.claims.exp * 1000);
-    await tx.query(
-      `INSERT INTO edge_daemons (node_id, tenant_id, name, public_key, key_fingerprint, status, status_since,
-         capabilities, endpoint, remote_addr, token_jti, token_expires_at, enrollment_jti)
-       VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7::jsonb, $8, $9, $10, $11, $12)`,
-      [
-        nodeId,
-        input.tenantId,
-        name,
-        challenge.public_key,
-        fingerprint,
-        now,
-        JSON.stringify(capabilities),
-        input.endpoint,
-        challenge.remote_addr,
-        issued.claims.jti,
-        tokenExpiresAt,
-        input.enrollmentJti,
-      ],
-    );
+    const redeemed = await redeem(this.db, {
+      challengeKey: spentKey(challenge),
+      challengeSpentUntil: spentUntil(challenge),
+      jti: input.jti,
+      tenantId: input.tenantId,
+      tokenName: input.tokenName,
+      tokenExpiresAt: input.tokenExpiresAt,
+      issuedBy: input.issuedBy,
+      now,
+      nodeId,
+      nodeName: name,
+      publicKey: challenge.publicKey,
+      fingerprint,
+      capabilities: { os: challenge.os, arch: challenge.arch, hostname: challenge.hostname },
+      endpoint: input.endpoint,
+      remoteAddr: challenge.remoteAddr,
+      nodeTokenJti: issued.claims.jti,
+      nodeTokenExpiresAt: tokenExpiresAt,
+    });
+    if (redeemed.outcome === "used") throw used();
+    if (redeemed.outcome === "redeemed") return undefined;
     return {
       nodeId,
-      replacedNodeIds,
+      replacedNodeIds: redeemed.replacedNodeIds,
       tenantId: input.tenantId,
       nodeName: name,
       token: issued.token,
@@ -328,33 +305,13 @@ export class EnrollmentService {
   async reattest(
     input: { challengeId: string; signature: Uint8Array; nodeToken: string },
   ): Promise<AuthenticatedNode> {
-    const challenge = await this.#takeChallenge(input.challengeId, input.signature);
+    const challenge = await this.#challenges.answered(input.challengeId, input.signature);
+    await this.#challenges.spend(challenge);
     // The challenge signature proved the key; the token only has to name the node.
     return await this.auth.authenticateByKey(
       input.nodeToken,
-      NodePublicKey.fromBase64(challenge.public_key),
+      NodePublicKey.fromBase64(challenge.publicKey),
     );
-  }
-
-  /** Revokes the live nodes whose current key this is (a re-enrollment replaces them). */
-  async #revokeHoldersOf(tx: Queryable, publicKey: string, now: Date): Promise<string[]> {
-    const rows = await tx.query<
-      { node_id: string; token_jti: string | null; token_expires_at: Date | null }
-    >(
-      `UPDATE edge_daemons SET status = 'revoked', status_since = $2
-         WHERE public_key = $1 AND status <> 'revoked'
-       RETURNING node_id, token_jti, token_expires_at`,
-      [publicKey, now],
-    );
-    for (const row of rows) {
-      if (!row.token_jti) continue;
-      await tx.query(
-        `INSERT INTO revoked_tokens (jti, node_id, reason, expires_at) VALUES ($1, $2, 'replaced', $3)
-         ON CONFLICT (jti) DO NOTHING`,
-        [row.token_jti, row.node_id, row.token_expires_at ?? now],
-      );
-    }
-    return rows.map((row) => row.node_id);
   }
 
   async #knownNode(token: string, publicKey: Uint8Array): Promise<boolean> {
@@ -385,29 +342,6 @@ export class EnrollmentService {
         }; leeway ${this.settings.clockSkewLeewaySecs}s)`,
       { details: { host_time: iso(clientTime), server_time: iso(serverTime) } },
     );
-  }
-
-  async #takeChallenge(challengeId: string, signature: Uint8Array) {
-    const rows = await this.db.query<ChallengeRow>(
-      `DELETE FROM attest_challenges WHERE challenge_id = $1 RETURNING *`,
-      [challengeId],
-    );
-    const challenge = rows[0];
-    if (!challenge || challenge.expires_at.getTime() < this.clock().getTime()) {
-      throw new AegisError(
-        "CHALLENGE_INVALID",
-        "the attestation challenge is unknown, used or expired",
-      );
-    }
-    const publicKey = NodePublicKey.fromBase64(challenge.public_key);
-    const signed = challengeBytes(challengeId, fromBase64(challenge.nonce), publicKey.bytes);
-    if (!publicKey.verify(signature, signed)) {
-      throw new AegisError(
-        "SIGNATURE_INVALID",
-        "the challenge signature does not match the attested key",
-      );
-    }
-    return challenge;
   }
 
   /**
@@ -477,17 +411,6 @@ export class EnrollmentService {
       endpoint: daemon.endpoint,
     };
   }
-}
-
-interface ChallengeRow {
-  challenge_id: string;
-  public_key: string;
-  nonce: string;
-  hostname: string;
-  os: string;
-  arch: string;
-  remote_addr: string;
-  expires_at: Date;
 }
 
 function newNodeId(): string {

@@ -21,6 +21,8 @@ interface RotationState {
   status: string;
   key_fingerprint: string;
   previous_key_fingerprint: string | null;
+  /** The new key is already another live node's. */
+  key_taken: boolean;
 }
 
 export interface IssuedNodeToken {
@@ -82,10 +84,15 @@ export class KeyRotationService {
       // The row first, locked: every attempt of this node's rotations (on any relay) decides on
       // the committed state, one after another. Who the caller is was read before the lock, so
       // another relay may have committed this very rotation meanwhile: that is a finish.
+      // Whether another live node holds the new key is read in the same statement: one round
+      // trip less per rotation (the unique index edge_daemons_live_key still has the last word).
       const rows = await tx.query<RotationState>(
-        `SELECT status, key_fingerprint, previous_key_fingerprint FROM edge_daemons
-          WHERE node_id = $1 FOR UPDATE`,
-        [node.nodeId],
+        `SELECT d.status, d.key_fingerprint, d.previous_key_fingerprint,
+                EXISTS (SELECT 1 FROM edge_daemons t
+                         WHERE t.public_key = $2 AND t.status <> 'revoked' AND t.node_id <> $1)
+                  AS key_taken
+           FROM edge_daemons d WHERE d.node_id = $1 FOR UPDATE OF d`,
+        [node.nodeId, newKey.toBase64()],
       );
       const row = rows[0];
       if (!row || row.status === "revoked") {
@@ -97,7 +104,7 @@ export class KeyRotationService {
         return await this.#finishInterrupted(tx, node, fingerprint);
       }
       if (row.key_fingerprint === node.fingerprint && !node.previousKey) {
-        return await this.#commit(tx, node, newKey, fingerprint);
+        return await this.#commit(tx, node, newKey, fingerprint, row.key_taken);
       }
       if (node.previousKey) {
         throw new AegisError(
@@ -144,33 +151,62 @@ export class KeyRotationService {
     node: AuthenticatedNode,
     newKey: NodePublicKey,
     fingerprint: string,
+    keyTaken: boolean,
   ) {
     // One key is one live node: a key another node holds cannot become this node's. Its own
     // code: the daemon must not read it as "this rotation was not committed" of another attempt.
-    const taken = await tx.query(
-      `SELECT node_id FROM edge_daemons
-        WHERE public_key = $1 AND status <> 'revoked' AND node_id <> $2`,
-      [newKey.toBase64(), node.nodeId],
-    );
-    if (taken.length > 0) {
+    if (keyTaken) {
       throw new AegisError(
         "KEY_IN_USE",
         "the new key is already the key of a node (another one); nothing was changed",
       );
     }
+    // The token is signed first (no database work), so that the whole change is one statement:
+    // the new key, the new token's id, and the caller's token (and any earlier one on record)
+    // blacklisted. The CTEs read the row as it was before the update (one snapshot).
+    const issued = await this.tokens.issueNode({
+      nodeId: node.nodeId,
+      tenantId: node.tenantId,
+      keyFingerprint: fingerprint,
+      ttlSecs: this.settings.nodeTokenTtlSecs,
+    });
+    const expiresAt = new Date(issued.claims.exp * 1000);
     // The row is locked and holds the caller's key (checked by the caller), so this matches.
     const rows = await tx.query(
-      `UPDATE edge_daemons SET previous_public_key = public_key, previous_key_fingerprint = key_fingerprint,
-              public_key = $3, key_fingerprint = $4, rotated_at = $5, rotations = rotations + 1
-         WHERE node_id = $1 AND key_fingerprint = $2 AND status <> 'revoked' RETURNING node_id`,
-      [node.nodeId, node.fingerprint, newKey.toBase64(), fingerprint, this.clock()],
+      `WITH before AS (
+         SELECT token_jti, token_expires_at FROM edge_daemons WHERE node_id = $1
+       ), revoked AS (
+         INSERT INTO revoked_tokens (jti, node_id, reason, expires_at)
+         SELECT DISTINCT ON (jti) jti, $1, reason, expires_at FROM (
+           SELECT $8::text AS jti, 'rotated' AS reason, $9::timestamptz AS expires_at, 0 AS rank
+           UNION ALL
+           SELECT token_jti, 'superseded', COALESCE(token_expires_at, $5), 1 FROM before
+            WHERE token_jti IS NOT NULL AND token_jti <> $6
+         ) s ORDER BY jti, rank
+         ON CONFLICT (jti) DO NOTHING
+       )
+       UPDATE edge_daemons SET previous_public_key = public_key,
+              previous_key_fingerprint = key_fingerprint, public_key = $3, key_fingerprint = $4,
+              rotated_at = $5, rotations = rotations + 1, token_jti = $6, token_expires_at = $7
+        WHERE node_id = $1 AND key_fingerprint = $2 AND status <> 'revoked' RETURNING node_id`,
+      [
+        node.nodeId,
+        node.fingerprint,
+        newKey.toBase64(),
+        fingerprint,
+        this.clock(),
+        issued.claims.jti,
+        expiresAt,
+        node.claims.jti,
+        new Date(node.claims.exp * 1000),
+      ],
     );
     if (rows.length === 0) {
       throw new AegisError("INTERNAL", "the locked node record changed under its lock");
     }
+    // Still inside the transaction: a failure here commits none of it.
     faultPoint("controller.rotate.after_key_update");
-    await this.#blacklist(tx, node, "rotated");
-    return await this.#issue(tx, node.nodeId, node.tenantId, fingerprint);
+    return { token: issued.token, expiresAt, fingerprint };
   }
 
   /**

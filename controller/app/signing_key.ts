@@ -2,13 +2,20 @@
 // database on purpose: `aegis-controller token create` must sign while the running controller
 // holds the embedded database, and relays that share one PostgreSQL share this file.
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
+import { createPrivateKey, type KeyObject } from "node:crypto";
 import { AegisError } from "../../shared/errors.ts";
 import { readTextIfExists } from "../../shared/fs/atomic.ts";
+import { fromBase64Url } from "../../shared/crypto/encoding.ts";
+import { deriveChallengeKey } from "./attest_challenge.ts";
 
 export interface SigningKey {
   kid: string;
   privateKey: CryptoKey;
   publicJwk: JWK;
+  /** The same private key for node:crypto, made once: tokens are signed with it (jws_sign.ts). */
+  nativeKey: KeyObject;
+  /** The MAC key of attestation challenges (attest_challenge.ts), derived from this key. */
+  challengeKey: Uint8Array;
 }
 
 export async function loadOrCreateSigningKey(path: string): Promise<SigningKey> {
@@ -57,5 +64,10 @@ async function parseSigningKey(text: string, path: string): Promise<SigningKey> 
     kid,
     privateKey,
     publicJwk: { kty: "OKP", crv: "Ed25519", x: jwk.x, kid, alg: "EdDSA", use: "sig" },
+    nativeKey: createPrivateKey({
+      key: { kty: "OKP", crv: "Ed25519", x: jwk.x, d: jwk.d },
+      format: "jwk",
+    }),
+    challengeKey: deriveChallengeKey(fromBase64Url(jwk.d)),
   };
 }

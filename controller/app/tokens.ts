@@ -1,6 +1,12 @@
 // Issues and verifies every JWT the controller signs. Verification failures become distinct,
 // typed errors: malformed, expired, from another controller, wrong kind.
-import { createLocalJWKSet, errors as joseErrors, type JWTPayload, jwtVerify, SignJWT } from "jose";
+import {
+  createLocalJWKSet,
+  decodeJwt,
+  errors as joseErrors,
+  type JWTPayload,
+  jwtVerify,
+} from "jose";
 import type { z } from "zod";
 import { AegisError, type ErrorCode } from "../../shared/errors.ts";
 import {
@@ -14,8 +20,10 @@ import {
   type OperatorRole,
 } from "../../shared/tokens/claims.ts";
 import type { SigningKey } from "./signing_key.ts";
+import { signJwt } from "./jws_sign.ts";
 import { type Clock, seconds, systemClock } from "./clock.ts";
 import { ExternalIssuers, UnknownIssuer } from "./external_issuers.ts";
+import { OperatorTokenCache } from "./operator_token_cache.ts";
 
 /** Leeway for exp/nbf on tokens we verify: a few minutes, as common practice. */
 export const EXPIRY_LEEWAY_SECS = 120;
@@ -48,6 +56,11 @@ export class TokenAuthority {
 
   get jwks(): { keys: unknown[] } {
     return { keys: [this.#key.publicJwk] };
+  }
+
+  /** The MAC key of attestation challenges: derived from the signing key, so relays share it. */
+  get challengeKey(): Uint8Array {
+    return this.#key.challengeKey;
   }
 
   async issueEnrollment(input: {
@@ -158,14 +171,39 @@ export class TokenAuthority {
     return this.#verify(token, AUDIENCE.node, NodeClaimsSchema, kinds, ANY_AGE_SECS);
   }
 
+  /** Operator tokens verified before: a request with one costs a map lookup, not a signature. */
+  readonly operatorTokens = new OperatorTokenCache();
+
+  /**
+   * An operator token, from the cache when it was verified before. A revoked token id
+   * (revokeOperator) is refused whether cached or not.
+   */
   async verifyOperator(token: string): Promise<OperatorClaims> {
+    const trimmed = token.trim();
+    const now = this.#clock().getTime();
+    const cached = this.operatorTokens.get(trimmed, now);
+    if (cached) return cached;
+    const claims = await this.#verifyOperatorFully(trimmed);
+    const jti = tokenId(trimmed);
+    if (this.operatorTokens.isRevoked(jti, now)) {
+      throw new AegisError("UNAUTHENTICATED", "the operator token was revoked");
+    }
+    this.operatorTokens.set(trimmed, claims, jti, now);
+    return claims;
+  }
+
+  /** The operator token with this id is refused from now on (on this process). */
+  revokeOperator(jti: string, expiresAt?: Date): void {
+    this.operatorTokens.revoke(jti, expiresAt?.getTime() ?? Infinity);
+  }
+
+  async #verifyOperatorFully(trimmed: string): Promise<OperatorClaims> {
     const kinds = {
       malformed: "UNAUTHENTICATED",
       expired: "UNAUTHENTICATED",
       foreign: "UNAUTHENTICATED",
       what: "operator token",
     } as const;
-    const trimmed = token.trim();
     // A token naming an external issuer is checked against that issuer only, never ours.
     if (!this.#external.claimsIssuer(trimmed)) {
       return await this.#verify(trimmed, AUDIENCE.operator, OperatorClaimsSchema, kinds);
@@ -182,9 +220,8 @@ export class TokenAuthority {
   }
 
   #sign(claims: JWTPayload): Promise<string> {
-    return new SignJWT(claims)
-      .setProtectedHeader({ alg: "EdDSA", kid: this.#key.kid, typ: "JWT" })
-      .sign(this.#key.privateKey);
+    // node:crypto, not jose's WebCrypto signing: see jws_sign.ts.
+    return Promise.resolve(signJwt(this.#key, claims));
   }
 
   async #verify<S extends z.ZodType>(
@@ -268,6 +305,12 @@ function parseClaims<S extends z.ZodType>(
     throw new AegisError(kinds.malformed, `the ${kinds.what} lacks valid claims (${keys})`);
   }
   return parsed.data;
+}
+
+/** The `jti` of a token already verified ("" when it has none). */
+function tokenId(token: string): string {
+  const jti = decodeJwt(token).jti;
+  return typeof jti === "string" ? jti : "";
 }
 
 function isoSeconds(epochSeconds: number): string {

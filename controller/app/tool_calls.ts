@@ -3,12 +3,20 @@
 // deadline and the caller's output cap, and record how it ended. Every call lands in the host's
 // command history, including calls refused or sent to a host that was offline. A call whose
 // output was not all delivered never ends as "ok".
+//
+// The database stays off the call's way where it can: a host whose stream is on this process is
+// known from that stream (tenant, node id; a revoked node's stream is ended by the hub, so a held
+// stream is a live node), and history rows go through a group-commit queue (call_records.ts). The
+// call is sent to the node while its start row is being written (a call forwarded to another
+// relay waits for it: that relay checks the row); the caller is told the call started only once
+// that row is committed, and told how it ended only once that is committed.
 import type { ToolEvent } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
 import type { BoundedQueue } from "../../shared/bounded_queue.ts";
 import { AegisError } from "../../shared/errors.ts";
 import type { Queryable } from "../store/db.ts";
 import type { Clock } from "./clock.ts";
 import type { DaemonRecord, DaemonRepository } from "./daemons.ts";
+import { CallRecords } from "./call_records.ts";
 import type { EdgeHub } from "./edge_sessions.ts";
 import { callQueue } from "./call_registry.ts";
 import {
@@ -63,7 +71,12 @@ export type CallStatus =
   // The caller read slower than the node wrote for too long; the call was stopped.
   | "cut_off";
 
+/** What a call needs to know of its host. */
+type CallHost = Pick<DaemonRecord, "node_id" | "tenant_id" | "status" | "relay_id">;
+
 export class ToolCallService {
+  readonly #records: CallRecords;
+
   constructor(
     private readonly db: Queryable,
     private readonly daemons: DaemonRepository,
@@ -71,7 +84,9 @@ export class ToolCallService {
     private readonly relayId: string,
     private readonly clock: Clock,
     private readonly peers?: RelayPeerLink,
-  ) {}
+  ) {
+    this.#records = new CallRecords(db);
+  }
 
   async *execute(
     operator: Operator,
@@ -80,11 +95,14 @@ export class ToolCallService {
     signal?: AbortSignal,
   ): AsyncGenerator<CallEvent> {
     requireWriter(operator, "run tools on hosts");
-    const host = await this.daemons.require(nodeId, tenantsOf(operator));
+    const host = this.#liveHost(nodeId, operator) ??
+      await this.daemons.require(nodeId, tenantsOf(operator));
 
     const callId = crypto.randomUUID();
     const started = this.clock();
-    await this.#record(callId, host.tenant_id, nodeId, operator.sub, request, started);
+    const recorded = this.#record(callId, host.tenant_id, nodeId, operator.sub, request, started);
+    // Not awaited yet: the start row is written while the call travels (awaited below).
+    recorded.catch(() => {});
     if (host.status === "revoked") {
       await this.#finish(callId, started, "refused", {
         error: "NODE_REVOKED: the host was revoked",
@@ -98,6 +116,8 @@ export class ToolCallService {
     }
 
     const deadline = new Date(started.getTime() + request.timeoutSecs * 1000);
+    // The relay holding the stream runs a forwarded call only once it sees the row.
+    if (route.recordFirst) await recorded;
     let events: BoundedQueue<ToolEvent>;
     try {
       events = route.start({
@@ -109,6 +129,14 @@ export class ToolCallService {
       });
     } catch (error) {
       await this.#finish(callId, started, "refused", { error: (error as Error).message });
+      throw error;
+    }
+    try {
+      // The caller is told the call started only once history holds it.
+      await recorded;
+    } catch (error) {
+      route.cancel(callId, nodeId, "the call could not be recorded");
+      route.end(callId);
       throw error;
     }
     yield { type: "started", call_id: callId, node_id: nodeId };
@@ -127,7 +155,7 @@ export class ToolCallService {
     const cap = outputCap(request);
     let outputBytes = 0;
     let nodeDone = false; // the node sent its final event: nothing left to cancel
-    let recorded = false;
+    let ended = false;
     try {
       for await (const event of events) {
         const out = toCallEvent(event);
@@ -148,18 +176,18 @@ export class ToolCallService {
         }
         if (isFinal(event)) nodeDone = true;
         if (out.type === "exit") {
-          recorded = true;
+          ended = true;
           await this.#finish(callId, started, exitStatus(out), {
             exitCode: out.exit_code,
             outputBytes,
             truncated: out.truncated,
           });
         } else if (out.type === "refused" && out.code === "NODE_OFFLINE") {
-          recorded = true;
+          ended = true;
           await this.#finish(callId, started, "offline", { error: out.message });
           throw new AegisError("NODE_OFFLINE", out.message);
         } else if (out.type === "refused") {
-          recorded = true;
+          ended = true;
           await this.#finish(callId, started, "refused", { error: `${out.code}: ${out.message}` });
         }
         yield out;
@@ -169,8 +197,8 @@ export class ToolCallService {
       throw new AegisError("UNREACHABLE", `the call ended without its result (${route.where})`);
     } catch (error) {
       const aegis = error instanceof AegisError ? error : new AegisError("INTERNAL", String(error));
-      if (!recorded) {
-        recorded = true;
+      if (!ended) {
+        ended = true;
         await this.#finish(callId, started, failureStatus(aegis), {
           error: aegis.message,
           outputBytes,
@@ -185,7 +213,7 @@ export class ToolCallService {
       // Whatever stopped the call before the node finished it (deadline, caller gone, cap hit),
       // stop the node's work too.
       if (!nodeDone) route.cancel(callId, nodeId, "the call was stopped by the controller");
-      if (!recorded) {
+      if (!ended) {
         await this.#finish(callId, started, "cancelled", {
           error: "the caller went away",
           outputBytes,
@@ -194,12 +222,34 @@ export class ToolCallService {
     }
   }
 
+  /**
+   * The host as its stream on this process knows it, without reading the database: the stream
+   * authenticated against the node's record when it opened, and a revocation since ends it
+   * (at once here, via the relay bus on other relays, by the sweep at worst). Another tenant's
+   * host is reported missing, exactly like DaemonRepository.require does.
+   */
+  #liveHost(nodeId: string, operator: Operator): CallHost | undefined {
+    const session = this.hub.get(nodeId);
+    const node = session?.credentials && session.node;
+    if (!node) return undefined;
+    if (!tenantsOf(operator).includes(node.tenantId)) {
+      throw new AegisError("NOT_FOUND", `no edge host ${nodeId}`);
+    }
+    return {
+      node_id: nodeId,
+      tenant_id: node.tenantId,
+      status: "connected",
+      relay_id: this.relayId,
+    };
+  }
+
   /** Where the node's stream is: on this process, on another relay (peering), or nowhere. */
-  #route(host: DaemonRecord): Route | undefined {
+  #route(host: CallHost): Route | undefined {
     const session = this.hub.get(host.node_id);
     if (session) {
       return {
         where: `relay ${this.relayId}`,
+        recordFirst: false,
         start: (c) => {
           const events = this.hub.calls.open(
             c.callId,
@@ -235,6 +285,7 @@ export class ToolCallService {
     const where = `relay ${relay}`;
     return {
       where,
+      recordFirst: true,
       start: (c) => {
         const events = callQueue(this.hub.calls.limits, () => abort.abort());
         void pumpPeer(peers.forward(relay, c, abort.signal), events, where);
@@ -263,29 +314,30 @@ export class ToolCallService {
     );
   }
 
-  async #record(
+  /** Resolves once every history row queued so far is written (shutdown, tests). */
+  flushHistory(): Promise<void> {
+    return this.#records.drain();
+  }
+
+  #record(
     callId: string,
     tenantId: string,
     nodeId: string,
     who: string,
     request: CallRequest,
     at: Date,
-  ) {
-    await this.db.query(
-      `INSERT INTO tool_calls (call_id, node_id, tenant_id, tool, summary, arguments, requested_by, relay_id, status, started_at)
-       VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, 'running', $9)`,
-      [
-        callId,
-        nodeId,
-        tenantId,
-        request.tool,
-        summarize(request),
-        JSON.stringify(recordedArguments(request.arguments)),
-        who,
-        this.relayId,
-        at,
-      ],
-    );
+  ): Promise<void> {
+    return this.#records.started({
+      call_id: callId,
+      node_id: nodeId,
+      tenant_id: tenantId,
+      tool: request.tool,
+      summary: summarize(request),
+      arguments: JSON.stringify(recordedArguments(request.arguments)),
+      requested_by: who,
+      relay_id: this.relayId,
+      started_at: at,
+    });
   }
 
   async #finish(
@@ -295,26 +347,23 @@ export class ToolCallService {
     result: { exitCode?: number; error?: string; outputBytes?: number; truncated?: boolean },
   ) {
     const finished = this.clock();
-    await this.db.query(
-      `UPDATE tool_calls SET status = $2, exit_code = $3, error = $4, finished_at = $5, duration_ms = $6,
-              output_bytes = $7, truncated = $8
-         WHERE call_id = $1`,
-      [
-        callId,
-        status,
-        result.exitCode ?? null,
-        result.error ?? null,
-        finished,
-        finished.getTime() - started.getTime(),
-        result.outputBytes ?? 0,
-        result.truncated ?? false,
-      ],
-    );
+    await this.#records.ended({
+      call_id: callId,
+      status,
+      exit_code: result.exitCode ?? null,
+      error: result.error ?? null,
+      finished_at: finished,
+      duration_ms: finished.getTime() - started.getTime(),
+      output_bytes: result.outputBytes ?? 0,
+      truncated: result.truncated ?? false,
+    });
   }
 }
 
 interface Route {
   where: string;
+  /** The start row must be committed before the call is sent (a peer relay checks for it). */
+  recordFirst: boolean;
   /** Sends the call on its way; its events arrive in the returned queue. */
   start(call: ForwardedCall): BoundedQueue<ToolEvent>;
   /** The call is over here: release what start() registered. */

@@ -1,5 +1,5 @@
 // NodeClusterService over Connect: a thin adapter from protobuf messages to the domain services.
-import { ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   type EdgeUpstream,
@@ -17,9 +17,10 @@ import type { KeyRotationService } from "../app/rotation.ts";
 import { StreamGate } from "../app/stream_gate.ts";
 import { DEFAULT_LIMITS } from "../server/limits.ts";
 import { prefixBucket } from "../server/client_address.ts";
-import { remoteAddr, remoteBucket, trustStream } from "./context.ts";
+import { remoteAddr, trustStream } from "./context.ts";
+import { type EdgeAdmission, serveEdgeStream } from "./edge_stream.ts";
 import { requireBounded, requirePublicKey } from "./bounds.ts";
-import { guarded, type Log, wireError } from "./boundary.ts";
+import { guarded, type Log } from "./boundary.ts";
 
 export interface NodeClusterDeps {
   enrollment: EnrollmentService;
@@ -32,11 +33,11 @@ export interface NodeClusterDeps {
   heartbeatIntervalSecs: number;
   log: Log;
   /** ConnectEdge streams not yet authenticated: the caps, and how long one may stay so. */
-  admission?: { gate: StreamGate; deadlineMs: number };
+  admission?: EdgeAdmission;
 }
 
 /** The admission a controller without a `limits:` section gets. */
-export function defaultAdmission(limits = DEFAULT_LIMITS) {
+export function defaultAdmission(limits = DEFAULT_LIMITS): EdgeAdmission {
   return {
     gate: new StreamGate(
       "unauthenticated ConnectEdge streams",
@@ -137,79 +138,15 @@ export function nodeClusterService(
       return await answerEnrolled(deps, enrolled);
     }),
 
-    async *connectEdge(requests: AsyncIterable<EdgeUpstream>, ctx: HandlerContext) {
-      // Until its Hello authenticates, a stream counts against its address's and the global cap,
-      // and has a short deadline instead of the heartbeat watchdog's minutes.
-      let release: () => void;
-      let evict = () => {};
-      try {
-        release = admission.gate.admit(remoteBucket(ctx), () => evict());
-      } catch (error) {
-        throw wireError(error, log);
-      }
-      const session = deps.hub.open(remoteAddr(ctx));
-      // The pool was full and this stream's prefix held the most: it makes room for a newcomer.
-      evict = () => {
-        if (session.node) return;
-        session.fail(wireError(
-          new AegisError("RATE_LIMITED", "unauthenticated stream evicted for a newcomer"),
-          log,
-        ));
-      };
-      const deadline = setTimeout(() => {
-        if (session.node) return;
-        log(`stream from ${session.remoteAddr} sent no valid Hello in time; dropping it`);
-        session.fail(wireError(
-          new AegisError(
-            "UNAUTHENTICATED",
-            `the stream must open with a valid Hello within ${admission.deadlineMs} ms`,
-          ),
-          log,
-        ));
-      }, admission.deadlineMs);
-      const authenticated = () => {
-        clearTimeout(deadline);
-        release();
-      };
-      let trusted = false;
-      let untrust = () => {};
-      const pump = (async () => {
-        try {
-          for await (const message of requests) {
-            await session.receive(message.envelope);
-            if (session.node && !trusted) {
-              trusted = true;
-              untrust = trustStream(ctx);
-              authenticated();
-            }
-          }
-          session.outbox.close();
-        } catch (error) {
-          // Domain refusals and unreadable requests (too large, compressed, truncated) go back
-          // typed; once the signal has fired, the peer is gone and there is no one to tell.
-          if (
-            (error instanceof AegisError || error instanceof ConnectError) && !ctx.signal.aborted
-          ) {
-            log(
-              `stream from ${session.node?.nodeId ?? session.remoteAddr} refused: ${error.message}`,
-            );
-            session.fail(wireError(error, log));
-          } else {
-            session.outbox.close();
-          }
-        }
-      })();
-      try {
-        for await (const message of session.outbox) yield message;
-      } catch (error) {
-        throw wireError(error, log);
-      } finally {
-        authenticated();
-        untrust(); // over (ended, replaced, revoked): its connection counts against its address
-        await session.closed();
-        // Not awaited: the request side ends only once the response has ended, i.e. after this.
-        pump.catch(() => {});
-      }
+    connectEdge(requests: AsyncIterable<EdgeUpstream>, ctx: HandlerContext) {
+      // gRPC-Web and the Connect protocol; daemons' gRPC streams take the lean path (grpc_bidi.ts).
+      return serveEdgeStream({ hub: deps.hub, admission, log }, requests, {
+        remoteAddr: remoteAddr(ctx),
+        trust: () => trustStream(ctx),
+        get aborted() {
+          return ctx.signal.aborted;
+        },
+      });
     },
 
     rotateEdgeKey: guarded(log, async (envelope) => {

@@ -31,7 +31,8 @@ import { healthService } from "../rpc/health.ts";
 import { decodingErrorOptions } from "../rpc/parse_errors.ts";
 import { contextValuesFor } from "../rpc/context.ts";
 import { createApi } from "../api/routes.ts";
-import { listen, type Listener, type RequestHandler } from "./listener.ts";
+import { listen, type Listener, type RawStreamRoute, type RequestHandler } from "./listener.ts";
+import { edgeGrpcRoute } from "./edge_route.ts";
 import { connectLimits } from "./limits.ts";
 import { addressBucket, ClientAddressResolver } from "./client_address.ts";
 import { StreamGate } from "../app/stream_gate.ts";
@@ -92,6 +93,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
   };
 
   let handler: RequestHandler = () => {};
+  let edgeRoute: RawStreamRoute | undefined = undefined; // set once the services exist
   const tls = config.cluster.tls
     ? {
       cert: await Deno.readTextFile(config.cluster.tls.cert_file),
@@ -105,6 +107,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
     limits,
     clientAddress,
     handler: (req, res) => handler(req, res),
+    rawStreams: () => edgeRoute,
   });
 
   const publicEndpoint = config.cluster.ingress.public_endpoint ??
@@ -196,6 +199,8 @@ export async function startController(options: ControllerOptions): Promise<Runni
     bootstrap,
   });
   const fallback = getRequestListener(api.fetch);
+  const admission = defaultAdmission(limits);
+  edgeRoute = edgeGrpcRoute({ hub, admission, log }, limits.max_message_bytes);
   handler = connectNodeAdapter({
     routes(router) {
       router.service(
@@ -210,7 +215,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
           clock,
           heartbeatIntervalSecs,
           log,
-          admission: defaultAdmission(limits),
+          admission,
         }),
       );
       peering.routes(router);

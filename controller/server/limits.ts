@@ -21,8 +21,12 @@ export const LimitsSchema = z.object({
   h2_max_concurrent_streams: z.number().int().min(1).max(100_000).default(256),
   /** nghttp2's per-connection buffer budget, in MB (Node's default is 10). */
   h2_max_session_memory_mb: z.number().int().min(1).max(1024).default(10),
-  /** Open TCP connections, all peers together; more are closed on arrival. */
-  max_connections: z.number().int().min(1).default(10_000),
+  /**
+   * Open TCP connections, all peers together; more are closed on arrival. One process holds
+   * 15,000 idle edge streams at about 40 KiB each, so the default leaves room for that fleet and
+   * its operators; each connection is a file descriptor (the unit sets LimitNOFILE=65536).
+   */
+  max_connections: z.number().int().min(1).default(20_000),
   /**
    * Open TCP connections from one socket address (IPv6: per /64); trusted proxies are exempt.
    * Beyond 90% of max_connections only addresses with no open connection get in (the reserve),

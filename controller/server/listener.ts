@@ -15,6 +15,31 @@ export type RequestHandler = (
   res: http.ServerResponse | http2.Http2ServerResponse,
 ) => void;
 
+/** What the listener tells a raw stream handler about the stream's peer. */
+export interface RawStreamPeer {
+  /** The client's address (a trusted proxy's forwarding header resolved). */
+  remoteAddr: string;
+  /** Counts a body chunk against the unauthenticated budgets (call it for every chunk). */
+  count(chunk: Uint8Array): void;
+  /** As trustRequest: the stream authenticated; returns what to call when it is over. */
+  trust(): () => void;
+  /** Ends a misbehaving stream: its connection, or only the stream behind a trusted proxy. */
+  cut(): void;
+}
+
+/**
+ * An HTTP/2 route served on the raw stream, without the compat request and response objects
+ * (the lean ConnectEdge path): `matches` picks its requests, `serve` answers them.
+ */
+export interface RawStreamRoute {
+  matches(headers: http2.IncomingHttpHeaders): boolean;
+  serve(
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    peer: RawStreamPeer,
+  ): void;
+}
+
 export interface TlsFiles {
   cert: string;
   key: string;
@@ -28,6 +53,8 @@ export interface ListenOptions {
   limits?: Limits;
   /** Who a peer is, for the per-address bounds (trusted proxies and their headers). */
   clientAddress?: ClientAddressResolver;
+  /** HTTP/2 requests served on the raw stream instead of `handler` (read at each request). */
+  rawStreams?: () => RawStreamRoute | undefined;
 }
 
 export interface Listener {
@@ -75,6 +102,25 @@ export async function listen(options: ListenOptions): Promise<Listener> {
     listensThrough(h1, server);
     h2 = plain;
   }
+  routeRawStreams(h2, (stream, headers) => {
+    const route = options.rawStreams?.();
+    if (!route?.matches(headers)) return false;
+    const watch = bodies.watchStream(stream, headers);
+    if (!watch.admitted) {
+      refuseBusyStream(stream, headers);
+      return true;
+    }
+    route.serve(stream, headers, {
+      remoteAddr: resolver.resolve(stream.session?.socket?.remoteAddress, headers),
+      count: watch.count,
+      trust: () => {
+        watch.release();
+        return trustConnection(stream.session?.socket);
+      },
+      cut: () => bodies.cutStream(stream),
+    });
+    return true;
+  });
   h2.on("session", (session: http2.ServerHttp2Session) => sessions.opened(session));
   h2.on("stream", (stream: http2.ServerHttp2Stream) => sessions.stream(stream));
 
@@ -85,6 +131,9 @@ export async function listen(options: ListenOptions): Promise<Listener> {
       socket.destroy();
       return;
     }
+    // Small writes go out at once: a call's last event (or a stream's ack) written right after
+    // another would otherwise wait for the peer's delayed ACK, about 40 ms (Nagle).
+    socket.setNoDelay(true);
     sockets.add(socket);
     sessions.raw(socket);
     socket.on("close", () => sockets.delete(socket));
@@ -143,9 +192,31 @@ const connectionHooks = new Map<string, () => () => void>();
 export function trustRequest(req: object): () => void {
   trustHooks.get(req)?.();
   trustHooks.delete(req);
-  const socket = (req as { socket?: net.Socket }).socket;
+  return trustConnection((req as { socket?: net.Socket }).socket);
+}
+
+/** Takes the connection out of its address's count while an authenticated stream uses it. */
+function trustConnection(socket: net.Socket | undefined): () => void {
   const trust = socket && connectionHooks.get(connectionKey(socket));
   return trust ? trust() : () => {};
+}
+
+/**
+ * Puts `raw` in front of node:http2's compat layer: a stream it takes never gets the compat
+ * request and response objects (about 10 KiB each stream); every other stream goes on to them
+ * as before. The compat listener is the one node:http2 attached for the request handler.
+ */
+function routeRawStreams(
+  server: http2.Http2Server | http2.Http2SecureServer,
+  raw: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean,
+): void {
+  const compat = server.listeners("stream") as ((...args: unknown[]) => void)[];
+  server.removeAllListeners("stream");
+  server.on("stream", function (this: unknown, ...args: unknown[]) {
+    const [stream, headers] = args as [http2.ServerHttp2Stream, http2.IncomingHttpHeaders];
+    if (raw(stream, headers)) return;
+    for (const listener of compat) listener.apply(this, args);
+  });
 }
 
 function connectionKey(
@@ -153,6 +224,9 @@ function connectionKey(
 ): string {
   return `${socket.remoteAddress}|${socket.remotePort}|${socket.localPort}`;
 }
+
+/** The least a body chunk is charged against the unauthenticated budgets, whatever its size. */
+const MIN_CHUNK_COST = 512;
 
 /** What one stream may hold past the global budget (any genuine unary request fits in it). */
 const SMALL_BODY_BYTES = 64 * 1024;
@@ -189,10 +263,35 @@ class BodyGuard {
    */
   watch(req: http2.Http2ServerRequest): boolean {
     const stream = req.stream;
+    if (!stream) return true;
+    const watch = this.watchStream(stream, req.headers);
+    // Counted where the body enters the request's buffer: listening for "data" on the stream
+    // would start it flowing before the compat layer reads it, and lose the body.
+    const push = req.push.bind(req);
+    req.push = (chunk: unknown, encoding?: BufferEncoding) => {
+      if (chunk instanceof Uint8Array) watch.count(chunk);
+      return push(chunk, encoding);
+    };
+    // A stream answered before its body was read (a refused RPC) is left to the peer (clients
+    // cancel it on the final status) or to the deadline above.
+    trustHooks.set(req, watch.release);
+    if (!watch.admitted) req.resume();
+    return watch.admitted;
+  }
+
+  cutStream(stream: http2.ServerHttp2Stream): void {
+    cutStreamOf(this.resolver, this.cut, stream);
+  }
+
+  /**
+   * The same on a raw stream: whoever reads the body calls `count` with each chunk. Not
+   * admitted: the caller refuses the request (and its body is read and dropped).
+   */
+  watchStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): StreamWatch {
     // No body at all (END_STREAM on the headers: a GET, which may stream a long response).
-    if (!stream || stream.endAfterHeaders || bodyEnded(stream)) return true;
+    if (stream.endAfterHeaders || bodyEnded(stream)) return UNWATCHED;
     const key = addressBucket(
-      this.resolver.resolve(stream.session?.socket?.remoteAddress, req.headers),
+      this.resolver.resolve(stream.session?.socket?.remoteAddress, headers),
     );
     const unfinished = (this.#requests.get(key) ?? 0) + 1;
     this.#requests.set(key, unfinished);
@@ -212,25 +311,18 @@ class BodyGuard {
       if (left > 0) this.#perKey.set(key, left);
       else this.#perKey.delete(key);
     };
-    // Not an RST_STREAM: in Deno 2.9, a peer's GOAWAY after we reset its streams can abort the
-    // process inside nghttp2 (denoland/deno#36788). Cutting the whole connection is safe, and a
-    // peer that holds a body past the deadline or over the budget deserves no better.
-    // Behind a trusted proxy one connection carries many clients (every daemon and operator
-    // using it): only the offending client's stream is ended there, never the connection.
-    const viaProxy = this.resolver.isTrustedProxy(
-      this.resolver.socketAddress(stream.session?.socket?.remoteAddress),
-    );
     const cut = () => {
       release();
-      if (stream.closed || stream.destroyed) return;
-      if (viaProxy) stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-      else this.cut(stream.session);
+      this.cutStream(stream);
     };
-    const onData = (chunk: Uint8Array) => {
-      if (!admitted) return; // read and dropped, not kept
-      held += chunk.length;
-      this.#total += chunk.length;
-      const mine = (this.#perKey.get(key) ?? 0) + chunk.length;
+    const count = (chunk: Uint8Array) => {
+      if (done || !admitted) return; // read and dropped, not kept
+      // Each chunk costs the process more than its bytes (the chunk object, the frame that
+      // brought it): a body sent one byte per DATA frame is charged what it really costs.
+      const cost = Math.max(chunk.length, MIN_CHUNK_COST);
+      held += cost;
+      this.#total += cost;
+      const mine = (this.#perKey.get(key) ?? 0) + cost;
       this.#perKey.set(key, mine);
       const overAddress = mine > this.limits.unauthenticated_body_bytes_per_address;
       const max = this.limits.unauthenticated_body_bytes_max;
@@ -241,24 +333,41 @@ class BodyGuard {
       if (!bodyEnded(stream)) cut();
       else release();
     }, this.deadlineMs);
-    // Counted where the body enters the request's buffer: listening for "data" on the stream
-    // would start it flowing before the compat layer reads it, and lose the body.
-    const push = req.push.bind(req);
-    req.push = (chunk: unknown, encoding?: BufferEncoding) => {
-      if (!done && chunk instanceof Uint8Array) onData(chunk);
-      return push(chunk, encoding);
-    };
     stream.once("end", release);
     stream.once("close", release);
     stream.on("error", () => {});
-    // A stream answered before its body was read (a refused RPC) is left to the peer (clients
-    // cancel it on the final status) or to the deadline above.
-    trustHooks.set(req, release);
     if (unfinished > 2 * cap) cut();
-    else if (!admitted) req.resume();
-    return admitted;
+    return { admitted, count, release };
   }
 }
+
+/**
+ * Ends a misbehaving stream. Not with an RST_STREAM: in Deno 2.9, a peer's GOAWAY after we reset
+ * its streams can abort the process inside nghttp2 (denoland/deno#36788). Cutting the whole
+ * connection is safe, and a peer that holds a body past the deadline or over the budget, or
+ * stops reading, deserves no better. Behind a trusted proxy one connection carries many clients
+ * (every daemon and operator using it): only the offending client's stream is ended there.
+ */
+function cutStreamOf(
+  resolver: ClientAddressResolver,
+  cutSession: (session: http2.Http2Session | undefined) => void,
+  stream: http2.ServerHttp2Stream,
+): void {
+  if (stream.closed || stream.destroyed) return;
+  const viaProxy = resolver.isTrustedProxy(
+    resolver.socketAddress(stream.session?.socket?.remoteAddress),
+  );
+  if (viaProxy) stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  else cutSession(stream.session);
+}
+
+interface StreamWatch {
+  admitted: boolean;
+  count(chunk: Uint8Array): void;
+  release(): void;
+}
+
+const UNWATCHED: StreamWatch = { admitted: true, count: () => {}, release: () => {} };
 
 /** The peer has sent its whole body (whether or not the handler has read it). */
 function bodyEnded(stream: http2.Http2Stream): boolean {
@@ -285,6 +394,21 @@ function refuseBusy(req: http2.Http2ServerRequest, res: http2.Http2ServerRespons
     }
     res.end();
   } catch { /* the stream is already gone */ }
+}
+
+/** refuseBusy for a raw stream: a trailers-only RESOURCE_EXHAUSTED; the body is dropped. */
+function refuseBusyStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) {
+  try {
+    stream.respond({
+      ":status": 200,
+      "content-type": String(headers["content-type"] ?? "application/grpc"),
+      "grpc-status": "8",
+      "grpc-message": encodeURIComponent(
+        "too many unfinished requests from this address; retry later",
+      ),
+    }, { endStream: true });
+  } catch { /* the stream is already gone */ }
+  stream.resume();
 }
 
 /**

@@ -26,6 +26,12 @@ export interface H2SessionOptions {
   idleCloseMs: number;
   /** PEM trust anchors added for TLS endpoints. */
   ca?: string;
+  /**
+   * The local (source) address to connect from; unset lets the OS choose. Benches spread a
+   * simulated fleet over 127.0.0.0/8 with it, so ephemeral ports and per-address caps are not
+   * what they measure.
+   */
+  localAddress?: string;
 }
 
 export const DEFAULT_H2_OPTIONS: H2SessionOptions = {
@@ -148,7 +154,7 @@ export class H2Session implements SessionManager {
     return new Promise<Link>((resolve, reject) => {
       let session: http2.ClientHttp2Session;
       try {
-        session = http2.connect(this.authority, this.#options.ca ? { ca: this.#options.ca } : {});
+        session = http2.connect(this.authority, connectOptions(this.#options));
       } catch (error) {
         reject(asConnectError(error, "connect failed"));
         return;
@@ -349,6 +355,19 @@ export class H2Session implements SessionManager {
       link.session.unref();
     } catch { /* destroyed */ }
   }
+}
+
+/**
+ * What http2.connect is given: only the options that are set (none by default). It hands them to
+ * net.connect / tls.connect, which take localAddress; Node's typings for http2 leave it out.
+ */
+function connectOptions(
+  options: H2SessionOptions,
+): http2.SecureClientSessionOptions & { localAddress?: string } {
+  const connect: http2.SecureClientSessionOptions & { localAddress?: string } = {};
+  if (options.ca) connect.ca = options.ca;
+  if (options.localAddress) connect.localAddress = options.localAddress;
+  return connect;
 }
 
 function unavailable(message: string): ConnectError {

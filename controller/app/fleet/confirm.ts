@@ -1,24 +1,11 @@
 // A node's own report is not proof. For operations whose effect the controller records itself,
 // success is what the controller's record shows, not what the node says.
-import type { Queryable } from "../../store/db.ts";
 import type { NodeOutcome } from "../../../shared/fleet_events.ts";
 
 export interface Outcome {
   status: NodeOutcome;
   detail: string;
   exitCode: number | null;
-}
-
-/** The key fingerprint the controller holds for a node (undefined once it is gone). */
-export async function recordedFingerprint(
-  db: Queryable,
-  nodeId: string,
-): Promise<string | undefined> {
-  const rows = await db.query<{ key_fingerprint: string }>(
-    `SELECT key_fingerprint FROM edge_daemons WHERE node_id = $1`,
-    [nodeId],
-  );
-  return rows[0]?.key_fingerprint;
 }
 
 /** keys.rotate is ok only when the fingerprint on record changed during the operation. */

@@ -1,5 +1,5 @@
 // Fleet operations: one operation over the hosts a target selects, in waves (sequential,
-// rolling=N, parallel), with a failure policy (continue, stop-after=N, fail-fast) and a deadline
+// rolling=N, parallel) run through a sliding window of that width, with a failure policy (continue, stop-after=N, fail-fast) and a deadline
 // per node. Each node's work is an ordinary tool call, so it lands in that host's history too.
 // The bookkeeping (operation, per-node results) lives here, on the controller, and is kept.
 import { AegisError } from "../../../shared/errors.ts";
@@ -9,10 +9,12 @@ import type { DaemonRecord } from "../daemons.ts";
 import { type Operator, requireWriter, resolveTenant } from "../operators.ts";
 import type { CallEvent, CallRequest, ToolCallService } from "../tool_calls.ts";
 import { describeTarget, parseTarget, resolveTarget } from "./target.ts";
-import { type ErrorPolicy, type FleetMode, waves } from "./policy.ts";
-import { asCompleted } from "./as_completed.ts";
+import type { ErrorPolicy, FleetMode } from "./policy.ts";
+import { slidingWindow } from "./window.ts";
+import type { Coalescer } from "./coalesce.ts";
+import { fingerprintReader, type ResultRow, resultWriter } from "./results.ts";
 import { targetNote, targetSource } from "./provenance.ts";
-import { confirmRotation, type Outcome, recordedFingerprint } from "./confirm.ts";
+import { confirmRotation, type Outcome } from "./confirm.ts";
 import { confirmUpgrade, parseUpdateReply } from "./upgrade.ts";
 import type { FleetEvent, NodeOutcome } from "../../../shared/fleet_events.ts";
 
@@ -90,34 +92,63 @@ export class FleetDispatcher {
       offline: 0,
       skipped: 0,
     };
+    // A wave is the next N hosts, reported when its first host starts; the window stays full
+    // (a host starts as soon as any other finishes), so a slow host holds one slot, not a wave.
+    const size = Number.isFinite(request.mode.waveSize)
+      ? request.mode.waveSize
+      : Math.max(1, hosts.length);
+    const waveOf = (index: number) => Math.floor(index / size) + 1;
+    const writer = resultWriter(this.db, opId);
+    const fingerprints = fingerprintReader(this.db);
     let stopReason: string | undefined;
-    const batches = waves(hosts, request.mode);
-    for (const [index, batch] of batches.entries()) {
-      const wave = index + 1;
-      if (stopReason) {
-        for (const host of batch) {
-          yield await this.#record(opId, host, wave, "skipped", stopReason, null, counts);
+    let started = 0;
+    const window = slidingWindow(
+      hosts,
+      size,
+      async (host, index) =>
+        await this.#record(
+          writer,
+          host,
+          waveOf(index),
+          await this.#runOne(operator, host, request, fingerprints),
+        ),
+      () => stopReason !== undefined,
+    );
+    for await (const event of window) {
+      if (event.type === "started") {
+        started++;
+        if (event.index % size === 0) {
+          const wave = waveOf(event.index);
+          yield {
+            type: "wave",
+            wave,
+            size: Math.min(size, hosts.length - event.index),
+            total: hosts.length,
+          };
         }
         continue;
       }
-      yield { type: "wave", wave, size: batch.length, total: hosts.length };
-      // Results are reported as they arrive, not in wave order.
-      const running = batch.map((host) => [host, this.#runOne(operator, host, request)] as const);
-      for await (const [host, outcome] of asCompleted(running)) {
-        yield await this.#record(
-          opId,
-          host,
-          wave,
-          outcome.status,
-          outcome.detail,
-          outcome.exitCode,
-          counts,
-        );
-      }
+      // Results are reported as they arrive, not in start order.
+      counts[event.result.status]++;
+      yield event.result;
       const failures = counts.failed + counts.timed_out + counts.offline;
-      if (failures >= request.onError.stopAfter) {
+      if (!stopReason && failures >= request.onError.stopAfter) {
         stopReason = `stopped after ${failures} failure(s) (--on-error ${request.onError.label})`;
       }
+    }
+    // Never started: skipped, untouched, their rows written together.
+    const skipped = await Promise.all(
+      hosts.slice(started).map((host, i) =>
+        this.#record(writer, host, waveOf(started + i), {
+          status: "skipped",
+          detail: stopReason ?? "",
+          exitCode: null,
+        })
+      ),
+    );
+    for (const event of skipped) {
+      counts.skipped++;
+      yield event;
     }
     const status = stopReason ? "stopped" : "done";
     await this.db.query(
@@ -162,7 +193,12 @@ export class FleetDispatcher {
     );
   }
 
-  async #runOne(operator: Operator, host: DaemonRecord, request: FleetRequest): Promise<Outcome> {
+  async #runOne(
+    operator: Operator,
+    host: DaemonRecord,
+    request: FleetRequest,
+    fingerprints: Coalescer<string, string | undefined>,
+  ): Promise<Outcome> {
     if (request.operation === "upgrade") {
       // Confirmed by the version the host reconnects with, not by its answer (upgrade.ts).
       let resultJson = "";
@@ -179,10 +215,10 @@ export class FleetDispatcher {
       );
     }
     if (request.operation !== "keys.rotate") return await this.#call(operator, host, request);
-    // Read before and after: the rotation happened only if the controller's record changed.
-    const before = await recordedFingerprint(this.db, host.node_id);
+    // The record as the target read it (at the operation's start) and after the call: the
+    // rotation happened only if the controller's record changed during the operation.
     const reported = await this.#call(operator, host, request);
-    return confirmRotation(reported, before, await recordedFingerprint(this.db, host.node_id));
+    return confirmRotation(reported, host.key_fingerprint, await fingerprints.submit(host.node_id));
   }
 
   async #call(
@@ -233,20 +269,21 @@ export class FleetDispatcher {
   }
 
   async #record(
-    opId: string,
+    writer: Coalescer<ResultRow, void>,
     host: DaemonRecord,
     wave: number,
-    status: NodeOutcome,
-    detail: string,
-    exitCode: number | null,
-    counts: Record<NodeOutcome, number>,
-  ): Promise<FleetEvent> {
-    counts[status]++;
-    await this.db.query(
-      `INSERT INTO fleet_results (op_id, node_id, name, wave, status, detail, exit_code, finished_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-      [opId, host.node_id, host.name, wave, status, detail, exitCode, this.clock()],
-    );
+    outcome: Outcome,
+  ): Promise<Extract<FleetEvent, { type: "result" }>> {
+    const { status, detail, exitCode } = outcome;
+    await writer.submit({
+      node_id: host.node_id,
+      name: host.name,
+      wave,
+      status,
+      detail,
+      exit_code: exitCode,
+      finished_at: this.clock(),
+    });
     return {
       type: "result",
       node_id: host.node_id,

@@ -123,7 +123,9 @@ export type ChallengeNodeRequest = Message<"aegis.edge.v1.ChallengeNodeRequest">
   challengeId: string;
 
   /**
-   * Ed25519 signature over the challenge bytes (see shared/crypto/challenge.ts).
+   * Ed25519 signature over the challenge bytes: "aegis.edge.v1.ChallengeNode", a zero byte, then
+   * challenge_id (UTF-8), nonce and the public key, each preceded by its length as a 4-byte
+   * big-endian integer (shared/crypto/signed_bytes.ts).
    *
    * @generated from field: bytes signature = 2;
    */
@@ -231,7 +233,8 @@ export type SealNodeEnvelope = Message<"aegis.edge.v1.SealNodeEnvelope"> & {
   payload: Uint8Array;
 
   /**
-   * Ed25519 over "aegis.edge.v1.SealNodeEnvelope\0" || payload.
+   * Ed25519 over "aegis.edge.v1.SealNodeEnvelope", a zero byte, the payload's length as a 4-byte
+   * big-endian integer, then the payload (shared/crypto/signed_bytes.ts).
    *
    * @generated from field: bytes signature = 3;
    */
@@ -925,7 +928,9 @@ export type RotateEdgeKeyRequest = Message<"aegis.edge.v1.RotateEdgeKeyRequest">
   newPublicKey: Uint8Array;
 
   /**
-   * Ed25519 by the new key over the rotation bytes (see shared/crypto/rotation.ts): possession.
+   * Ed25519 by the new key over the rotation bytes: "aegis.edge.v1.RotateEdgeKey.possession", a
+   * zero byte, then node_id (UTF-8), the old public key, the new public key and the stream nonce,
+   * each preceded by its 4-byte big-endian length (shared/crypto/signed_bytes.ts): possession.
    *
    * @generated from field: bytes new_key_signature = 2;
    */

@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { AsyncLocalStorage } from "node:async_hooks";
+import { BatchWriter } from "./batch_writer.ts";
+
+Deno.test("BatchWriter writes rows queued in one turn with one flush, in order", async () => {
+  const flushes: number[][] = [];
+  const writer = new BatchWriter<number>((rows) => {
+    flushes.push(rows);
+    return Promise.resolve();
+  });
+  await Promise.all([1, 2, 3].map((n) => writer.write(n)));
+  assert.deepEqual(flushes, [[1, 2, 3]]);
+});
+
+Deno.test("BatchWriter queues rows written during a flush for the next one", async () => {
+  const flushes: number[][] = [];
+  let release!: () => void;
+  const writer = new BatchWriter<number>(async (rows) => {
+    flushes.push(rows);
+    if (flushes.length === 1) await new Promise<void>((resolve) => release = resolve);
+  });
+  const first = writer.write(1);
+  await Promise.resolve(); // the first flush starts
+  await Promise.resolve();
+  const later = [writer.write(2), writer.write(3)];
+  release();
+  await Promise.all([first, ...later]);
+  assert.deepEqual(flushes, [[1], [2, 3]]);
+});
+
+Deno.test("BatchWriter rejects the rows of a failed flush and goes on with the next", async () => {
+  let fail = true;
+  const written: number[] = [];
+  const writer = new BatchWriter<number>((rows) => {
+    if (fail) {
+      fail = false;
+      return Promise.reject(new Error("database away"));
+    }
+    written.push(...rows);
+    return Promise.resolve();
+  });
+  await assert.rejects(writer.write(1), /database away/);
+  await writer.write(2);
+  assert.deepEqual(written, [2]);
+});
+
+Deno.test("BatchWriter bounds a flush to maxBatch rows", async () => {
+  const flushes: number[][] = [];
+  const writer = new BatchWriter<number>((rows) => {
+    flushes.push(rows);
+    return Promise.resolve();
+  }, { maxBatch: 2 });
+  await Promise.all([1, 2, 3, 4, 5].map((n) => writer.write(n)));
+  assert.deepEqual(flushes, [[1, 2], [3, 4], [5]]);
+  assert.equal(writer.pending, 0);
+});
+
+Deno.test("BatchWriter flushes in its own async context, not the first writer's", async () => {
+  const als = new AsyncLocalStorage<string>();
+  const seen: (string | undefined)[] = [];
+  const writer = new BatchWriter<number>(() => {
+    seen.push(als.getStore());
+    return Promise.resolve();
+  });
+  await als.run("inside a transaction", () => writer.write(1));
+  assert.deepEqual(seen, [undefined]);
+});
