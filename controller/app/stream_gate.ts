@@ -10,12 +10,20 @@ export interface GateOptions {
   prefixOf?: (key: string) => string;
   /** Streams per prefix at most; unbounded by default. */
   perPrefixMax?: number;
+  /**
+   * A stream younger than this is never evicted. When a whole fleet reconnects at once (a
+   * controller restart), newcomers evicting one another's fresh streams was a livelock: no
+   * stream lived long enough to say Hello.
+   */
+  evictableAfterMs?: number;
 }
 
 interface Holder {
   key: string;
   prefix: string;
-  evict?: () => void;
+  /** Ends the stream to free its slot; false when it declines (it is authenticating). */
+  evict?: () => boolean | void;
+  since: number;
 }
 
 export class StreamGate {
@@ -24,6 +32,7 @@ export class StreamGate {
   readonly #perPrefix = new Map<string, Set<Holder>>();
   readonly #prefixOf: (key: string) => string;
   readonly #perPrefixMax: number;
+  readonly #evictableAfterMs: number;
   #total = 0;
 
   constructor(
@@ -34,6 +43,7 @@ export class StreamGate {
   ) {
     this.#prefixOf = options.prefixOf ?? ((key) => key);
     this.#perPrefixMax = options.perPrefixMax ?? Number.POSITIVE_INFINITY;
+    this.#evictableAfterMs = options.evictableAfterMs ?? 0;
   }
 
   get size(): number {
@@ -45,7 +55,7 @@ export class StreamGate {
    * when given, lets a newcomer from a less crowded prefix take this stream's slot: the gate
    * releases the slot and calls it (the stream should then end).
    */
-  admit(key: string, evict?: () => void): () => void {
+  admit(key: string, evict?: () => boolean | void): () => void {
     const held = this.#perKey.get(key) ?? 0;
     if (held >= this.perKeyMax) {
       throw new AegisError(
@@ -67,7 +77,7 @@ export class StreamGate {
         `too many ${this.what} on this controller (at most ${this.totalMax}); retry later`,
       );
     }
-    const holder: Holder = { key, prefix, evict };
+    const holder: Holder = { key, prefix, evict, since: performance.now() };
     this.#perKey.set(key, held + 1);
     let holders = this.#perPrefix.get(prefix);
     if (!holders) this.#perPrefix.set(prefix, holders = new Set());
@@ -84,10 +94,13 @@ export class StreamGate {
     }
     // Only a strictly more crowded prefix gives way, so evicting never just trades places.
     if (!crowded || crowded.size <= mine + 1) return false;
+    const youngest = performance.now() - this.#evictableAfterMs;
     for (const victim of crowded) {
+      // Oldest first: once one is too young, so are all after it.
+      if (victim.since > youngest) return false;
       if (!victim.evict || victim.prefix === prefix) continue;
+      if (victim.evict() === false) continue;
       this.#release(victim);
-      victim.evict();
       return true;
     }
     return false;

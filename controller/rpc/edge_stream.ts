@@ -48,7 +48,7 @@ export async function* serveEdgeStream(
   // Until its Hello authenticates, a stream counts against its address's and the global cap,
   // and has a short deadline instead of the heartbeat watchdog's minutes.
   let release: () => void;
-  let evict = () => {};
+  let evict: () => boolean = () => false;
   try {
     release = admission.gate.admit(addressBucket(peer.remoteAddr), () => evict());
   } catch (error) {
@@ -56,12 +56,16 @@ export async function* serveEdgeStream(
   }
   const session = deps.hub.open(peer.remoteAddr);
   // The pool was full and this stream's prefix held the most: it makes room for a newcomer.
+  // Not once its Hello has arrived: that one is being checked, and evicting it would throw the
+  // work away (a restarting fleet would churn without end).
+  let helloArrived = false;
   evict = () => {
-    if (session.node) return;
+    if (session.node || helloArrived) return false;
     session.fail(wireError(
       new AegisError("RATE_LIMITED", "unauthenticated stream evicted for a newcomer"),
       log,
     ));
+    return true;
   };
   const deadline = setTimeout(() => {
     if (session.node) return;
@@ -85,6 +89,7 @@ export async function* serveEdgeStream(
   const pump = (async () => {
     try {
       for await (const message of requests) {
+        helloArrived = true;
         await session.receive(message.envelope);
         if (over) {
           // A Hello that finished authenticating after the stream was already ended: it must

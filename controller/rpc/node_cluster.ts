@@ -47,6 +47,7 @@ export function defaultAdmission(limits = DEFAULT_LIMITS): EdgeAdmission {
         // Keys are address buckets ("2001:db8:1:2::/64" or an IPv4 address).
         prefixOf: (key) => prefixBucket(key.replace(/\/\d+$/, "")),
         perPrefixMax: limits.unauthenticated_streams_per_prefix,
+        evictableAfterMs: limits.unauthenticated_stream_evictable_after_ms,
       },
     ),
     deadlineMs: limits.edge_auth_deadline_ms,

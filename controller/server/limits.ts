@@ -76,6 +76,8 @@ export const LimitsSchema = z.object({
    * prefix holding the most, so a daemon from a fresh address always gets a slot.
    */
   unauthenticated_streams_max: z.number().int().min(1).default(1024),
+  /** Only a stream waiting this long, and that has sent no Hello yet, can be evicted so. */
+  unauthenticated_stream_evictable_after_ms: z.number().int().min(0).default(1000),
   /** Anonymous long-lived streams (grpc.health.v1 Watch), per client address and in all. */
   watch_streams_per_address: z.number().int().min(1).default(8),
   watch_streams_max: z.number().int().min(1).default(256),
