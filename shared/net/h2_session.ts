@@ -9,6 +9,8 @@
 // even when no socket event ever arrives (a blackholed network), and the streams on it are
 // failed with a clear UNAVAILABLE error at once.
 import * as http2 from "node:http2";
+import * as net from "node:net";
+import * as tls from "node:tls";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { GrpcTransportOptions } from "@connectrpc/connect-node";
 import { deferGoawayReply } from "./h2_goaway.ts";
@@ -51,6 +53,8 @@ export interface SessionEnd {
 
 interface Link {
   readonly session: http2.ClientHttp2Session;
+  /** The connection under the session, ours to destroy (see #connect). */
+  readonly socket: net.Socket;
   readonly streams: Set<http2.ClientHttp2Stream>;
   lastReadAt: number;
   idleSince: number;
@@ -153,8 +157,13 @@ export class H2Session implements SessionManager {
   #connect(): Promise<Link> {
     return new Promise<Link>((resolve, reject) => {
       let session: http2.ClientHttp2Session;
+      let socket: net.Socket;
       try {
-        session = http2.connect(this.authority, connectOptions(this.#options));
+        // The session runs on a socket of ours: destroying a session that is still connecting
+        // leaves its own socket open in Deno 2.9 (SYN-SENT, a file descriptor, and a dead
+        // connection the server accepts later). Ours is destroyed with the link, always.
+        socket = openSocket(this.authority, this.#options);
+        session = http2.connect(this.authority, { createConnection: () => socket });
       } catch (error) {
         reject(asConnectError(error, "connect failed"));
         return;
@@ -165,6 +174,7 @@ export class H2Session implements SessionManager {
       const now = Date.now();
       const link: Link = {
         session,
+        socket,
         streams: new Set(),
         lastReadAt: now,
         idleSince: now,
@@ -206,8 +216,14 @@ export class H2Session implements SessionManager {
           this.#end(link, unavailable("the server closed the connection (GOAWAY)"), true);
         }
       });
-      session.socket?.on?.("close", () => {
-        if (settled) this.#end(link, unavailable("the connection closed"), true);
+      socket.on("error", (error: Error) => {
+        const reason = asConnectError(error, settled ? "the connection failed" : "connect failed");
+        if (!settled) fail(reason);
+        else this.#end(link, reason, true);
+      });
+      socket.on("close", () => {
+        if (!settled) fail(unavailable("the connection closed"));
+        else this.#end(link, unavailable("the connection closed"), true);
       });
       session.once("connect", () => {
         if (settled) return;
@@ -336,6 +352,9 @@ export class H2Session implements SessionManager {
       try {
         if (!link.session.destroyed) link.session.destroy();
       } catch { /* already torn down by the runtime */ }
+      try {
+        link.socket.destroy();
+      } catch { /* already closed */ }
       for (const listener of listeners) {
         try {
           listener({ reason, broken });
@@ -357,17 +376,22 @@ export class H2Session implements SessionManager {
   }
 }
 
-/**
- * What http2.connect is given: only the options that are set (none by default). It hands them to
- * net.connect / tls.connect, which take localAddress; Node's typings for http2 leave it out.
- */
-function connectOptions(
-  options: H2SessionOptions,
-): http2.SecureClientSessionOptions & { localAddress?: string } {
-  const connect: http2.SecureClientSessionOptions & { localAddress?: string } = {};
-  if (options.ca) connect.ca = options.ca;
-  if (options.localAddress) connect.localAddress = options.localAddress;
-  return connect;
+/** The TCP (or TLS, offering only h2 by ALPN) connection for `authority`. */
+function openSocket(authority: string, options: H2SessionOptions): net.Socket {
+  const url = new URL(authority);
+  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  const secure = url.protocol === "https:";
+  const port = Number(url.port) || (secure ? 443 : 80);
+  const local = options.localAddress ? { localAddress: options.localAddress } : {};
+  if (!secure) return net.connect({ host, port, ...local });
+  return tls.connect({
+    host,
+    port,
+    ...local,
+    ALPNProtocols: ["h2"],
+    ...(net.isIP(host) ? {} : { servername: host }),
+    ...(options.ca ? { ca: options.ca } : {}),
+  });
 }
 
 function unavailable(message: string): ConnectError {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
+import { existsSync } from "node:fs";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { H2Session, type SessionEnd } from "./h2_session.ts";
 
@@ -171,4 +172,64 @@ Deno.test("an idle session closes by itself; requests on one session share it", 
     session.close();
     await server.close();
   }
+});
+
+/** Sockets of this process in SYN-SENT towards `port` (/proc/net/tcp: state 02). */
+function synSentTo(port: number): number {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+  return Deno.readTextFileSync("/proc/net/tcp").split("\n").filter((line) => {
+    const fields = line.trim().split(/\s+/);
+    return fields[2]?.endsWith(`:${hexPort}`) && fields[3] === "02";
+  }).length;
+}
+
+Deno.test({
+  name: "a connect given up on while TCP is still connecting leaves no socket behind",
+  // A listener that never accepts, with its backlog full: new SYNs go unanswered (SYN-SENT).
+  ignore: !existsSync("/usr/bin/python3") || Deno.build.os !== "linux",
+  async fn() {
+    const filler = new Deno.Command("/usr/bin/python3", {
+      args: [
+        "-c",
+        [
+          "import socket, sys, time",
+          "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)",
+          "held = []",
+          "for _ in range(4):",
+          "    c = socket.socket(); c.setblocking(False)",
+          "    try: c.connect(s.getsockname())",
+          "    except BlockingIOError: pass",
+          "    held.append(c)",
+          "print(s.getsockname()[1], flush=True)",
+          "sys.stdin.read()",
+        ].join("\n"),
+      ],
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const reader = filler.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const port = Number((await reader.read()).value);
+    try {
+      const before = synSentTo(port);
+      const sessions = Array.from(
+        { length: 4 },
+        () => new H2Session(`http://127.0.0.1:${port}`, { ...fast, connectTimeoutMs: 300 }),
+      );
+      for (const session of sessions) {
+        await assert.rejects(session.request("GET", "/echo", {}, {}), (error: unknown) => {
+          assert.ok(error instanceof ConnectError);
+          assert.equal(error.code, Code.Unavailable);
+          return true;
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(synSentTo(port), before, "every given-up connect's socket was closed");
+      for (const session of sessions) session.close();
+    } finally {
+      await filler.stdin.close();
+      reader.releaseLock();
+      await filler.stdout.cancel().catch(() => {});
+      await filler.status;
+    }
+  },
 });
