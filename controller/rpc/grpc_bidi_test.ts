@@ -59,6 +59,16 @@ async function withServer(
   }
 }
 
+/** A ConnectEdge request by hand, for what a stock client never sends or never stops doing. */
+function rawCall(session: http2.ClientHttp2Session, headers: Record<string, string> = {}) {
+  return session.request({
+    ":method": "POST",
+    ":path": PATH,
+    "content-type": "application/grpc",
+    ...headers,
+  });
+}
+
 function client(baseUrl: string) {
   return createClient(
     NodeClusterService,
@@ -150,12 +160,7 @@ Deno.test("grpc bidi: the server ends a call at its grpc-timeout", async () => {
     // deadline can end this call.
     const session = http2.connect(baseUrl);
     try {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": PATH,
-        "content-type": "application/grpc",
-        "grpc-timeout": "200m",
-      });
+      const stream = rawCall(session, { "grpc-timeout": "200m" });
       stream.write(new Uint8Array([0, 0, 0, 0, 0]));
       stream.resume();
       const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve) =>
@@ -201,12 +206,7 @@ Deno.test("grpc bidi: compression is refused before any message is read", async 
   }, async (baseUrl) => {
     const session = http2.connect(baseUrl);
     try {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": PATH,
-        "content-type": "application/grpc",
-        "grpc-encoding": "gzip",
-      });
+      const stream = rawCall(session, { "grpc-encoding": "gzip" });
       const headers = await new Promise<http2.IncomingHttpHeaders>((resolve) =>
         stream.on("response", resolve)
       );
@@ -235,11 +235,7 @@ Deno.test("grpc bidi: a peer that stops reading is cut, and the handler is ended
   }, async (baseUrl) => {
     const session = http2.connect(baseUrl);
     try {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": PATH,
-        "content-type": "application/grpc",
-      });
+      const stream = rawCall(session);
       stream.pause(); // reads nothing
       const deadline = Date.now() + 10_000;
       while (stalled === 0 && Date.now() < deadline) {
