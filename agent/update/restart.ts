@@ -50,12 +50,13 @@ export async function planRestart(
 export async function restart(plan: RestartPlan, log: (line: string) => void): Promise<void> {
   if (plan.kind === "none") return;
   if (plan.kind === "signal") {
-    log(`stopping the daemon (pid ${plan.pid}); its supervisor starts the new version`);
     try {
       Deno.kill(plan.pid, "SIGTERM");
     } catch (error) {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
+    // Logged once the signal is sent, so whoever reads this line knows the restart is under way.
+    log(`stopping the daemon (pid ${plan.pid}); its supervisor starts the new version`);
     return;
   }
   const report = await installService(plan.ctx, { start: true, replace: true });
