@@ -17,7 +17,10 @@ export interface SelfRuntime {
  * (scripts/build.ts); a foreground `deno run … edge run` keeps V8's defaults. Measured and left
  * out (`deno task bench:daemon --load`): --max-semi-space-size=1 (-6 MiB idle, up to +50 % CPU
  * on bulk tool output), --lite-mode (-11 MiB, 2.5x the CPU), --optimize-for-size (-5 MiB, twice
- * the CPU in one run).
+ * the CPU in one run). With the daemon's modules loaded and idle: --single-threaded and
+ * --single-threaded-gc save nothing (within noise); --no-opt saves ~2.7 MiB, all of it pages of
+ * the runtime's own binary (TurboFan's code) that are shared and clean, and is not priced under
+ * --load yet.
  */
 export const DAEMON_V8_FLAGS = "--no-maglev";
 

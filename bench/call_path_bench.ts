@@ -6,7 +6,10 @@
 // on top of this is HTTP and the node's stream (bench/tool_call_bench.ts measures all of it).
 // Prints numbers; asserts nothing.
 //
-//   deno run -A bench/call_path_bench.ts [--daemons 1000] [--calls 500]
+//   deno run -A bench/call_path_bench.ts [--daemons 1000] [--calls 500] [--history 0]
+//
+// --history N first fills tool_calls with N finished calls: a call's final status is written by
+// an UPDATE whose cost must not grow with the history kept.
 import { parseArgs } from "node:util";
 import { create } from "@bufbuild/protobuf";
 import { ToolEventSchema } from "../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
@@ -28,6 +31,7 @@ const { values } = parseArgs({
   options: {
     daemons: { type: "string", default: "1000" },
     calls: { type: "string", default: "500" },
+    history: { type: "string", default: "0" },
   },
 });
 
@@ -125,6 +129,17 @@ console.log(
   `# call-path bench (in process, no network) on ${TEST_DB_KIND} (${Deno.build.os}/${Deno.build.arch}, ${navigator.hardwareConcurrency} cores)`,
 );
 try {
+  const history = Number(values.history);
+  if (history > 0) {
+    await db.query(
+      `INSERT INTO tool_calls (call_id, node_id, tenant_id, tool, summary, requested_by, status,
+                               started_at, finished_at)
+       SELECT 'old-' || g, 'n-bench-old', 'bench', 'echo', 'echo', 'bench', 'ok', now(), now()
+         FROM generate_series(1, $1::integer) AS g`,
+      [history],
+    );
+    console.log(`history: ${history} finished calls`);
+  }
   await measure("operator token verify", count, () => tokens.verifyOperator(operatorToken));
   const first = await connect(0);
   console.log("with 1 session:");

@@ -9,6 +9,7 @@
 // key, as the real daemon does at its next heartbeat, so every run starts from current streams.
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
+import postgres from "postgres";
 import { parseEndpoint } from "../shared/endpoint.ts";
 import { parseEdgeConfig, renderEdgeConfig } from "../shared/config/edge_config.ts";
 import { ensureDir, writeFileAtomic } from "../shared/fs/atomic.ts";
@@ -60,8 +61,57 @@ interface Daemon {
   acked(): Promise<void>;
 }
 
+/**
+ * This process hosts the whole simulated fleet, so all its daemons share one descriptor table: a
+ * socket each, and while a node tool runs, its credential lock and the files it writes (a real
+ * host has a table of its own). At 10,000 in parallel that overflowed the table (EMFILE: 547 of
+ * 10,000 failed). Node tools beyond what the table holds wait for a turn here; the wait counts
+ * in the measured time, so this can only make the bench slower, never faster.
+ */
+class Turns {
+  #running = 0;
+  #waiting: (() => void)[] = [];
+  constructor(private readonly width: number) {}
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.#running >= this.width) await new Promise<void>((r) => this.#waiting.push(r));
+    else this.#running++;
+    try {
+      return await work();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#running--;
+    }
+  }
+}
+
+/** The soft limit on open files of this process (Linux), or undefined where unknown. */
+function openFilesLimit(): number | undefined {
+  try {
+    const line = Deno.readTextFileSync("/proc/self/limits").split("\n")
+      .find((l) => l.startsWith("Max open files"));
+    const soft = Number(line?.split(/\s{2,}/)[1]);
+    return Number.isFinite(soft) ? soft : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Descriptors a node tool may hold at once besides its daemon's socket (lock, a file). */
+const FILES_PER_TOOL = 2;
+/** Left for everything else: the controller's API, PostgreSQL, the runtime's own. */
+const SPARE_FILES = 1024;
+const fileLimit = openFilesLimit();
+const toolTurns = new Turns(
+  fileLimit === undefined
+    ? Infinity
+    : Math.max(16, Math.floor((fileLimit - count - SPARE_FILES) / FILES_PER_TOOL)),
+);
+
 /** Daemon-side time of each node tool (call received → answer sent), in ms. */
 let toolSamples: number[] = [];
+/** Of that, the rotation's RPC (sent → answered), in ms. */
+let rpcSamples: number[] = [];
 
 async function simulatedDaemon(
   endpointUrl: string,
@@ -76,6 +126,16 @@ async function simulatedDaemon(
   await writeFileAtomic(paths.nodeToken, node.token + "\n", { mode: 0o600 });
   const endpoint = parseEndpoint(endpointUrl);
   const client = await createNodeClient(endpoint);
+  // The rotation's RPC timed on its own: the rest of the node tool is the daemon's local work.
+  const rotate = client.rotateEdgeKey.bind(client);
+  client.rotateEdgeKey = async (...args: Parameters<typeof rotate>) => {
+    const started = performance.now();
+    try {
+      return await rotate(...args);
+    } finally {
+      rpcSamples.push(performance.now() - started);
+    }
+  };
   const connection = await EdgeConnection.open(client, endpoint, node, config, hostname());
   const emit = (callId: string, event: unknown) =>
     connection.send({ case: "toolEvent", value: { callId, event } as never });
@@ -93,8 +153,9 @@ async function simulatedDaemon(
       if (message.body.case === "toolCall") {
         const call = message.body.value;
         const started = performance.now();
-        void runNodeTool(call, paths, emit as never, () => {}, undefined, { client, endpoint })
-          .then(() => toolSamples.push(performance.now() - started));
+        void toolTurns.run(() =>
+          runNodeTool(call, paths, emit as never, () => {}, undefined, { client, endpoint })
+        ).then(() => toolSamples.push(performance.now() - started));
       } else if (message.body.case === "heartbeatAck") {
         onAck?.();
       }
@@ -134,9 +195,36 @@ async function moveToNewKey(daemon: Daemon): Promise<void> {
 /** Streams that did not acknowledge the move to the new key (ended, or too slow). */
 let unanswered = 0;
 
+/**
+ * CPU seconds of the PostgreSQL backends serving the controller's database (0 on PGlite, which
+ * runs inside the controller): the database shares the machine's cores with everything else.
+ */
+async function databaseCpuSeconds(controller: ControllerProcess): Promise<number> {
+  const dsn = controller.db.dsn;
+  if (!dsn) return 0;
+  const sql = postgres(dsn, { max: 1, onnotice: () => {} });
+  try {
+    const rows = await sql<{ pid: number }[]>`
+      SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`;
+    let total = 0;
+    for (const { pid } of rows) {
+      try {
+        total += cpuSeconds(pid);
+      } catch {
+        // A backend that ended meanwhile.
+      }
+    }
+    return total;
+  } finally {
+    await sql.end();
+  }
+}
+
 async function fleetRotate(controller: ControllerProcess, token: string, mode: string) {
   toolSamples = [];
+  rpcSamples = [];
   const pid = controller.process.child.pid;
+  const dbBefore = await databaseCpuSeconds(controller);
   const cpuBefore = cpuSeconds(pid);
   const selfBefore = selfCpuSeconds();
   const started = performance.now();
@@ -155,15 +243,21 @@ async function fleetRotate(controller: ControllerProcess, token: string, mode: s
   const seconds = (performance.now() - started) / 1000;
   const cpu = cpuSeconds(pid) - cpuBefore;
   const selfCpu = selfCpuSeconds() - selfBefore;
+  const dbCpu = await databaseCpuSeconds(controller) - dbBefore;
   const summary = JSON.parse(text.trim().split("\n").at(-1)!);
   const samples = toolSamples.sort((a, b) => a - b);
+  const rpcs = rpcSamples.sort((a, b) => a - b);
   console.log(
     `fleet keys rotate --mode ${mode}: ${seconds.toFixed(2)} s wall (${
       (count / seconds).toFixed(0)
     }/s), controller CPU ${cpu.toFixed(1)} s, daemons' CPU ${selfCpu.toFixed(1)} s, ` +
-      `node tool p50 ${percentile(samples, 50).toFixed(1)} ms p99 ${
-        percentile(samples, 99).toFixed(1)
-      } ms, controller RSS ${(rssKiB(pid) / 1024).toFixed(0)} MiB, ` +
+      `database CPU ${dbCpu.toFixed(1)} s, node tool p50 ${
+        percentile(samples, 50).toFixed(1)
+      } ms p99 ${percentile(samples, 99).toFixed(1)} ms (rotation RPC p50 ${
+        percentile(rpcs, 50).toFixed(1)
+      } ms p99 ${percentile(rpcs, 99).toFixed(1)} ms), controller RSS ${
+        (rssKiB(pid) / 1024).toFixed(0)
+      } MiB, ` +
       `results ${JSON.stringify(summary.counts ?? summary)}` + firstFailure(text),
   );
 }
@@ -195,6 +289,13 @@ async function notifyHop(dsn: string) {
 console.log(
   `# fleet bench on ${TEST_DB_KIND} (${Deno.build.os}/${Deno.build.arch}, ${navigator.hardwareConcurrency} cores), ${count} daemons`,
 );
+if (fileLimit !== undefined && fileLimit - count - SPARE_FILES < count * FILES_PER_TOOL) {
+  console.log(
+    `# open files limit ${fileLimit}: at most ${
+      Math.max(16, Math.floor((fileLimit - count - SPARE_FILES) / FILES_PER_TOOL))
+    } node tools run at once in this process`,
+  );
+}
 const controller = await startControllerProcess({
   edge: "attest_rate_limit_per_min: 1000000",
   yaml: FLEET_FROM_ONE_ADDRESS,
@@ -249,9 +350,18 @@ if (dsn) await notifyHop(dsn);
 else console.log("LISTEN/NOTIFY hop: set AEGIS_TEST_PG_DSN to measure it on PostgreSQL");
 Deno.exit(0);
 
+/** Every reason a node was not ok, with how many nodes gave it (node ids and numbers folded). */
 function firstFailure(ndjson: string): string {
-  const failed = ndjson.trim().split("\n").map((l) => JSON.parse(l)).find((e) =>
-    e.type === "result" && e.status !== "ok"
-  );
-  return failed ? ` (first failure: ${failed.detail})` : "";
+  const reasons = new Map<string, number>();
+  for (const line of ndjson.trim().split("\n")) {
+    const event = JSON.parse(line);
+    if (event.type !== "result" || event.status === "ok") continue;
+    const reason = `${event.status}: ${
+      String(event.detail).replace(/\bn-[0-9a-f]+/g, "n-…").replace(/\d+(\.\d+)?/g, "N")
+    }`;
+    reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+  }
+  if (reasons.size === 0) return "";
+  const sorted = [...reasons].sort((a, b) => b[1] - a[1]);
+  return `\n  not ok:\n${sorted.map(([reason, n]) => `    ${n} × ${reason}`).join("\n")}`;
 }

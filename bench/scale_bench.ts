@@ -29,6 +29,7 @@ import {
 } from "./scale_phases.ts";
 import type { WorkerPlan } from "./scale_worker.ts";
 import type { ControllerReport } from "./scale_controller.ts";
+import { HEALTHY_AFTER_MS } from "./scale_daemon.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -189,8 +190,16 @@ function printRestart(r: Restart, expected: number) {
   line(
     `restart ${r.signal}: detail`,
     `old process gone ${s(r.stoppedMs)} after the signal (exit ${r.exitCode}), new one serving ` +
-      `${s(r.servingMs)} after it; ${r.attempts} stream attempts, ${r.goaways} GOAWAYs`,
+      `${s(r.servingMs)} after it; ${r.attempts} stream attempts, ${r.goaways} GOAWAYs; ` +
+      `CPU until all back: new controller ${s(r.controllerCpuMs)}, workers ${s(r.workersCpuMs)}`,
   );
+  const reasons = r.reasons.slice(0, 6);
+  if (reasons.length) {
+    console.log(
+      `  failed stream attempts in this restart:\n` +
+        reasons.map(([reason, n]) => `    ${n} × ${reason}`).join("\n"),
+    );
+  }
 }
 
 async function coldStart(expected: number) {
@@ -295,6 +304,10 @@ async function restartPhase(configPath: string, dataDir: string, port: number, e
   const restarts: Restart[] = [];
   results.restarts = restarts;
   for (const signal of values.restart.split(",").map((x) => x.trim()) as Deno.Signal[]) {
+    // A settled fleet: a daemon whose stream is younger than HEALTHY_AFTER_MS counts a drop as
+    // one more failure of the outage before (by design: a stream dropped at once must not loop
+    // hot), so a restart right after a herd measures that outage's backoff, not this restart.
+    await sleep(HEALTHY_AFTER_MS + 2000);
     const { result } = await restart(
       running.controller!,
       running.workers,

@@ -122,11 +122,14 @@ export class ControllerChild {
   }
 
   static async start(configPath: string, dataDir: string, port: number, nofile: number) {
+    // AEGIS_SCALE_CONTROLLER_FLAGS: more `deno run` flags for the controller, e.g. to profile it
+    // ("--cpu-prof --cpu-prof-dir=/tmp/prof"; written when it exits on SIGTERM, not SIGKILL).
+    const extra = (Deno.env.get("AEGIS_SCALE_CONTROLLER_FLAGS") ?? "").split(/\s+/).filter(Boolean);
     const child = new ControllerChild(spawnDeno(
       "scale_controller.ts",
       ["--config", configPath, "--data-dir", dataDir, "--port", String(port)],
       nofile,
-      ["--v8-flags=--expose-gc"],
+      ["--v8-flags=--expose-gc", ...extra],
     ));
     return { child, ...(await child.ready) };
   }

@@ -1,13 +1,20 @@
 // One simulated daemon of the scale bench: the daemon's real stream code (createNodeClient,
 // EdgeConnection: signed Hello, sealed envelopes) and its reconnect pacing (full-jitter backoff,
-// the controller's GOAWAY hint), without its disk state. It heartbeats at the interval the
-// controller's HelloAck names and hands tool calls to a runner the worker's daemons share.
+// the controller's GOAWAY hint, a refusal's return time), without its disk state. It heartbeats
+// at the interval the controller's HelloAck names and hands tool calls to a runner the worker's
+// daemons share.
 import type { EdgeConfig } from "../shared/config/edge_config.ts";
 import type { Endpoint } from "../shared/endpoint.ts";
 import { AegisError } from "../shared/errors.ts";
 import { createNodeClient } from "../agent/client/node_client.ts";
 import { EdgeConnection } from "../agent/daemon/connection.ts";
-import { backoffDelay, backoffPolicy, sleep } from "../agent/daemon/backoff.ts";
+import {
+  backoffDelay,
+  backoffPolicy,
+  refusalDelay,
+  refusalRetryAfterMs,
+  sleep,
+} from "../agent/daemon/backoff.ts";
 import { toolCallRequest, type ToolRunner } from "../agent/tools/mod.ts";
 import type { SimulatedNode } from "./support.ts";
 
@@ -47,7 +54,7 @@ export function newCounters(): FleetCounters {
 }
 
 /** A stream up this long (or acked a heartbeat) resets the backoff, as in agent/daemon. */
-const HEALTHY_AFTER_MS = 10_000;
+export const HEALTHY_AFTER_MS = 10_000;
 
 /** Failed attempts after which a daemon stops holding its cold-start slot. */
 const FIRST_TRIES = 3;
@@ -73,19 +80,23 @@ export class SimulatedDaemon {
   async run(first: () => void): Promise<void> {
     let tries = 0;
     const { signal } = this.fleet;
+    const policy = backoffPolicy(this.fleet.config.edge);
     while (!signal.aborted) {
       let retryAfterMs: number | undefined;
+      let refusedFor: number | undefined;
       try {
         retryAfterMs = await this.#serveOne(first);
       } catch (error) {
         this.#failed(error);
+        if (error instanceof AegisError) refusedFor = refusalRetryAfterMs(error, policy);
       }
       if (++tries >= FIRST_TRIES) first();
       if (signal.aborted) break;
       const failingFor = this.#failingSince === undefined ? 0 : Date.now() - this.#failingSince;
-      const policy = backoffPolicy(this.fleet.config.edge);
       await sleep(
-        (retryAfterMs ?? 0) + backoffDelay(this.#failures, policy, Math.random, failingFor),
+        refusedFor !== undefined
+          ? refusalDelay(refusedFor, policy)
+          : (retryAfterMs ?? 0) + backoffDelay(this.#failures, policy, Math.random, failingFor),
         signal,
       );
     }

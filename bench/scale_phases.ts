@@ -60,13 +60,14 @@ export async function waitConnected(
   expected: number,
   timeoutMs: number,
   progress: (text: string) => void = () => {},
+  progressEveryMs = 15_000,
 ): Promise<Arrival> {
   const started = Date.now();
   const deadline = started + timeoutMs;
   const arrival: Arrival = { reached: 0 };
   let said = started;
   while (Date.now() < deadline) {
-    if (Date.now() - said >= 15_000) {
+    if (Date.now() - said >= progressEveryMs) {
       said = Date.now();
       const seconds = ((said - started) / 1000).toFixed(0);
       progress(`  … ${arrival.reached}/${expected} streams held after ${seconds} s`);
@@ -189,6 +190,12 @@ export interface Restart {
   reached: number;
   attempts: number;
   goaways: number;
+  /** Failed stream attempts in this restart, by reason, most frequent first. */
+  reasons: [string, number][];
+  /** The new controller's CPU (user + system) from its start until the fleet was back. */
+  controllerCpuMs?: number;
+  /** The workers' CPU from the signal until the fleet was back (the daemons' side of the herd). */
+  workersCpuMs: number;
 }
 
 /**
@@ -207,6 +214,10 @@ export async function restart(
 ): Promise<{ result: Restart; controller: ControllerChild }> {
   const attempts0 = fleetSum(workers, "attempts");
   const goaways0 = fleetSum(workers, "goaways");
+  const reasons0 = new Map(fleetReasons(workers));
+  const workersCpu = () =>
+    workers.reduce((n, w) => n + (w.last ? w.last.cpuUserMs + w.last.cpuSystemMs : 0), 0);
+  const workersCpu0 = workersCpu();
   const signalled = Date.now();
   const status = await controller.stop(signal);
   const stopped = Date.now();
@@ -215,7 +226,10 @@ export async function restart(
   if (downMs > 0) await sleep(downMs);
   const next = await start();
   const serving = Date.now();
-  const arrival = await waitConnected(next, workers, expected, timeoutMs, progress);
+  // Every 5 s: the arrival curve shows whether the fleet waited on the controller or on itself.
+  const arrival = await waitConnected(next, workers, expected, timeoutMs, progress, 5_000);
+  const herd = await next.stats().catch(() => undefined);
+  const workersCpuMs = Math.round(workersCpu() - workersCpu0);
   await sleep(1500); // the workers' last reports of the window
   return {
     controller: next,
@@ -229,6 +243,12 @@ export async function restart(
       reached: arrival.reached,
       attempts: fleetSum(workers, "attempts") - attempts0,
       goaways: fleetSum(workers, "goaways") - goaways0,
+      controllerCpuMs: herd && Math.round(herd.cpuUserMs + herd.cpuSystemMs),
+      workersCpuMs,
+      reasons: fleetReasons(workers)
+        .map(([reason, n]): [string, number] => [reason, n - (reasons0.get(reason) ?? 0)])
+        .filter(([, n]) => n > 0)
+        .sort((a, b) => b[1] - a[1]),
     },
   };
 }

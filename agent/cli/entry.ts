@@ -25,4 +25,12 @@ export async function loadProgram(args: readonly string[]): Promise<BuildProgram
  */
 export async function loadEverything(): Promise<void> {
   await import("./program.ts");
+  // What the daemon imports only when it needs it (daemon.ts, node_tools.ts, pending_guard.ts):
+  // the full tree loads these too today, but the pre-flight must not depend on that.
+  await Promise.all([
+    import("../keys/rotate.ts"),
+    import("../keys/refresh.ts"),
+    import("../update/daemon_update.ts"),
+    import("../update/stage.ts"),
+  ]);
 }

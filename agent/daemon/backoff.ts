@@ -1,5 +1,6 @@
 // Full-jitter exponential backoff: a fleet that lost its controller spreads its return instead
 // of arriving in the same second, and never gives up.
+import type { AegisError } from "../../shared/errors.ts";
 
 export interface BackoffPolicy {
   baseMs: number;
@@ -35,6 +36,35 @@ export function backoffDelay(
     Math.max(policy.baseMs, failingForMs),
   );
   return Math.round(random() * ceiling);
+}
+
+/**
+ * The controller's word on when to come back after refusing a stream for lack of room
+ * (RATE_LIMITED with details.retry_after_ms, as its admission gate sends), bounded by the cap;
+ * undefined for any other failure, or a hint that is not a number.
+ */
+export function refusalRetryAfterMs(
+  error: AegisError,
+  policy = DEFAULT_BACKOFF,
+): number | undefined {
+  const text = error.code === "RATE_LIMITED" ? error.details.retry_after_ms : undefined;
+  if (text === undefined || !/^\d{1,9}$/.test(text)) return undefined;
+  return Math.min(policy.capMs, Number(text));
+}
+
+/**
+ * The wait after a refusal that named its return time: that time plus up to one base of jitter.
+ * A refusal is an answer, not an outage: the controller is up and lines the refused streams up at
+ * the rate it admits them, so the window does not grow with the failures the way backoffDelay's
+ * does (measured: a restarted controller's refused daemons drew waits of tens of seconds while
+ * its admission pool stood idle). The jitter keeps a hint of 0 from making a tight loop.
+ */
+export function refusalDelay(
+  retryAfterMs: number,
+  policy = DEFAULT_BACKOFF,
+  random = Math.random,
+): number {
+  return Math.min(policy.capMs, retryAfterMs) + Math.round(random() * policy.baseMs);
 }
 
 /** Resolves after `ms`, or at once when the signal aborts. */

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { backoffDelay, sleep } from "./backoff.ts";
+import { backoffDelay, refusalDelay, refusalRetryAfterMs, sleep } from "./backoff.ts";
+import { AegisError } from "../../shared/errors.ts";
 
 Deno.test("backoffDelay() grows exponentially up to the cap, drawn with full jitter", () => {
   const policy = { baseMs: 1000, capMs: 60_000 };
@@ -27,4 +28,38 @@ Deno.test("sleep() returns at once when aborted", async () => {
   controller.abort();
   await pending;
   assert.ok(Date.now() - started < 1000);
+});
+
+Deno.test("refusalRetryAfterMs() reads a refusal's return time, bounded by the cap", () => {
+  const policy = { baseMs: 1000, capMs: 30_000 };
+  const refused = (details: Record<string, string>, code: "RATE_LIMITED" | "UNREACHABLE") =>
+    new AegisError(code, "no room", { details });
+  assert.equal(
+    refusalRetryAfterMs(refused({ retry_after_ms: "2500" }, "RATE_LIMITED"), policy),
+    2500,
+  );
+  assert.equal(
+    refusalRetryAfterMs(refused({ retry_after_ms: "999999" }, "RATE_LIMITED"), policy),
+    30_000,
+  );
+  // No hint, a hint that is not a count of ms, or another failure: the ordinary backoff.
+  assert.equal(refusalRetryAfterMs(refused({}, "RATE_LIMITED"), policy), undefined);
+  for (const bad of ["-5", "1e9", "soon", ""]) {
+    assert.equal(
+      refusalRetryAfterMs(refused({ retry_after_ms: bad }, "RATE_LIMITED"), policy),
+      undefined,
+    );
+  }
+  assert.equal(
+    refusalRetryAfterMs(refused({ retry_after_ms: "2500" }, "UNREACHABLE"), policy),
+    undefined,
+  );
+});
+
+Deno.test("refusalDelay() is the named time plus at most one base of jitter, however many failures", () => {
+  const policy = { baseMs: 1000, capMs: 60_000 };
+  assert.equal(refusalDelay(2500, policy, () => 0), 2500);
+  assert.equal(refusalDelay(2500, policy, () => 1), 3500);
+  assert.equal(refusalDelay(0, policy, () => 0.5), 500);
+  assert.equal(refusalDelay(600_000, policy, () => 0), 60_000);
 });

@@ -39,6 +39,8 @@ export class EdgeConnection {
   #nonce: Uint8Array = new Uint8Array();
   #seq = 0n;
   #identity: StreamIdentity;
+  /** What open() waits for: a timeout says which (a controller too busy to accept, or to check). */
+  #waitingFor: "no stream opened" | "Hello not answered" | undefined = "no stream opened";
   /** Set when the path under the stream broke: messages() ends with it instead of quietly. */
   #broken?: AegisError;
   helloAck!: HelloAck;
@@ -128,6 +130,7 @@ export class EdgeConnection {
     });
     this.#downstream = responses[Symbol.asyncIterator]();
     const opened = await this.#expect("opened");
+    this.#waitingFor = "Hello not answered";
     this.#nonce = opened.streamNonce;
     this.send({
       case: "hello",
@@ -154,6 +157,7 @@ export class EdgeConnection {
       } as never,
     });
     this.helloAck = await this.#expect("helloAck");
+    this.#waitingFor = undefined;
   }
 
   async #expect<K extends "opened" | "helloAck">(
@@ -184,7 +188,11 @@ export class EdgeConnection {
 
   #typed(error: unknown): AegisError {
     if (this.#abort.signal.aborted && !(error instanceof AegisError)) {
-      return new AegisError("UNREACHABLE", `no answer from ${this.endpoint.display} in time`);
+      const what = this.#waitingFor ? ` (${this.#waitingFor})` : "";
+      return new AegisError(
+        "UNREACHABLE",
+        `no answer from ${this.endpoint.display} in time${what}`,
+      );
     }
     return fromConnectError(error, this.endpoint.display);
   }

@@ -12,19 +12,30 @@ import type { EdgePaths } from "../state/paths.ts";
 import { type Identity, loadIdentity } from "../state/identity.ts";
 import { createNodeClient } from "../client/node_client.ts";
 import { EdgeConnection } from "./connection.ts";
-import { backoffDelay, backoffPolicy, sleep } from "./backoff.ts";
+import {
+  backoffDelay,
+  backoffPolicy,
+  refusalDelay,
+  refusalRetryAfterMs,
+  sleep,
+} from "./backoff.ts";
 import { type AuthState, DaemonStateFile } from "./state.ts";
 import { type Emit, toolCallRequest, ToolRunner } from "../tools/mod.ts";
 import { holdDaemonLock } from "./instance_lock.ts";
 import { isNodeTool, runNodeTool } from "./node_tools.ts";
 import { secretResolver } from "../secrets/store.ts";
 import { exists, readTextIfExists } from "../../shared/fs/atomic.ts";
-import { refreshToken } from "../keys/refresh.ts";
-import { finishPendingRotation } from "../keys/rotate.ts";
 import { DEFAULT_KEEP_OLD_MS } from "../keys/swap.ts";
 import { sweepArchive } from "../keys/archive.ts";
 import { VERSION } from "../../shared/version.ts";
-import { PendingUpdateGuard, RESTART_FOR_UPDATE_EXIT } from "../update/mod.ts";
+import { PendingUpdateGuard } from "../update/pending_guard.ts";
+import { RESTART_FOR_UPDATE_EXIT } from "../update/supervised.ts";
+// What the daemon needs only now and then (finishing a rotation, refreshing its token; in
+// node_tools.ts and pending_guard.ts the key rotation, self-update and roll-back) is imported
+// where it is used:
+// a daemon keeps whatever it loads for as long as it runs, and an idle one needs none of it.
+// The specifiers stay string literals, so `deno compile` still embeds them (and `aegis
+// --version` still loads them: agent/cli/entry.ts).
 import type { NodeToolHooks } from "./node_tools.ts";
 
 interface StreamLink {
@@ -139,6 +150,8 @@ async function serveDaemon(given: DaemonOptions): Promise<number> {
     while (!signal.aborted) {
       const endpoint = identity.endpoints[endpointIndex % identity.endpoints.length];
       let retryAfterMs: number | undefined;
+      /** The controller refused the stream for lack of room and said when to come back. */
+      let refusedFor: number | undefined;
       let healthy = false;
       try {
         retryAfterMs = await serveOneStream(
@@ -202,6 +215,7 @@ async function serveDaemon(given: DaemonOptions): Promise<number> {
           throw failure;
         }
         failed();
+        refusedFor = refusalRetryAfterMs(failure, backoffPolicy(identity.config.edge));
         endpointIndex++;
         log(`stream to ${endpoint.display} failed: ${failure.message}`);
         if (failure.hint && !isRetryable(failure)) log(`  → ${failure.hint}`);
@@ -215,11 +229,13 @@ async function serveDaemon(given: DaemonOptions): Promise<number> {
         });
       }
       if (signal.aborted) break;
-      // The controller's hint (a spread return after its restart) plus our own jitter: a hint of 0
-      // repeated can never make a tight loop.
+      // The controller's hint (a spread return after its restart, or the turn a refusal for lack
+      // of room named) plus our own jitter: a hint of 0 repeated can never make a tight loop.
       const failingFor = failingSince === undefined ? 0 : Date.now() - failingSince;
-      const wait = (retryAfterMs ?? 0) +
-        backoffDelay(failures, backoffPolicy(identity.config.edge), Math.random, failingFor);
+      const policy = backoffPolicy(identity.config.edge);
+      const wait = refusedFor !== undefined
+        ? refusalDelay(refusedFor, policy)
+        : (retryAfterMs ?? 0) + backoffDelay(failures, policy, Math.random, failingFor);
       if (wait > 0) log(`reconnecting in ${(wait / 1000).toFixed(1)}s`);
       await sleep(wait, signal);
       // The key or token may have been replaced on disk (rotation, refresh, re-enrollment).
@@ -448,6 +464,7 @@ async function maintainIdentity(
   try {
     let current = identity;
     if (await exists(paths.pendingKey)) {
+      const { finishPendingRotation } = await import("../keys/rotate.ts");
       const finished = await finishPendingRotation(paths, DEFAULT_KEEP_OLD_MS);
       if (finished) log(`finished an interrupted key rotation: now ${finished.newFingerprint}`);
       current = await loadIdentity(paths);
@@ -458,6 +475,7 @@ async function maintainIdentity(
     if (current.claims.exp * 1000 - Date.now() < marginMs) {
       let expires: Date;
       try {
+        const { refreshToken } = await import("../keys/refresh.ts");
         ({ expires } = await refreshToken(paths));
       } catch (error) {
         const expired = current.claims.exp * 1000 <= Date.now();
@@ -501,6 +519,7 @@ async function renewCredentials(
     `the controller refused node.token (${refusal.message}); renewing it with the key`,
   );
   try {
+    const { finishPendingRotation } = await import("../keys/rotate.ts");
     const finished = await finishPendingRotation(paths, DEFAULT_KEEP_OLD_MS);
     if (finished) {
       log(`finished an interrupted key rotation: now ${finished.newFingerprint}`);
@@ -513,6 +532,7 @@ async function renewCredentials(
     log(`could not finish the interrupted key rotation yet: ${(error as Error).message}`);
   }
   try {
+    const { refreshToken } = await import("../keys/refresh.ts");
     const { expires } = await refreshToken(paths);
     log(`refreshed the node token; it now expires ${expires.toISOString()}`);
     await reportAuth("ok", `renewed node.token with the key; it expires ${expires.toISOString()}`);

@@ -6,11 +6,10 @@ import type { ToolCall } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts
 import { AegisError } from "../../shared/errors.ts";
 import { parseDuration } from "../../shared/duration.ts";
 import type { EdgePaths } from "../state/paths.ts";
-import { rotateKey } from "../keys/rotate.ts";
 import type { StreamLink } from "../keys/stream_link.ts";
-import { refreshToken } from "../keys/refresh.ts";
 import type { Emit } from "../tools/types.ts";
-import { parseUpdateArguments, updateFromDaemon } from "../update/mod.ts";
+// Each tool's machinery is imported when the tool runs: the daemon keeps what it loads, and most
+// daemons never run these (see daemon.ts).
 
 /** What a fleet upgrade needs from the daemon running it. */
 export interface NodeToolHooks {
@@ -62,6 +61,7 @@ export async function runNodeTool(
     let result: Record<string, unknown>;
     if (call.tool === "node.rotate_key") {
       const args = JSON.parse(call.argumentsJson || "{}") as { keep_old?: string };
+      const { rotateKey } = await import("../keys/rotate.ts");
       const rotated = await rotateKey(
         paths,
         parseDuration(args.keep_old ?? "24h", "keep_old"),
@@ -73,10 +73,14 @@ export async function runNodeTool(
         token_expires: rotated.tokenExpires.toISOString(),
       };
     } else if (call.tool === "node.refresh_token") {
+      const { refreshToken } = await import("../keys/refresh.ts");
       const refreshed = await refreshToken(paths, link);
       log("refreshed the node token on the controller's request");
       result = { token_expires: refreshed.expires.toISOString() };
     } else if (call.tool === "node.update" && hooks) {
+      const { parseUpdateArguments, updateFromDaemon } = await import(
+        "../update/daemon_update.ts"
+      );
       const update = await updateFromDaemon(
         { paths, supervised: hooks.supervised, caFile: hooks.caFile, log },
         parseUpdateArguments(call.argumentsJson),

@@ -1,8 +1,9 @@
 // Several files replaced at once with the guarantee of writeFileAtomic for each (whole or not at
 // all, durable once this returns), for a third of the waiting: the temp files are written and
-// fsynced side by side, renamed, and each directory is fsynced once instead of once per file. A
-// crash before the return may leave any subset renamed, so a group holds only files whose
-// partial replacement the rotation can recover from (see swap.ts).
+// fsynced side by side (or hard-linked to a durable file holding the same bytes), renamed, and
+// each directory is fsynced once instead of once per file. A crash before the return may leave
+// any subset renamed, so a group holds only files whose partial replacement the rotation can
+// recover from (see swap.ts).
 import { dirname, join } from "node:path";
 import { syncDir } from "../../shared/fs/atomic.ts";
 
@@ -10,6 +11,14 @@ export interface FileWrite {
   path: string;
   data: string;
   mode: number;
+  /**
+   * A file already made durable (written and fsynced) that may hold exactly `data`: when it
+   * does, the new file is a hard link to it, so its data need not be written and fsynced again.
+   * The rotation installs node.key and node.token from node.key.new and node.token.new, which
+   * it fsynced minutes or milliseconds earlier. Whatever the reason it cannot be used (gone,
+   * different bytes, no hard links on this file system), the data is written as usual.
+   */
+  durableCopy?: string;
 }
 
 export async function writeFilesAtomic(files: readonly FileWrite[]): Promise<void> {
@@ -31,6 +40,14 @@ export async function writeFilesAtomic(files: readonly FileWrite[]): Promise<voi
 
 /** Removes files (those present) and makes the removals durable, one fsync per directory. */
 export async function removeFilesDurable(paths: readonly string[]): Promise<void> {
+  await syncDirs(await removeFiles(paths));
+}
+
+/**
+ * Removes files (those present); returns the ones removed. Not durable by itself: a crash may
+ * bring them back until the directory is next fsynced (any later atomic write there does it).
+ */
+export async function removeFiles(paths: readonly string[]): Promise<string[]> {
   const removed = await Promise.all(paths.map(async (path) => {
     try {
       await Deno.remove(path);
@@ -40,7 +57,7 @@ export async function removeFilesDurable(paths: readonly string[]): Promise<void
       throw error;
     }
   }));
-  await syncDirs(paths.filter((_, i) => removed[i]));
+  return paths.filter((_, i) => removed[i]);
 }
 
 async function syncDirs(paths: readonly string[]): Promise<void> {
@@ -50,6 +67,9 @@ async function syncDirs(paths: readonly string[]): Promise<void> {
 async function writeTemp(file: FileWrite): Promise<string> {
   const temp = join(dirname(file.path), `.${basename(file.path)}.${crypto.randomUUID()}.tmp`);
   const bytes = new TextEncoder().encode(file.data);
+  if (file.durableCopy && await linkIfSame(file.durableCopy, bytes, temp)) {
+    return await exactMode(temp, file.mode);
+  }
   const handle = await Deno.open(temp, { write: true, createNew: true, mode: file.mode });
   try {
     let written = 0;
@@ -61,14 +81,30 @@ async function writeTemp(file: FileWrite): Promise<string> {
     throw error;
   }
   handle.close();
-  // The umask may have narrowed the mode at creation; set it exactly.
+  return await exactMode(temp, file.mode);
+}
+
+/** The umask may have narrowed the mode at creation (or a linked file had another): set it. */
+async function exactMode(temp: string, mode: number): Promise<string> {
   if (Deno.build.os !== "windows") {
-    await Deno.chmod(temp, file.mode).catch(async (error) => {
+    await Deno.chmod(temp, mode).catch(async (error) => {
       await Deno.remove(temp).catch(() => {});
       throw error;
     });
   }
   return temp;
+}
+
+/** Hard-links `source` as `temp` when it holds exactly `bytes`; false when it cannot. */
+async function linkIfSame(source: string, bytes: Uint8Array, temp: string): Promise<boolean> {
+  try {
+    const held = await Deno.readFile(source);
+    if (held.length !== bytes.length || !held.every((b, i) => b === bytes[i])) return false;
+    await Deno.link(source, temp);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function basename(path: string): string {

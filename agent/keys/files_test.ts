@@ -57,3 +57,31 @@ Deno.test("removeFilesDurable() removes the files present and ignores the missin
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("writeFilesAtomic() links a durable copy holding the same bytes, and writes otherwise", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(join(dir, "a.new"), "same");
+    await Deno.writeTextFile(join(dir, "b.new"), "other");
+    await writeFilesAtomic([
+      { path: join(dir, "a"), data: "same", mode: 0o600, durableCopy: join(dir, "a.new") },
+      { path: join(dir, "b"), data: "wanted", mode: 0o600, durableCopy: join(dir, "b.new") },
+      { path: join(dir, "c"), data: "c", mode: 0o600, durableCopy: join(dir, "missing") },
+    ]);
+    assert.equal(await Deno.readTextFile(join(dir, "a")), "same");
+    assert.equal(await Deno.readTextFile(join(dir, "b")), "wanted");
+    assert.equal(await Deno.readTextFile(join(dir, "b.new")), "other", "the copy is untouched");
+    assert.equal(await Deno.readTextFile(join(dir, "c")), "c");
+    assert.deepEqual(await names(dir), ["a", "a.new", "b", "b.new", "c"]);
+    if (Deno.build.os !== "windows") {
+      const [a, copy, b] = await Promise.all(
+        ["a", "a.new", "b"].map((name) => Deno.stat(join(dir, name))),
+      );
+      assert.equal(a.ino, copy.ino, "the same bytes were linked, not written again");
+      assert.notEqual(b.ino, copy.ino);
+      assert.equal(a.mode! & 0o777, 0o600);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -25,6 +25,13 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
+/** The node client's default deadline for a unary call (node_client.ts). */
+const UNARY_DEADLINE_MS = 15_000;
+
+/** Waits between asks the controller refused as busy: full jitter under a doubling cap. */
+const BUSY_BASE_MS = 100;
+const BUSY_CAP_MS = 5_000;
+
 export async function callViaStream<T>(
   link: StreamLink | undefined,
   endpoints: readonly Endpoint[],
@@ -32,11 +39,24 @@ export async function callViaStream<T>(
   call: (client: NodeClient, endpoint: Endpoint, options?: CallOptions) => Promise<T>,
 ): Promise<T> {
   if (link) {
-    const perCall = link.timeoutMs ? { timeoutMs: link.timeoutMs } : undefined;
-    try {
-      return await callNode(link.endpoint, () => call(link.client, link.endpoint, perCall));
-    } catch (error) {
-      if (!(error instanceof AegisError) || !isRetryable(error)) throw error;
+    const deadline = Date.now() + (link.timeoutMs ?? UNARY_DEADLINE_MS);
+    for (let refusals = 0;; refusals++) {
+      const left = deadline - Date.now();
+      const perCall = link.timeoutMs ? { timeoutMs: left } : undefined;
+      try {
+        return await callNode(link.endpoint, () => call(link.client, link.endpoint, perCall));
+      } catch (error) {
+        if (!(error instanceof AegisError) || !isRetryable(error)) throw error;
+        // RATE_LIMITED is the controller turning the request away unread because too many are
+        // in flight (a whole fleet asked at once, say from behind one NAT address): the
+        // connection is fine and nothing was done. Another connection meets the same bound
+        // and adds to the load, so the same connection asks again after a random wait, within
+        // the call's deadline. Anything else moves on to the configured endpoints, as before.
+        if (error.code !== "RATE_LIMITED") break;
+        const wait = Math.random() * Math.min(BUSY_CAP_MS, BUSY_BASE_MS * 2 ** refusals);
+        if (Date.now() + wait >= deadline - BUSY_BASE_MS) break;
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
     }
   }
   return (await callAnyEndpoint(endpoints, options, (client, endpoint) => call(client, endpoint)))

@@ -6,7 +6,7 @@ import { NodePrivateKey } from "../../shared/crypto/node_key.ts";
 import { readTextIfExists, removeFileDurable } from "../../shared/fs/atomic.ts";
 import type { EdgePaths } from "../state/paths.ts";
 import { archiveWrites } from "./archive.ts";
-import { removeFilesDurable, writeFilesAtomic } from "./files.ts";
+import { removeFiles, writeFilesAtomic } from "./files.ts";
 
 export const DEFAULT_KEEP_OLD_MS = 24 * 3600_000;
 
@@ -65,13 +65,19 @@ export async function archiveAndSave(
  * token into place together (a crash between them is finished from the pending pair), then the
  * pending pair removed. Either removal alone is harmless: node.token.new without node.key.new is
  * dropped, node.key.new equal to the swapped-in key is dropped by finishPendingRotation.
+ * The removals are not fsynced: the swap is durable once the files above are, and a pair a
+ * crash brings back holds exactly the key and token now in place (swapping it in again changes
+ * nothing but an extra archive entry), so waiting for the disk a fourth time buys nothing. The
+ * next atomic write in the directory (the next rotation's node.key.new) makes them durable.
  */
 export async function installNew(paths: EdgePaths, key: NodePrivateKey, token: string) {
   const comment = (await readTextIfExists(paths.publicKey))?.trim().split(/\s+/)[2] ?? "aegis-edge";
+  // node.key and node.token get the very bytes of the pending pair, already durable: linked,
+  // not written and fsynced a second time (files.ts checks the bytes are the same).
   await writeFilesAtomic([
-    { path: paths.key, data: key.toPem(), mode: 0o600 },
+    { path: paths.key, data: key.toPem(), mode: 0o600, durableCopy: paths.pendingKey },
     { path: paths.publicKey, data: key.publicKey.toOpenSsh(comment) + "\n", mode: 0o644 },
-    { path: paths.nodeToken, data: token + "\n", mode: 0o600 },
+    { path: paths.nodeToken, data: token + "\n", mode: 0o600, durableCopy: paths.pendingToken },
   ]);
-  await removeFilesDurable([paths.pendingToken, paths.pendingKey]);
+  await removeFiles([paths.pendingToken, paths.pendingKey]);
 }

@@ -8,7 +8,8 @@ import { AegisError } from "../../shared/errors.ts";
 import type { EdgePaths } from "../state/paths.ts";
 import { updateLayout } from "./layout.ts";
 import { clearMarker, readMarker, type UpdateMarker, writeMarker } from "./marker.ts";
-import { rollBack } from "./stage.ts";
+// stage.ts (and the release download and verification it brings) is imported only to roll back:
+// every daemon arms a guard, and keeps what it loads for as long as it runs.
 
 export class PendingUpdateGuard {
   readonly #controller = new AbortController();
@@ -76,6 +77,7 @@ export class PendingUpdateGuard {
       (error as Error)?.message ?? String(error)
     }`;
     try {
+      const { rollBack } = await import("./stage.ts");
       await rollBack(layout, marker, reason);
     } catch (failure) {
       log(`✖ ${reason}; switching back failed: ${(failure as Error).message}`);
@@ -106,6 +108,7 @@ export class PendingUpdateGuard {
       `version ${this.marker.to_version} did not reach Connected by ${this.deadline.toISOString()}` +
       (last ? ` (last error: ${last})` : "");
     try {
+      const { rollBack } = await import("./stage.ts");
       await rollBack(updateLayout(this.paths), this.marker, reason);
       this.log(`✖ ${reason}; switched back to ${this.marker.from_version} and exiting`);
     } catch (error) {

@@ -1,10 +1,11 @@
 // Group commit for small writes on hot paths (call records, heartbeats): rows queue, and one
 // flush writes every row queued so far with one statement per batch, not one per row. A flush
-// starts as soon as the writer is idle (no timer, so a lone write waits no longer than its own
-// statement); rows that arrive while a flush runs go in the next one. Flushes run one at a time,
-// in order, so rows reach the database in the order they were written. A caller that needs its
-// row durable awaits write(); one that does not may drop the promise (errors are reported to it
-// all the same, so nothing is silently lost when it does await).
+// starts as soon as the writer is idle and the current turn of the event loop is over (no timer,
+// so a lone write waits no longer than its own statement); rows that arrive while a flush runs go
+// in the next one. Flushes run one at a time, in order, so rows reach the database in the order
+// they were written. A caller that needs its row durable awaits write(); one that does not may
+// drop the promise (errors are reported to it all the same, so nothing is silently lost when it
+// does await).
 import { AsyncLocalStorage } from "node:async_hooks";
 
 export interface BatchWriterOptions {
@@ -60,8 +61,13 @@ export class BatchWriter<T> {
 
   #start(): void {
     if (this.#flushing) return;
-    // Started in a microtask: rows written in the same turn of the event loop share the flush.
-    this.#flushing = this.#context(() => Promise.resolve().then(() => this.#run())).finally(() => {
+    // Started once this turn of the event loop is over (setImmediate, not a timer): rows written
+    // in the same turn share the flush, and whatever I/O the turn queued goes out first. PGlite
+    // runs each statement on this thread, blocking it; started in a microtask, a call's start-row
+    // INSERT ran before the call itself was written to its node's stream, and held it back for
+    // the whole statement.
+    const run = () => new Promise((go) => setImmediate(go)).then(() => this.#run());
+    this.#flushing = this.#context(run).finally(() => {
       this.#flushing = undefined;
       if (this.#queue.length > 0) this.#start();
     });

@@ -15,13 +15,18 @@ Deno.test("BatchWriter writes rows queued in one turn with one flush, in order",
 Deno.test("BatchWriter queues rows written during a flush for the next one", async () => {
   const flushes: number[][] = [];
   let release!: () => void;
+  let flushStarted!: () => void;
+  const started = new Promise<void>((resolve) => flushStarted = resolve);
   const writer = new BatchWriter<number>(async (rows) => {
     flushes.push(rows);
-    if (flushes.length === 1) await new Promise<void>((resolve) => release = resolve);
+    if (flushes.length === 1) {
+      const held = new Promise<void>((resolve) => release = resolve);
+      flushStarted();
+      await held;
+    }
   });
   const first = writer.write(1);
-  await Promise.resolve(); // the first flush starts
-  await Promise.resolve();
+  await started;
   const later = [writer.write(2), writer.write(3)];
   release();
   await Promise.all([first, ...later]);

@@ -99,13 +99,38 @@ export class CallRecords {
         [JSON.stringify([...starts.values()])],
       );
     }
-    if (ends.length > 0) {
+    if (ends.length === 1) {
+      // The usual batch when calls are not many at once, and the statement a caller waits on
+      // before hearing how its call ended: a plain UPDATE by primary key costs a quarter of the
+      // jsonb_to_recordset join below on PGlite (0.14 vs 0.6 ms), two thirds on PostgreSQL.
+      const end = ends[0];
+      await this.db.query(
+        `UPDATE tool_calls SET status = $2, exit_code = $3, error = $4, finished_at = $5,
+                duration_ms = $6, output_bytes = $7, truncated = $8
+          WHERE call_id = $1`,
+        [
+          end.call_id,
+          end.status,
+          end.exit_code,
+          end.error,
+          end.finished_at,
+          end.duration_ms,
+          end.output_bytes,
+          end.truncated,
+        ],
+      );
+    } else if (ends.length > 0) {
+      // The planner guesses 100 rows for jsonb_to_recordset, so joined on call_id alone it hashes
+      // the batch and scans the whole history table for every batch: one call's final status
+      // cost time in proportion to the history kept. Naming the call ids as an array (an
+      // InitPlan) makes it look them up through the primary key instead.
       await this.db.query(
         `UPDATE tool_calls t SET status = r.status, exit_code = r.exit_code, error = r.error,
                 finished_at = r.finished_at, duration_ms = r.duration_ms,
                 output_bytes = r.output_bytes, truncated = r.truncated
            FROM jsonb_to_recordset($1::jsonb) AS r(${END_COLUMNS})
-          WHERE t.call_id = r.call_id`,
+          WHERE t.call_id = ANY(ARRAY(SELECT e->>'call_id' FROM jsonb_array_elements($1::jsonb) e))
+            AND t.call_id = r.call_id`,
         [JSON.stringify(ends)],
       );
     }

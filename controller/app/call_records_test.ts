@@ -112,3 +112,32 @@ Deno.test(`[${TEST_DB_KIND}] CallRecords reports a failed write to every caller 
     await database.cleanup();
   }
 });
+
+Deno.test(`[${TEST_DB_KIND}] CallRecords ends several earlier calls with one UPDATE, others untouched`, async () => {
+  const database = await testDatabase();
+  try {
+    const db = counting(await database.open());
+    const records = new CallRecords(db);
+    await Promise.all(["c1", "c2", "c3"].map((id) => records.started(start(id))));
+    const before = db.statements;
+    // Two ends in one batch go through the jsonb_to_recordset UPDATE; a lone end through the
+    // one-row UPDATE: both must write the same columns.
+    await Promise.all([records.ended(end("c1")), records.ended(end("c3", "offline"))]);
+    assert.equal(db.statements - before, 1, "one UPDATE for the batch");
+    await records.ended(end("c2", "offline"));
+    const written = await rows(db);
+    assert.deepEqual(written.map((r) => [r.call_id, r.status, r.exit_code, r.error]), [
+      ["c1", "ok", 0, null],
+      ["c2", "offline", null, "the host is not connected"],
+      ["c3", "offline", null, "the host is not connected"],
+    ]);
+    for (const row of written) {
+      assert.deepEqual(row.finished_at, new Date("2026-01-01T00:00:01.5Z"));
+      assert.equal(row.duration_ms, 1500);
+      assert.equal(row.output_bytes, 3);
+      assert.equal(row.truncated, false);
+    }
+  } finally {
+    await database.cleanup();
+  }
+});

@@ -54,6 +54,11 @@ const RECORD = `SELECT d.*, EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti =
                   FROM edge_daemons d`;
 
 export interface ConnectedInfo {
+  /**
+   * The connection's start, recorded as status_since: the stream's own mark, so that its end
+   * clears this connection and never a newer one of the same node (see markDisconnected).
+   */
+  at?: Date;
   relayId: string;
   remoteAddr: string;
   capabilities: Capabilities;
@@ -65,9 +70,22 @@ export interface ConnectedInfo {
 export class DaemonRepository {
   /** Heartbeats of every stream, coalesced: one UPDATE per flush, however many nodes beat. */
   readonly #heartbeats: BatchWriter<{ node_id: string; at: Date }>;
+  /**
+   * Ended streams, coalesced the same way: a network blip or a relay's neighbour going away
+   * ends thousands of streams at once, and one UPDATE each queued them behind one another.
+   */
+  readonly #disconnects: BatchWriter<Disconnect>;
 
   constructor(private readonly db: Queryable, private readonly clock: Clock) {
     this.#heartbeats = new BatchWriter((rows) => this.#writeHeartbeats(rows), { maxBatch: 2000 });
+    this.#disconnects = new BatchWriter((rows) => this.#writeDisconnects(rows), {
+      maxBatch: 2000,
+    });
+  }
+
+  /** Resolves once every heartbeat and disconnect written so far was flushed (or failed). */
+  async drain(): Promise<void> {
+    await Promise.all([this.#heartbeats.drain(), this.#disconnects.drain()]);
   }
 
   async get(nodeId: string): Promise<DaemonRecord | undefined> {
@@ -107,7 +125,7 @@ export class DaemonRepository {
        WHERE node_id = $1 AND status <> 'revoked' RETURNING node_id`,
       [
         nodeId,
-        this.clock(),
+        info.at ?? this.clock(),
         info.relayId,
         info.remoteAddr,
         JSON.stringify(info.capabilities),
@@ -148,20 +166,36 @@ export class DaemonRepository {
   async #writeHeartbeats(rows: { node_id: string; at: Date }[]): Promise<void> {
     // One row per node, its latest beat: UPDATE … FROM takes an arbitrary one of duplicates.
     const latest = new Map(rows.map((row) => [row.node_id, row]));
+    // The ids as an array too (an InitPlan): joined on the recordset alone, the planner guesses
+    // 100 rows, hashes them and scans every record for each flush (call_records.ts has the same).
     await this.db.query(
       `UPDATE edge_daemons d SET last_heartbeat_at = r.at
          FROM jsonb_to_recordset($1::jsonb) AS r(node_id text, at timestamptz)
-        WHERE d.node_id = r.node_id AND d.status = 'connected'`,
+        WHERE d.node_id = ANY(ARRAY(SELECT e->>'node_id' FROM jsonb_array_elements($1::jsonb) e))
+          AND d.node_id = r.node_id AND d.status = 'connected'`,
       [JSON.stringify([...latest.values()])],
     );
   }
 
-  /** The stream held by this relay ended. A stream that moved elsewhere is left alone. */
-  async markDisconnected(nodeId: string, relayId: string): Promise<void> {
+  /**
+   * The stream held by this relay ended; resolves once that is written. Only the connection
+   * the stream itself recorded is marked (status_since is its start, `connectedAt`): written
+   * late (batched, or queued behind a slow database), this end must not mark Disconnected a
+   * node that has meanwhile said Hello again, here or anywhere. Without `connectedAt` (the
+   * stream never recorded a connection) it applies to whatever this relay holds.
+   */
+  async markDisconnected(nodeId: string, relayId: string, connectedAt?: Date): Promise<void> {
+    await this.#disconnects.write({ node_id: nodeId, relay_id: relayId, since: connectedAt });
+  }
+
+  async #writeDisconnects(rows: Disconnect[]): Promise<void> {
     await this.db.query(
-      `UPDATE edge_daemons SET status = 'disconnected', status_since = $3
-         WHERE node_id = $1 AND relay_id = $2 AND status = 'connected'`,
-      [nodeId, relayId, this.clock()],
+      `UPDATE edge_daemons d SET status = 'disconnected', status_since = $2
+         FROM jsonb_to_recordset($1::jsonb) AS r(node_id text, relay_id text, since timestamptz)
+        WHERE d.node_id = ANY(ARRAY(SELECT e->>'node_id' FROM jsonb_array_elements($1::jsonb) e))
+          AND d.node_id = r.node_id AND d.relay_id = r.relay_id AND d.status = 'connected'
+          AND (r.since IS NULL OR d.status_since = r.since)`,
+      [JSON.stringify(rows), this.clock()],
     );
   }
 
@@ -174,6 +208,12 @@ export class DaemonRepository {
     );
     return rows.length;
   }
+}
+
+interface Disconnect {
+  node_id: string;
+  relay_id: string;
+  since?: Date;
 }
 
 /** Where credentialStates() files the record for a stream's node and token. */

@@ -67,6 +67,7 @@ export class EdgeHub {
   #sweepAgain = false;
   /** When every held stream was last checked against the database. */
   #verifiedAt = Date.now();
+  #stopping = false;
 
   constructor(readonly deps: SessionDeps) {}
 
@@ -200,8 +201,19 @@ export class EdgeHub {
     this.#sweepTimer = undefined;
   }
 
-  /** Asks every daemon to come back later, staggered so they do not all return at once. */
+  /** Set by drain(): the controller is stopping, and ended streams are recorded all at once. */
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+
+  /**
+   * Asks every daemon to come back later, staggered so they do not all return at once. From
+   * here on an ended stream is not recorded one by one: 15,000 streams ending in the same
+   * second were 15,000 statements that held shutdown up for tens of seconds, and the caller
+   * records them with one (DaemonRepository.releaseRelay) once the listener is closed.
+   */
   drain(spreadMs: number): void {
+    this.#stopping = true;
     let i = 0;
     const count = Math.max(1, this.#sessions.size);
     for (const session of [...this.#sessions.values()]) {
@@ -236,6 +248,8 @@ export class EdgeSession {
   readonly #orphans = new Set<string>();
   #heartbeatUnrecorded = false;
   #node?: AuthenticatedNode;
+  /** When this stream's Hello recorded the node Connected: its end clears that record only. */
+  #connectedAt?: Date;
   #token = "";
   #seq = 0n;
   #watchdog?: ReturnType<typeof setTimeout>;
@@ -306,7 +320,9 @@ export class EdgeSession {
         // Registered first, then checked: a revocation that commits after the update below sends
         // its drop to a stream that is already findable; one that committed before is seen here.
         this.hub.register(this, payload.nodeId);
+        this.#connectedAt = clock();
         const live = await daemons.markConnected(payload.nodeId, {
+          at: this.#connectedAt,
           relayId,
           remoteAddr: this.remoteAddr,
           labels: { ...body.value.labels },
@@ -428,7 +444,14 @@ export class EdgeSession {
     const node = this.#node;
     if (!node || !this.hub.unregister(this, node.nodeId)) return;
     this.hub.calls.failNode(node.nodeId, `host ${node.nodeId}: ${reason}`, code);
-    await this.hub.deps.daemons.markDisconnected(node.nodeId, this.hub.deps.relayId);
+    // A stopping controller marks all its streams at once when they are gone (stop()).
+    if (!this.hub.stopping) {
+      await this.hub.deps.daemons.markDisconnected(
+        node.nodeId,
+        this.hub.deps.relayId,
+        this.#connectedAt,
+      );
+    }
     this.hub.deps.log(`node ${node.nodeId} disconnected`);
   }
 

@@ -5,13 +5,50 @@
 import { AegisError } from "../../shared/errors.ts";
 import type { Db } from "../store/db.ts";
 import type { EdgeHub } from "./edge_sessions.ts";
+import { Coalescer } from "./fleet/coalesce.ts";
 
 const CHANNEL = "aegis_edge_bus";
 
-type BusMessage = { to: "*"; kind: "revoked" | "credentials"; node_id: string; overlap_ms: number };
+/** NOTIFY payloads are capped at 8000 bytes; a message of several nodes stays well below. */
+export const MAX_PAYLOAD_BYTES = 6000;
+
+/**
+ * One node (`node_id`, what every relay understands) or several (`node_ids`, credentials only:
+ * a fleet rotation replaces the credentials of thousands of nodes, and one NOTIFY per node was
+ * a statement per rotation on top of the rotation's own).
+ */
+type BusMessage = {
+  to: "*";
+  kind: "revoked" | "credentials";
+  node_id?: string;
+  node_ids?: string[];
+  overlap_ms: number;
+};
+
+type Replaced = { nodeId: string; overlapMs: number };
 
 export class RelayBus {
   #stop?: () => Promise<void>;
+  /**
+   * Credentials changes waiting while a NOTIFY is in flight go together in the next one; each
+   * broadcast still resolves only once its own NOTIFY was sent, as before.
+   */
+  readonly #credentials = new Coalescer<Replaced, void>(async (items) => {
+    const byOverlap = new Map<number, string[]>();
+    for (const { nodeId, overlapMs } of items) {
+      byOverlap.set(overlapMs, [...(byOverlap.get(overlapMs) ?? []), nodeId]);
+    }
+    for (const [overlapMs, nodeIds] of byOverlap) {
+      for (const chunk of chunksUnder(nodeIds, MAX_PAYLOAD_BYTES)) {
+        await this.#send(
+          chunk.length === 1
+            ? { to: "*", kind: "credentials", node_id: chunk[0], overlap_ms: overlapMs }
+            : { to: "*", kind: "credentials", node_ids: chunk, overlap_ms: overlapMs },
+        );
+      }
+    }
+    return items.map(() => {});
+  });
 
   constructor(
     private readonly db: Db,
@@ -49,25 +86,45 @@ export class RelayBus {
 
   /** Tells every relay a node was revoked (drop its stream) or got new credentials. */
   async broadcast(kind: "revoked" | "credentials", nodeId: string, overlapMs = 0) {
+    if (kind === "credentials") return await this.#credentials.submit({ nodeId, overlapMs });
     await this.#send({ to: "*", kind, node_id: nodeId, overlap_ms: overlapMs });
   }
 
   #receive(message: BusMessage): void {
     if (message.to !== this.relayId && message.to !== "*") return;
-    switch (message.kind) {
-      case "revoked":
-        this.hub.end(
-          message.node_id,
-          new AegisError("NODE_REVOKED", `node ${message.node_id} was revoked`),
-        );
-        return;
-      case "credentials":
-        this.hub.get(message.node_id)?.credentialsReplaced(message.overlap_ms);
-        return;
+    const nodeIds = message.node_ids ?? (message.node_id ? [message.node_id] : []);
+    for (const nodeId of nodeIds) {
+      switch (message.kind) {
+        case "revoked":
+          this.hub.end(nodeId, new AegisError("NODE_REVOKED", `node ${nodeId} was revoked`));
+          break;
+        case "credentials":
+          this.hub.get(nodeId)?.credentialsReplaced(message.overlap_ms);
+          break;
+      }
     }
   }
 
   async #send(message: BusMessage): Promise<void> {
     await this.db.notify(CHANNEL, JSON.stringify(message));
   }
+}
+
+/** Consecutive runs of `ids` whose JSON (quotes and commas included) stays within `bytes`. */
+export function chunksUnder(ids: readonly string[], bytes: number): string[][] {
+  const chunks: string[][] = [];
+  let chunk: string[] = [];
+  let size = 0;
+  for (const id of ids) {
+    const cost = new TextEncoder().encode(JSON.stringify(id)).length + 1;
+    if (chunk.length > 0 && size + cost > bytes) {
+      chunks.push(chunk);
+      chunk = [];
+      size = 0;
+    }
+    chunk.push(id);
+    size += cost;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
 }

@@ -1,7 +1,7 @@
 // Key rotation and token refresh on the controller. Rotation needs two signatures: the envelope's
 // by the current key (authority) and the new key's over the rotation bytes (possession). The
-// database change is one transaction: new public key, old token blacklisted, new token bound
-// to the new key. Every step survives a lost response: a host that never got the rotation's
+// database change is atomic (one statement in the common case, a transaction otherwise): new
+// public key, old token blacklisted, new token bound to the new key. Every step survives a lost response: a host that never got the rotation's
 // answer finishes it at any later time by sending it again (the new key signs the recorded
 // rotation, so the old key alone still gets nothing), and a refresh is proven by the key, so a
 // retry gets a token although the first answer blacklisted the token it came with.
@@ -80,6 +80,19 @@ export class KeyRotationService {
       throw new AegisError("INVALID_ARGUMENT", "the new key is the current key");
     }
     const fingerprint = await newKey.fingerprint();
+    // The common case (the token is bound to the node's current key, and nothing raced) is one
+    // statement, not a transaction of four round trips: a fleet rotating thousands of hosts
+    // spends most of the controller's time sending statements. Anything else (a finish, a
+    // conflict, a revoked node, a taken key) falls through to the transaction below, which
+    // decides on the locked row and says which it is.
+    const committed = node.previousKey
+      ? undefined
+      : await this.#commitAlone(node, newKey, fingerprint);
+    if (committed) {
+      await this.#replaced(node.nodeId);
+      faultPoint("controller.rotate.after_commit");
+      return committed;
+    }
     const issued = await this.db.transaction(async (tx) => {
       // The row first, locked: every attempt of this node's rotations (on any relay) decides on
       // the committed state, one after another. Who the caller is was read before the lock, so
@@ -144,6 +157,72 @@ export class KeyRotationService {
   async #replaced(nodeId: string) {
     this.hub.get(nodeId)?.credentialsReplaced(this.settings.overlapMs);
     await this.bus?.broadcast("credentials", nodeId, this.settings.overlapMs);
+  }
+
+  /**
+   * The rotation as one statement, committed on its own, when the row still holds the caller's
+   * key, the node is not revoked and no other live node holds the new key; otherwise nothing
+   * is changed and undefined is returned. The row is locked first (FOR UPDATE in `locked`:
+   * a concurrent rotation or refresh of this node is waited for, and the row read is the
+   * latest), so the tokens blacklisted are the ones on record when the key changed, as in
+   * #commit. The blacklist insert depends on the update (`updated`), never runs without it.
+   */
+  async #commitAlone(
+    node: AuthenticatedNode,
+    newKey: NodePublicKey,
+    fingerprint: string,
+  ): Promise<IssuedNodeToken | undefined> {
+    // Signed first (no database work): the whole change is then the one statement.
+    const issued = await this.tokens.issueNode({
+      nodeId: node.nodeId,
+      tenantId: node.tenantId,
+      keyFingerprint: fingerprint,
+      ttlSecs: this.settings.nodeTokenTtlSecs,
+    });
+    const expiresAt = new Date(issued.claims.exp * 1000);
+    // The last point where a failure leaves the rotation uncommitted (the statement below is
+    // atomic); the transaction path has the same point after its update.
+    faultPoint("controller.rotate.after_key_update");
+    const rows = await this.db.query(
+      `WITH locked AS (
+         SELECT token_jti, token_expires_at FROM edge_daemons
+          WHERE node_id = $1 AND key_fingerprint = $2 AND status <> 'revoked'
+          FOR UPDATE
+       ), updated AS (
+         UPDATE edge_daemons d SET previous_public_key = d.public_key,
+                previous_key_fingerprint = d.key_fingerprint, public_key = $3,
+                key_fingerprint = $4, rotated_at = $5, rotations = d.rotations + 1,
+                token_jti = $6, token_expires_at = $7
+           FROM locked
+          WHERE d.node_id = $1 AND d.key_fingerprint = $2 AND d.status <> 'revoked'
+            AND NOT EXISTS (SELECT 1 FROM edge_daemons t
+                             WHERE t.public_key = $3 AND t.status <> 'revoked' AND t.node_id <> $1)
+         RETURNING d.node_id
+       ), revoked AS (
+         INSERT INTO revoked_tokens (jti, node_id, reason, expires_at)
+         SELECT DISTINCT ON (jti) jti, $1, reason, expires_at FROM (
+           SELECT $8::text AS jti, 'rotated' AS reason, $9::timestamptz AS expires_at, 0 AS rank
+           UNION ALL
+           SELECT token_jti, 'superseded', COALESCE(token_expires_at, $5), 1 FROM locked
+            WHERE token_jti IS NOT NULL AND token_jti <> $6
+         ) s WHERE EXISTS (SELECT 1 FROM updated) ORDER BY jti, rank
+         ON CONFLICT (jti) DO NOTHING
+       )
+       SELECT node_id FROM updated`,
+      [
+        node.nodeId,
+        node.fingerprint,
+        newKey.toBase64(),
+        fingerprint,
+        this.clock(),
+        issued.claims.jti,
+        expiresAt,
+        node.claims.jti,
+        new Date(node.claims.exp * 1000),
+      ],
+    );
+    if (rows.length === 0) return undefined;
+    return { token: issued.token, expiresAt, fingerprint };
   }
 
   async #commit(

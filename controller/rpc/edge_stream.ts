@@ -47,7 +47,7 @@ export async function* serveEdgeStream(
   const { log, admission } = deps;
   // Until its Hello authenticates, a stream counts against its address's and the global cap,
   // and has a short deadline instead of the heartbeat watchdog's minutes.
-  let release: () => void;
+  let release: (completed?: boolean) => void;
   let evict: () => boolean = () => false;
   try {
     release = admission.gate.admit(addressBucket(peer.remoteAddr), () => evict());
@@ -61,8 +61,16 @@ export async function* serveEdgeStream(
   let helloArrived = false;
   evict = () => {
     if (session.node || helloArrived) return false;
+    // It lost its slot, not its place: it is told its turn in line like a stream refused.
+    const retryAfterMs = admission.gate.nextTurnMs();
     session.fail(wireError(
-      new AegisError("RATE_LIMITED", "unauthenticated stream evicted for a newcomer"),
+      new AegisError(
+        "RATE_LIMITED",
+        `unauthenticated stream evicted for a newcomer; retry in ${
+          (retryAfterMs / 1000).toFixed(1)
+        }s`,
+        { details: { retry_after_ms: String(retryAfterMs) } },
+      ),
       log,
     ));
     return true;
@@ -78,9 +86,10 @@ export async function* serveEdgeStream(
       log,
     ));
   }, admission.deadlineMs);
-  const authenticated = () => {
+  /** The slot is free: `completed` when the Hello authenticated (the gate paces refusals by it). */
+  const authenticated = (completed = false) => {
     clearTimeout(deadline);
-    release();
+    release(completed);
   };
   let trusted = false;
   let untrust = () => {};
@@ -100,7 +109,7 @@ export async function* serveEdgeStream(
         if (session.node && !trusted) {
           trusted = true;
           untrust = peer.trust();
-          authenticated();
+          authenticated(true);
         }
       }
       session.outbox.close();

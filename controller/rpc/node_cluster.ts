@@ -48,6 +48,7 @@ export function defaultAdmission(limits = DEFAULT_LIMITS): EdgeAdmission {
         prefixOf: (key) => prefixBucket(key.replace(/\/\d+$/, "")),
         perPrefixMax: limits.unauthenticated_streams_per_prefix,
         evictableAfterMs: limits.unauthenticated_stream_evictable_after_ms,
+        slotDeadlineMs: limits.edge_auth_deadline_ms,
       },
     ),
     deadlineMs: limits.edge_auth_deadline_ms,

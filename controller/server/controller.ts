@@ -254,6 +254,12 @@ export async function startController(options: ControllerOptions): Promise<Runni
       await bus.stop().catch(() => {});
       await peering.close();
       await listener.close(1000);
+      // Every stream is gone: their records in one statement (the hub stopped writing them one
+      // by one at drain), and whatever heartbeats were still queued, before the database goes.
+      await daemons.releaseRelay(relayId).catch((error) =>
+        log(`marking this relay's hosts disconnected failed: ${(error as Error).message}`)
+      );
+      await daemons.drain();
       await db.close();
     },
   };

@@ -9,6 +9,7 @@ import type { AdapterDb } from "./db.ts";
 import type { ScriptTx } from "./migrations.ts";
 import { type DataDirLock, lockDataDir } from "./pglite_lock.ts";
 import { createMemoryPglite } from "./pglite_memory.ts";
+import { PreparedStatements } from "./pglite_prepared.ts";
 import { checkChannel, checkParams, plainRows, safeListener } from "./shape.ts";
 import { TxGuard } from "./tx_guard.ts";
 
@@ -30,28 +31,43 @@ export async function openPglite(opts: PgliteOptions): Promise<AdapterDb> {
   }
 }
 
-type PgliteQueryable = Pick<PGlite, "query">;
-
-async function run<T>(pg: PgliteQueryable, sql: string, params?: unknown[]): Promise<T[]> {
-  const result = await pg.query(sql, checkParams(params));
-  return plainRows<T>(result.rows);
-}
-
 function adapter(pg: PGlite, lock: DataDirLock | undefined): AdapterDb {
   const guard = new TxGuard();
+  // Every query runs as a named prepared statement (pglite_prepared.ts): PGlite's parse and
+  // plan of a statement is this process's CPU, and the statements here are few and repeated.
+  const prepared = new PreparedStatements(pg);
   let closed = false;
   return {
     kind: "pglite",
-    query<T>(sql: string, params?: unknown[]) {
+    async query<T>(sql: string, params?: unknown[]) {
       guard.assertOutside("query");
-      return run<T>(pg, sql, params);
+      const values = checkParams(params);
+      // What query() checks first: a closed or closing PGlite refuses instead of running.
+      await pg._checkReady();
+      // The same two locks PGlite's own query() takes: the transaction lock, so the statement
+      // never runs inside another caller's open transaction, then the query lock.
+      const rows = await pg._runExclusiveTransaction(() =>
+        pg.runExclusive(() => prepared.run(sql, values, false))
+      );
+      return plainRows<T>(rows);
     },
     transaction<T>(fn: (tx: ScriptTx) => Promise<T>): Promise<T> {
       guard.assertOutside("transaction");
       return pg.transaction((tx) =>
         guard.inside(() =>
           fn({
-            query: (sql, params) => run(tx, sql, params),
+            // pg.transaction() holds the transaction lock for this callback; a statement only
+            // takes the query lock, as tx.query() does.
+            query: async <R>(sql: string, params?: unknown[]) => {
+              // As tx.query(): a tx kept past its callback must not run outside the transaction.
+              if (tx.closed) {
+                throw new AegisError("INTERNAL", "a query on a transaction that already ended");
+              }
+              const values = checkParams(params);
+              return plainRows<R>(
+                await pg.runExclusive(() => prepared.run(sql, values, true)),
+              );
+            },
             exec: async (script) => void await tx.exec(script),
           })
         )
