@@ -79,6 +79,7 @@ function simulate(daemons: number, rate: number, followsReturnTime: boolean, dow
     // 250 daemons per /24, as bench:scale places them.
     const address = `10.${Math.floor(i / 62_500)}.${Math.floor(i / 250) % 250}.${1 + (i % 250)}`;
     let failures = 1;
+    let refusedInRow = 0;
     const attempt = () => {
       const retry = (waitMs: number) => time.at(time.now + waitMs, attempt);
       failures++;
@@ -91,9 +92,10 @@ function simulate(daemons: number, rate: number, followsReturnTime: boolean, dow
       } catch (error) {
         refusals++;
         const named = (error as AegisError).details.retry_after_ms;
+        refusedInRow = named === undefined ? 0 : refusedInRow + 1;
         return retry(
           followsReturnTime && named !== undefined
-            ? refusalDelay(Number(named))
+            ? refusalDelay(Number(named), refusedInRow)
             : backoffDelay(failures, DEFAULT_BACKOFF, Math.random, time.now),
         );
       }

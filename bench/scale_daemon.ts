@@ -63,6 +63,8 @@ export class SimulatedDaemon {
   connection?: EdgeConnection;
   readonly calls = new Set<string>();
   #failures = 0;
+  /** Refusals in a row that named a turn, as the daemon counts them. */
+  #refusals = 0;
   #failingSince?: number;
 
   constructor(
@@ -89,13 +91,14 @@ export class SimulatedDaemon {
       } catch (error) {
         this.#failed(error);
         if (error instanceof AegisError) refusedFor = refusalRetryAfterMs(error, policy);
+        this.#refusals = refusedFor === undefined ? 0 : this.#refusals + 1;
       }
       if (++tries >= FIRST_TRIES) first();
       if (signal.aborted) break;
       const failingFor = this.#failingSince === undefined ? 0 : Date.now() - this.#failingSince;
       await sleep(
         refusedFor !== undefined
-          ? refusalDelay(refusedFor, policy)
+          ? refusalDelay(refusedFor, this.#refusals, policy)
           : (retryAfterMs ?? 0) + backoffDelay(this.#failures, policy, Math.random, failingFor),
         signal,
       );
@@ -119,6 +122,7 @@ export class SimulatedDaemon {
 
   #healthy(): void {
     this.#failures = 0;
+    this.#refusals = 0;
     this.#failingSince = undefined;
   }
 

@@ -56,10 +56,17 @@ Deno.test("refusalRetryAfterMs() reads a refusal's return time, bounded by the c
   );
 });
 
-Deno.test("refusalDelay() is the named time plus at most one base of jitter, however many failures", () => {
+Deno.test("refusalDelay() is the named time plus one base of jitter, doubling after three refusals in a row", () => {
   const policy = { baseMs: 1000, capMs: 60_000 };
-  assert.equal(refusalDelay(2500, policy, () => 0), 2500);
-  assert.equal(refusalDelay(2500, policy, () => 1), 3500);
-  assert.equal(refusalDelay(0, policy, () => 0.5), 500);
-  assert.equal(refusalDelay(600_000, policy, () => 0), 60_000);
+  assert.equal(refusalDelay(2500, 1, policy, () => 0), 2500);
+  assert.equal(refusalDelay(2500, 1, policy, () => 1), 3500);
+  assert.equal(refusalDelay(0, 1, policy, () => 0.5), 500);
+  assert.equal(refusalDelay(600_000, 1, policy, () => 0), 60_000);
+  // A pool that keeps refusing the turns it names (held by streams that never say Hello): the
+  // fleet spreads out as for an outage instead of knocking every second.
+  assert.equal(refusalDelay(100, 3, policy, () => 1), 1100);
+  assert.equal(refusalDelay(100, 4, policy, () => 1), 2100);
+  assert.equal(refusalDelay(100, 6, policy, () => 1), 8100);
+  assert.equal(refusalDelay(100, 40, policy, () => 1), 60_100);
+  assert.equal(refusalDelay(100, 6, policy, () => 0), 100);
 });

@@ -124,6 +124,8 @@ async function serveDaemon(given: DaemonOptions): Promise<number> {
   // When this run of failures began (kept across a crash, like the count): it bounds the wait.
   const recorded = state.of(identity.claims.sub)?.failing_since;
   let failingSince = failures > 0 && recorded ? Date.parse(recorded) || undefined : undefined;
+  /** Refusals in a row that named a turn in line (refusalDelay widens its jitter with them). */
+  let refusals = 0;
   const failed = () => {
     failures++;
     failingSince ??= Date.now();
@@ -170,6 +172,7 @@ async function serveDaemon(given: DaemonOptions): Promise<number> {
             healthy: () => {
               healthy = true;
               failures = 0;
+              refusals = 0;
               failingSince = undefined;
             },
           },
@@ -216,6 +219,7 @@ async function serveDaemon(given: DaemonOptions): Promise<number> {
         }
         failed();
         refusedFor = refusalRetryAfterMs(failure, backoffPolicy(identity.config.edge));
+        refusals = refusedFor === undefined ? 0 : refusals + 1;
         endpointIndex++;
         log(`stream to ${endpoint.display} failed: ${failure.message}`);
         if (failure.hint && !isRetryable(failure)) log(`  → ${failure.hint}`);
@@ -234,7 +238,7 @@ async function serveDaemon(given: DaemonOptions): Promise<number> {
       const failingFor = failingSince === undefined ? 0 : Date.now() - failingSince;
       const policy = backoffPolicy(identity.config.edge);
       const wait = refusedFor !== undefined
-        ? refusalDelay(refusedFor, policy)
+        ? refusalDelay(refusedFor, refusals, policy)
         : (retryAfterMs ?? 0) + backoffDelay(failures, policy, Math.random, failingFor);
       if (wait > 0) log(`reconnecting in ${(wait / 1000).toFixed(1)}s`);
       await sleep(wait, signal);

@@ -98,6 +98,9 @@ async function exactMode(temp: string, mode: number): Promise<string> {
 /** Hard-links `source` as `temp` when it holds exactly `bytes`; false when it cannot. */
 async function linkIfSame(source: string, bytes: Uint8Array, temp: string): Promise<boolean> {
   try {
+    // Only a regular file: reading and chmod follow a symlink where the link would not, and a
+    // planted link must not become node.key.
+    if (!(await Deno.lstat(source)).isFile) return false;
     const held = await Deno.readFile(source);
     if (held.length !== bytes.length || !held.every((b, i) => b === bytes[i])) return false;
     await Deno.link(source, temp);

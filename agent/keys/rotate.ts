@@ -37,7 +37,13 @@ export function rotateKey(
 ): Promise<RotationResult> {
   return withCredentialLock(paths, async () => {
     const identity = await loadIdentity(paths);
-    const pendingPem = await readTextIfExists(paths.pendingKey);
+    let pendingPem = await readTextIfExists(paths.pendingKey);
+    if (pendingPem && NodePrivateKey.fromPem(pendingPem).publicKey.equals(identity.key.publicKey)) {
+      // Left over from a swap that completed (its removal is not fsynced, swap.ts): not a
+      // rotation to finish, and sending it would only be refused as "the current key".
+      await removeFileDurable(paths.pendingKey);
+      pendingPem = undefined;
+    }
     // An interrupted rotation is finished with the same new key, never a second one.
     const newKey = pendingPem ? NodePrivateKey.fromPem(pendingPem) : NodePrivateKey.generate();
     if (!pendingPem) await writeFileAtomic(paths.pendingKey, newKey.toPem(), { mode: 0o600 });

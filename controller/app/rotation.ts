@@ -173,13 +173,7 @@ export class KeyRotationService {
     fingerprint: string,
   ): Promise<IssuedNodeToken | undefined> {
     // Signed first (no database work): the whole change is then the one statement.
-    const issued = await this.tokens.issueNode({
-      nodeId: node.nodeId,
-      tenantId: node.tenantId,
-      keyFingerprint: fingerprint,
-      ttlSecs: this.settings.nodeTokenTtlSecs,
-    });
-    const expiresAt = new Date(issued.claims.exp * 1000);
+    const { issued, expiresAt, params } = await this.#signRotation(node, newKey, fingerprint);
     // The last point where a failure leaves the rotation uncommitted (the statement below is
     // atomic); the transaction path has the same point after its update.
     faultPoint("controller.rotate.after_key_update");
@@ -209,20 +203,37 @@ export class KeyRotationService {
          ON CONFLICT (jti) DO NOTHING
        )
        SELECT node_id FROM updated`,
-      [
-        node.nodeId,
-        node.fingerprint,
-        newKey.toBase64(),
-        fingerprint,
-        this.clock(),
-        issued.claims.jti,
-        expiresAt,
-        node.claims.jti,
-        new Date(node.claims.exp * 1000),
-      ],
+      params,
     );
     if (rows.length === 0) return undefined;
     return { token: issued.token, expiresAt, fingerprint };
+  }
+
+  /**
+   * The new token, signed before any database work, and the parameters both rotation
+   * statements take: $1 node, $2 caller's key, $3 new key, $4 its fingerprint, $5 now, $6 new
+   * token id, $7 its expiry, $8 caller's token id, $9 its expiry.
+   */
+  async #signRotation(node: AuthenticatedNode, newKey: NodePublicKey, fingerprint: string) {
+    const issued = await this.tokens.issueNode({
+      nodeId: node.nodeId,
+      tenantId: node.tenantId,
+      keyFingerprint: fingerprint,
+      ttlSecs: this.settings.nodeTokenTtlSecs,
+    });
+    const expiresAt = new Date(issued.claims.exp * 1000);
+    const params = [
+      node.nodeId,
+      node.fingerprint,
+      newKey.toBase64(),
+      fingerprint,
+      this.clock(),
+      issued.claims.jti,
+      expiresAt,
+      node.claims.jti,
+      new Date(node.claims.exp * 1000),
+    ];
+    return { issued, expiresAt, params };
   }
 
   async #commit(
@@ -243,13 +254,7 @@ export class KeyRotationService {
     // The token is signed first (no database work), so that the whole change is one statement:
     // the new key, the new token's id, and the caller's token (and any earlier one on record)
     // blacklisted. The CTEs read the row as it was before the update (one snapshot).
-    const issued = await this.tokens.issueNode({
-      nodeId: node.nodeId,
-      tenantId: node.tenantId,
-      keyFingerprint: fingerprint,
-      ttlSecs: this.settings.nodeTokenTtlSecs,
-    });
-    const expiresAt = new Date(issued.claims.exp * 1000);
+    const { issued, expiresAt, params } = await this.#signRotation(node, newKey, fingerprint);
     // The row is locked and holds the caller's key (checked by the caller), so this matches.
     const rows = await tx.query(
       `WITH before AS (
@@ -268,17 +273,7 @@ export class KeyRotationService {
               previous_key_fingerprint = key_fingerprint, public_key = $3, key_fingerprint = $4,
               rotated_at = $5, rotations = rotations + 1, token_jti = $6, token_expires_at = $7
         WHERE node_id = $1 AND key_fingerprint = $2 AND status <> 'revoked' RETURNING node_id`,
-      [
-        node.nodeId,
-        node.fingerprint,
-        newKey.toBase64(),
-        fingerprint,
-        this.clock(),
-        issued.claims.jti,
-        expiresAt,
-        node.claims.jti,
-        new Date(node.claims.exp * 1000),
-      ],
+      params,
     );
     if (rows.length === 0) {
       throw new AegisError("INTERNAL", "the locked node record changed under its lock");

@@ -251,16 +251,20 @@ export async function startController(options: ControllerOptions): Promise<Runni
     async close() {
       clearInterval(pruning);
       hub.drain(Math.min(30_000, hub.size * 10));
-      await bus.stop().catch(() => {});
-      await peering.close();
-      await listener.close(1000);
-      // Every stream is gone: their records in one statement (the hub stopped writing them one
-      // by one at drain), and whatever heartbeats were still queued, before the database goes.
-      await daemons.releaseRelay(relayId).catch((error) =>
-        log(`marking this relay's hosts disconnected failed: ${(error as Error).message}`)
-      );
-      await daemons.drain();
-      await db.close();
+      try {
+        await bus.stop().catch(() => {});
+        await peering.close();
+        await listener.close(1000);
+      } finally {
+        // Every stream is gone (or the process is going): their records in one statement (the
+        // hub stopped writing them one by one at drain), then whatever heartbeats, disconnects
+        // and call history are still queued, before the database goes.
+        await daemons.releaseRelay(relayId).catch((error) =>
+          log(`marking this relay's hosts disconnected failed: ${(error as Error).message}`)
+        );
+        await Promise.all([daemons.drain(), calls.flushHistory().catch(() => {})]);
+        await db.close();
+      }
     },
   };
 }

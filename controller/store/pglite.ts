@@ -68,7 +68,13 @@ function adapter(pg: PGlite, lock: DataDirLock | undefined): AdapterDb {
                 await pg.runExclusive(() => prepared.run(sql, values, true)),
               );
             },
-            exec: async (script) => void await tx.exec(script),
+            // A script changes the schema (migrations): statements prepared before it may
+            // no longer fit their tables, and inside a transaction a stale one cannot be
+            // prepared again on the spot. Dropped here, they are prepared anew when next run.
+            exec: async (script) => {
+              await tx.exec(script);
+              await pg.runExclusive(() => prepared.forgetAll());
+            },
           })
         )
       );

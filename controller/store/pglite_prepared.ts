@@ -103,6 +103,20 @@ export class PreparedStatements {
     return statement;
   }
 
+  /** Closes every prepared statement (the caller holds PGlite's query lock, as for run()). */
+  async forgetAll(): Promise<void> {
+    const statements = [...this.#statements];
+    this.#statements.clear();
+    if (statements.length === 0) return;
+    await this.#pg.execProtocol(
+      concat([
+        ...statements.map(([, s]) => serialize.close({ type: "S", name: s.name })),
+        serialize.sync(),
+      ]),
+      { syncToFs: false },
+    );
+  }
+
   async #forget(sql: string, statement: Statement): Promise<void> {
     if (this.#statements.get(sql) === statement) this.#statements.delete(sql);
     // Closing a statement that no longer exists is not an error in Postgres.

@@ -35,3 +35,22 @@ Deno.test("PGlite prepared statements keep errors, survive DDL and reuse across 
     await db.close();
   }
 });
+
+// Migrations change tables inside a transaction, where a stale statement cannot be prepared
+// again on the spot: a script drops every prepared statement, so the next run prepares anew.
+Deno.test("PGlite: a statement prepared before a migration script still runs in its transaction", async () => {
+  const { openPglite } = await import("./pglite.ts");
+  const db = await openPglite({ memory: true });
+  try {
+    await db.query("CREATE TABLE prep_m (k text PRIMARY KEY)");
+    const select = "SELECT * FROM prep_m ORDER BY k";
+    assert.deepEqual(await db.query(select), []);
+    const rows = await db.transaction(async (tx) => {
+      await tx.exec("ALTER TABLE prep_m ADD COLUMN v int; INSERT INTO prep_m VALUES ('a', 1)");
+      return await tx.query(select);
+    });
+    assert.deepEqual(rows, [{ k: "a", v: 1 }]);
+  } finally {
+    await db.close();
+  }
+});
