@@ -129,12 +129,14 @@ Deno.test(
     // The exemption lasts only while the authenticated stream lives: each new stream of the node
     // replaces (ends) the previous one, whose connection counts against the address again.
     const controller = await startControllerProcess({
-      yaml: ["limits:", "  max_connections_per_address: 4", "  handshake_timeout_ms: 30000"]
+      yaml: ["limits:", "  max_connections_per_address: 6", "  handshake_timeout_ms: 30000"]
         .join("\n"),
     });
     const { host } = await enrollNewHost(controller);
-    // This process's own kept-alive REST connection (enrollment) counts too: measure what is free.
-    const probe = await openFrom(controller.port, "127.0.0.1", 4);
+    // This process's own kept-alive REST connections (token, enrollment, readiness) count too,
+    // one to three of them depending on timing: measure what is free. The cap leaves room for
+    // three more whatever they are (a cap of 4 once left only 2 under a loaded CI).
+    const probe = await openFrom(controller.port, "127.0.0.1", 6);
     const free = probe.length;
     for (const socket of probe) socket.destroy();
     await delay(500);
@@ -154,7 +156,7 @@ Deno.test(
         streams.push(await EdgeConnection.open(client, endpoint, identity, config, "h", 10_000));
       }
       await delay(1000); // the replaced streams end on the server
-      const anonymous = await openFrom(controller.port, "127.0.0.1", 4);
+      const anonymous = await openFrom(controller.port, "127.0.0.1", 6);
       idle.push(...anonymous);
       assert.ok(free >= 3, `only ${free} connections free at the start`);
       assert.equal(
