@@ -54,6 +54,31 @@ const JwksUrl = z.string().superRefine((value, ctx) => {
   if (problem) ctx.addIssue({ code: "custom", message: `"${value}" ${problem}` });
 });
 
+/** An endpoint the console's OIDC sign-in talks to: the same rule as a JWKS URL. */
+const OidcEndpoint = JwksUrl;
+
+/**
+ * Browser sign-in to the web console through this issuer (authorization code + PKCE). The token
+ * the provider returns is checked exactly like a pasted operator token from this issuer, so its
+ * `aud` must be this issuer's `audience` (for an id_token: the client_id).
+ */
+const OidcLoginSchema = z.object({
+  authorization_endpoint: OidcEndpoint,
+  token_endpoint: OidcEndpoint,
+  client_id: z.string().min(1),
+  /** The NAME of an environment variable holding the client secret (never the secret itself). */
+  client_secret_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
+  scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/)).min(1).default(["openid"]),
+  /** Which token of the token response carries the operator claims. */
+  operator_token: z.enum(["id_token", "access_token"]).default("id_token"),
+  /** The sign-in button's name for the provider; the issuer when absent. */
+  display_name: z.string().min(1).max(64).optional(),
+}).strict().refine((o) => o.operator_token !== "id_token" || o.scopes.includes("openid"), {
+  message: 'an id_token is issued only for the "openid" scope: add it to oidc.scopes',
+  path: ["scopes"],
+});
+export type OidcLoginConfig = z.infer<typeof OidcLoginSchema>;
+
 const TrustedIssuerSchema = z.object({
   /** The exact `iss` claim; tokens from any other issuer are not checked against this JWKS. */
   issuer: z.string().min(1),
@@ -66,6 +91,8 @@ const TrustedIssuerSchema = z.object({
   jwks_cooldown_secs: z.number().int().min(0).max(3600).default(30),
   /** How long a fetched JWKS is used before it is fetched again. */
   jwks_max_age_secs: z.number().int().min(1).max(86400).default(600),
+  /** Optional: the web console offers "Sign in with <provider>" through this issuer. */
+  oidc: OidcLoginSchema.optional(),
 }).strict();
 export type TrustedIssuer = z.infer<typeof TrustedIssuerSchema>;
 

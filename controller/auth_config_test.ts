@@ -73,3 +73,64 @@ Deno.test("auth config migrates the operator_* keys into the issuer list and ref
     "      jwks_url: https://b.example/j\n";
   assert.throws(() => parse(ours), /signs its own tokens/);
 });
+
+Deno.test("auth config: an issuer's oidc sign-in block, its defaults and its endpoint rules", () => {
+  const yaml = (oidc: string[]) =>
+    [
+      "auth:",
+      "  issuers:",
+      "    - issuer: idp",
+      "      audience: aegis-console",
+      "      jwks_url: https://idp.example/jwks",
+      "      oidc:",
+      ...oidc.map((line) => `        ${line}`),
+    ].join("\n") + "\n";
+  const minimal = [
+    "authorization_endpoint: https://idp.example/auth",
+    "token_endpoint: https://idp.example/token",
+    "client_id: aegis-console",
+  ];
+  const oidc = trustedIssuers(parse(yaml(minimal)).auth)[0].oidc!;
+  assert.deepEqual(oidc.scopes, ["openid"]);
+  assert.equal(oidc.operator_token, "id_token");
+  assert.equal(oidc.client_secret_env, undefined);
+  assert.equal(
+    trustedIssuers(
+      parse(
+        "auth:\n  issuers:\n    - issuer: idp\n      audience: a\n" +
+          "      jwks_url: https://idp.example/jwks\n",
+      ).auth,
+    )[0].oidc,
+    undefined,
+  );
+  // Loopback may be plain http (tests), nothing else may.
+  const local = [
+    "authorization_endpoint: http://127.0.0.1:9/auth",
+    "token_endpoint: http://[::1]:9/token",
+    "client_id: c",
+  ];
+  assert.equal(trustedIssuers(parse(yaml(local)).auth)[0].oidc!.client_id, "c");
+  assert.throws(
+    () => parse(yaml([...minimal.slice(0, 1), "token_endpoint: http://idp.example/t", minimal[2]])),
+    /https/,
+  );
+  assert.throws(
+    () => parse(yaml(["authorization_endpoint: http://10.1.1.1/a", ...minimal.slice(1)])),
+    /https/,
+  );
+  // The secret is named, never written into the file.
+  assert.equal(
+    trustedIssuers(parse(yaml([...minimal, "client_secret_env: IDP_SECRET"])).auth)[0].oidc!
+      .client_secret_env,
+    "IDP_SECRET",
+  );
+  assert.throws(() => parse(yaml([...minimal, "client_secret: hunter2"])), /client_secret/);
+  assert.throws(() => parse(yaml([...minimal, "client_secret_env: 'not a name'"])));
+  // An id_token needs the openid scope; an access_token does not.
+  assert.throws(() => parse(yaml([...minimal, "scopes: [aegis]"])), /openid/);
+  const access = trustedIssuers(
+    parse(yaml([...minimal, "scopes: [aegis]", "operator_token: access_token"])).auth,
+  )[0].oidc!;
+  assert.equal(access.operator_token, "access_token");
+  assert.throws(() => parse(yaml([...minimal, "operator_token: refresh_token"])));
+});

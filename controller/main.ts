@@ -48,7 +48,9 @@ export function buildProgram(setExit: (code: number) => void) {
     )
     .option("--subject <name>", "who the token names")
     .option("--tenants <list>", "further tenants, comma separated")
-    .option("--ttl <duration>", "lifetime", "24h")
+    .option("--ttl <duration>", "lifetime (default 24h; 15m for --login)")
+    .option("--login", "print a one-time web console login link instead of a token")
+    .option("--url <url>", "the console's base URL in the link (default: the public endpoint)")
     .action(async (opts) => setExit(await tokenCreate(opts, processIo)));
 
   program.command("health")

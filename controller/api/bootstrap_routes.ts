@@ -23,16 +23,23 @@ export interface BootstrapDeps {
 
 const TEXT = "text/plain; charset=utf-8";
 
-// deno-lint-ignore no-explicit-any
-export function bootstrapRoutes(app: Hono<any>, deps: BootstrapDeps): void {
+export function bootstrapRoutes(
+  // deno-lint-ignore no-explicit-any
+  app: Hono<any>,
+  deps: BootstrapDeps,
+  options: { console?: boolean } = {},
+): void {
   app.get("/install.sh", (c) => installScript(c, deps, "sh"));
   app.get("/install.ps1", (c) => installScript(c, deps, "ps1"));
-  // `curl URL | sh` and `iwr URL | iex` both work on the bare URL; a browser gets the one-liners.
+  app.get("/install", (c) => c.body(oneLiners(deps.publicUrl), 200, { "content-type": TEXT }));
+  // `curl URL | sh` and `iwr URL | iex` both work on the bare URL; a browser goes to the web
+  // console (or, without one, gets the one-liners).
   app.get("/", (c) => {
     c.header("Vary", "User-Agent");
     const agent = c.req.header("user-agent") ?? "";
     if (/PowerShell/i.test(agent)) return installScript(c, deps, "ps1");
     if (/Mozilla/i.test(agent)) {
+      if (options.console) return c.redirect("/console/", 303);
       return c.body(oneLiners(deps.publicUrl), 200, { "content-type": TEXT });
     }
     return installScript(c, deps, "sh");

@@ -30,6 +30,8 @@ import { onApiError } from "./errors.ts";
 import { parseBody } from "./validation.ts";
 import { AegisError } from "../../shared/errors.ts";
 import { DEFAULT_LIMITS } from "../server/limits.ts";
+import { createConsole } from "../console/console.tsx";
+import type { ConsoleDeps } from "../console/deps.ts";
 
 export interface ApiDeps {
   tokens: TokenAuthority;
@@ -50,6 +52,8 @@ export interface ApiDeps {
   maxBodyBytes?: number;
   /** The unauthenticated install scripts and release files (issue 11). */
   bootstrap?: BootstrapDeps;
+  /** The web console under /console (absent: no console). */
+  console?: ConsoleDeps;
 }
 
 const EnrollmentTokenRequest = z.object({
@@ -144,7 +148,13 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   fleetRoutes(v1, deps.fleet);
   tagRoutes(v1, { db: deps.db });
   if (deps.approved) approvedRoutes(v1, deps.approved);
-  if (deps.bootstrap) bootstrapRoutes(app, deps.bootstrap);
+  if (deps.bootstrap) bootstrapRoutes(app, deps.bootstrap, { console: Boolean(deps.console) });
+  if (deps.console) {
+    // "/console/" is the console's front door (links and redirects use it); a route mounted at
+    // /console only answers "/console" itself.
+    app.get("/console/", (c) => c.redirect("/console/hosts", 303));
+    app.route("/console", createConsole(deps.console));
+  }
   app.route("/v1", v1);
   return app;
 }

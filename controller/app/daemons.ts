@@ -6,6 +6,7 @@ import type { CredentialState, StreamCredentials } from "./session_validity.ts";
 import type { StoredReport } from "./hello_report.ts";
 import { REFRESH_GRACE_SECS } from "./tokens.ts";
 import { BatchWriter } from "./batch_writer.ts";
+import { CONNECTIONS_KEPT_PER_NODE } from "./connection_log.ts";
 
 /** Streams judged per sweep query: keeps each statement's parameters a bounded size. */
 const SWEEP_BATCH = 1000;
@@ -110,19 +111,43 @@ export class DaemonRepository {
     );
   }
 
+  /** Every host of these tenants (the console's list across the tenants an operator sees). */
+  async listTenants(tenantIds: readonly string[]): Promise<DaemonRecord[]> {
+    return await this.db.query<DaemonRecord>(
+      `${RECORD} WHERE d.tenant_id = ANY($1::text[]) ORDER BY d.created_at, d.node_id`,
+      [[...tenantIds]],
+    );
+  }
+
   /**
    * A stream said Hello. A node that was connected before counts one more reconnect. False when
    * the node is revoked (or gone): the row lock makes this see a revocation that committed
    * meanwhile, so a caller that registered the stream first cannot miss one.
    */
   async markConnected(nodeId: string, info: ConnectedInfo): Promise<boolean> {
+    // The connection log's row is added, and the node's oldest beyond the bound deleted, in the
+    // same statement: no extra round trip per Hello. Every part reads the statement's snapshot,
+    // so the DELETE does not see the row being added and keeps one fewer of the old ones.
     const rows = await this.db.query(
-      `UPDATE edge_daemons SET
-         status = 'connected', status_since = $2, last_heartbeat_at = $2, relay_id = $3,
-         remote_addr = $4, capabilities = capabilities || $5::jsonb, labels = $6::jsonb,
-         reconnects = reconnects + CASE WHEN status = 'pending' THEN 0 ELSE 1 END,
-         last_error = $7, last_error_at = $8, connect_failures = $9
-       WHERE node_id = $1 AND status <> 'revoked' RETURNING node_id`,
+      `WITH u AS (
+         UPDATE edge_daemons SET
+           status = 'connected', status_since = $2, last_heartbeat_at = $2, relay_id = $3,
+           remote_addr = $4, capabilities = capabilities || $5::jsonb, labels = $6::jsonb,
+           reconnects = reconnects + CASE WHEN status = 'pending' THEN 0 ELSE 1 END,
+           last_error = $7, last_error_at = $8, connect_failures = $9
+         WHERE node_id = $1 AND status <> 'revoked'
+         RETURNING node_id, status_since, relay_id, remote_addr,
+                   capabilities->>'agent_version' AS agent_version
+       ), logged AS (
+         INSERT INTO edge_connections (node_id, connected_at, relay_id, remote_addr, agent_version)
+         SELECT node_id, status_since, relay_id, remote_addr, agent_version FROM u
+       ), pruned AS (
+         DELETE FROM edge_connections c
+          WHERE c.node_id = $1 AND EXISTS (SELECT 1 FROM u) AND c.id IN (
+            SELECT id FROM edge_connections WHERE node_id = $1
+             ORDER BY connected_at DESC, id DESC OFFSET ${CONNECTIONS_KEPT_PER_NODE - 1})
+       )
+       SELECT node_id FROM u`,
       [
         nodeId,
         info.at ?? this.clock(),
@@ -189,8 +214,17 @@ export class DaemonRepository {
   }
 
   async #writeDisconnects(rows: Disconnect[]): Promise<void> {
+    // The connection log's rows are closed in the same statement. Unlike the record, the log
+    // row of a stream is its own: it is closed even when the node has meanwhile connected again.
     await this.db.query(
-      `UPDATE edge_daemons d SET status = 'disconnected', status_since = $2
+      `WITH ended AS (
+         UPDATE edge_connections c SET disconnected_at = $2
+           FROM jsonb_to_recordset($1::jsonb) AS r(node_id text, relay_id text, since timestamptz)
+          WHERE c.node_id = ANY(ARRAY(SELECT e->>'node_id' FROM jsonb_array_elements($1::jsonb) e))
+            AND c.node_id = r.node_id AND c.relay_id = r.relay_id AND c.disconnected_at IS NULL
+            AND (r.since IS NULL OR c.connected_at = r.since)
+       )
+       UPDATE edge_daemons d SET status = 'disconnected', status_since = $2
          FROM jsonb_to_recordset($1::jsonb) AS r(node_id text, relay_id text, since timestamptz)
         WHERE d.node_id = ANY(ARRAY(SELECT e->>'node_id' FROM jsonb_array_elements($1::jsonb) e))
           AND d.node_id = r.node_id AND d.relay_id = r.relay_id AND d.status = 'connected'
@@ -202,7 +236,11 @@ export class DaemonRepository {
   /** At start-up: streams this relay held before it stopped are gone. */
   async releaseRelay(relayId: string): Promise<number> {
     const rows = await this.db.query(
-      `UPDATE edge_daemons SET status = 'disconnected', status_since = $2
+      `WITH ended AS (
+         UPDATE edge_connections SET disconnected_at = $2
+          WHERE relay_id = $1 AND disconnected_at IS NULL
+       )
+       UPDATE edge_daemons SET status = 'disconnected', status_since = $2
          WHERE relay_id = $1 AND status = 'connected' RETURNING node_id`,
       [relayId, this.clock()],
     );

@@ -13,7 +13,7 @@ import { randomBytes } from "../../shared/crypto/encoding.ts";
 import type { Db, Queryable } from "../store/db.ts";
 import type { Clock } from "./clock.ts";
 import type { TokenAuthority } from "./tokens.ts";
-import { type Operator, requireWriter, resolveTenant } from "./operators.ts";
+import { type Operator, requireWriter, resolveTenant, tenantsOf } from "./operators.ts";
 import type { RateLimiter } from "./rate_limit.ts";
 import type { AuthenticatedNode, NodeAuthenticator } from "./node_auth.ts";
 import { type Pruned, pruneExpiredRows } from "./pruning.ts";
@@ -51,6 +51,16 @@ export interface IssuedEnrollmentToken {
   hostname_pattern?: string;
   /** Install-and-enroll one-liners per OS, using the controller's bootstrap URL. */
   install?: InstallCommands;
+}
+
+/** An enrollment token's row: issued, then redeemed by (at most) one node. */
+export interface EnrollmentTokenState {
+  jti: string;
+  tenant_id: string;
+  name: string;
+  expires_at: Date;
+  redeemed_at: Date | null;
+  node_id: string | null;
 }
 
 export interface AttestInput {
@@ -133,6 +143,19 @@ export class EnrollmentService {
       ...(hostnamePattern ? { hostname_pattern: hostnamePattern } : {}),
       ...(bootstrapUrl ? { install: installCommands(bootstrapUrl, token) } : {}),
     };
+  }
+
+  /**
+   * Where an issued token stands (the console's Add Edge Host page waits on it): undefined when
+   * no token with this jti exists in the operator's tenants (or it expired unused and was pruned).
+   */
+  async tokenState(operator: Operator, jti: string): Promise<EnrollmentTokenState | undefined> {
+    const rows = await this.db.query<EnrollmentTokenState>(
+      `SELECT jti, tenant_id, name, expires_at, redeemed_at, node_id FROM enrollment_tokens
+        WHERE jti = $1 AND tenant_id = ANY($2::text[])`,
+      [jti, tenantsOf(operator)],
+    );
+    return rows[0];
   }
 
   async attest(input: AttestInput): Promise<Challenge> {

@@ -17,6 +17,8 @@ export interface Pruned {
   nonces: number;
   revokedTokens: number;
   enrollmentTokens: number;
+  consoleSessions: number;
+  loginLinks: number;
 }
 
 export async function pruneExpiredRows(db: Queryable, now: Date): Promise<Pruned> {
@@ -38,6 +40,12 @@ export async function pruneExpiredRows(db: Queryable, now: Date): Promise<Pruned
     enrollmentTokens: await count(
       `DELETE FROM enrollment_tokens WHERE redeemed_at IS NULL AND expires_at < $1`,
       before(UNREDEEMED_ENROLLMENT_RETENTION_SECS),
+    ),
+    consoleSessions: await count(`DELETE FROM console_sessions WHERE expires_at < $1`, now),
+    // A spent link must stay listed while the link itself could still be presented.
+    loginLinks: await count(
+      `DELETE FROM console_login_links WHERE expires_at < $1`,
+      before(EXPIRY_LEEWAY_SECS),
     ),
   };
 }

@@ -13,6 +13,8 @@ import {
   AUDIENCE,
   type EnrollmentClaims,
   EnrollmentClaimsSchema,
+  type LoginLinkClaims,
+  LoginLinkClaimsSchema,
   type NodeClaims,
   NodeClaimsSchema,
   type OperatorClaims,
@@ -124,6 +126,42 @@ export class TokenAuthority {
       tenant_id: input.tenantId,
       aegis_role: input.role,
       tenants: input.tenants ?? [],
+    });
+  }
+
+  /**
+   * A one-time web console login link: the operator claims it signs in with, for ttlSecs. That it
+   * is used once is the console's to enforce (ConsoleSessions.signInWithLink), at redemption.
+   */
+  async issueLoginLink(input: {
+    subject: string;
+    tenantId: string;
+    role: OperatorRole;
+    tenants?: string[];
+    ttlSecs: number;
+  }): Promise<{ token: string; expiresAt: Date }> {
+    const iat = seconds(this.#clock());
+    const exp = iat + input.ttlSecs;
+    const token = await this.#sign({
+      iss: this.issuer,
+      aud: AUDIENCE.login,
+      sub: input.subject,
+      jti: crypto.randomUUID(),
+      iat,
+      exp,
+      tenant_id: input.tenantId,
+      aegis_role: input.role,
+      tenants: input.tenants ?? [],
+    });
+    return { token, expiresAt: new Date(exp * 1000) };
+  }
+
+  verifyLoginLink(token: string): Promise<LoginLinkClaims> {
+    return this.#verify(token, AUDIENCE.login, LoginLinkClaimsSchema, {
+      malformed: "UNAUTHENTICATED",
+      expired: "UNAUTHENTICATED",
+      foreign: "UNAUTHENTICATED",
+      what: "login link",
     });
   }
 

@@ -31,6 +31,9 @@ import { healthService } from "../rpc/health.ts";
 import { decodingErrorOptions } from "../rpc/parse_errors.ts";
 import { contextValuesFor } from "../rpc/context.ts";
 import { createApi } from "../api/routes.ts";
+import { ConsoleSessions } from "../app/console_sessions.ts";
+import type { ConsoleDeps } from "../console/deps.ts";
+import { deriveOidcStateKey, OidcLogin, oidcProviders } from "../app/oidc_login.ts";
 import { listen, type Listener, type RawStreamRoute, type RequestHandler } from "./listener.ts";
 import { edgeGrpcRoute } from "./edge_route.ts";
 import { connectLimits } from "./limits.ts";
@@ -71,6 +74,8 @@ export async function startController(options: ControllerOptions): Promise<Runni
   );
   // Likewise a bad bootstrap.trusted_enrollment pattern or CIDR.
   const trustRules = compileConfigRules(config.bootstrap.trusted_enrollment);
+  // Likewise an auth.issuers[].oidc.client_secret_env that is not set.
+  const oidcIssuers = oidcProviders(trustedIssuers(config.auth));
   const log = options.log ?? (() => {});
   const clock = options.clock ?? systemClock;
   await ensureDir(options.dataDir, 0o700);
@@ -181,6 +186,27 @@ export async function startController(options: ControllerOptions): Promise<Runni
     caPem: await readCaPem(config.bootstrap.ca_file),
     log,
   };
+  const consoleSessions = new ConsoleSessions(db, tokens, clock);
+  const consoleDeps: ConsoleDeps = {
+    sessions: consoleSessions,
+    daemons,
+    enrollment,
+    calls,
+    revocation,
+    fleet,
+    db,
+    clock,
+    heartbeatIntervalSecs,
+    enrollmentTtlSecs: config.edge.enrollment_token_ttl_secs,
+    log,
+    oidc: oidcIssuers.length === 0 ? undefined : new OidcLogin(
+      oidcIssuers,
+      deriveOidcStateKey(signingKey.challengeKey),
+      db,
+      consoleSessions,
+      clock,
+    ),
+  };
   const api = createApi({
     tokens,
     enrollment,
@@ -197,6 +223,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
     log,
     maxBodyBytes: limits.max_rest_body_bytes,
     bootstrap,
+    console: consoleDeps,
   });
   const fallback = getRequestListener(api.fetch);
   const admission = defaultAdmission(limits);

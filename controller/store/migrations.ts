@@ -203,6 +203,55 @@ CREATE INDEX approved_patterns_tenant ON approved_patterns (tenant_id);
 ALTER TABLE enrollment_tokens ADD COLUMN hostname_pattern text;
 `,
   },
+  {
+    version: 9,
+    name: "web console sessions and spent login links",
+    sql: `
+-- A signed-in browser: the cookie holds a random id, the table only its SHA-256, so a read of
+-- the database yields no usable session. claims are the operator claims it acts with.
+CREATE TABLE console_sessions (
+  id_hash text PRIMARY KEY,
+  subject text NOT NULL,
+  claims jsonb NOT NULL,
+  csrf text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz NOT NULL
+);
+CREATE INDEX console_sessions_subject ON console_sessions (subject, created_at);
+CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
+-- One-time login links (aegis-controller token create --login): a link's id once it was used,
+-- kept until the link would have expired anyway.
+CREATE TABLE console_login_links (
+  jti text PRIMARY KEY,
+  used_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz NOT NULL
+);
+`,
+  },
+  {
+    version: 10,
+    name: "edge host connection log",
+    sql: `
+-- Each stream a node held: written in the statement that marks it connected, closed in the
+-- statement that marks it disconnected (batched), at most the newest 50 kept per node (the
+-- controller prunes the older ones when it adds one). disconnected_at stays NULL while the stream
+-- lives, and on a row whose end was never recorded (its relay died and has not restarted).
+CREATE TABLE edge_connections (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  node_id text NOT NULL,
+  connected_at timestamptz NOT NULL,
+  disconnected_at timestamptz,
+  relay_id text NOT NULL,
+  remote_addr text,
+  agent_version text
+);
+CREATE INDEX edge_connections_node ON edge_connections (node_id, connected_at DESC, id DESC);
+-- Open rows only (about one per node): what a batch of disconnects closes, found without
+-- walking each node's 50 rows; releaseRelay reads it whole, once per relay start and stop.
+CREATE INDEX edge_connections_open ON edge_connections (node_id, relay_id)
+  WHERE disconnected_at IS NULL;
+`,
+  },
 ];
 
 // Arbitrary but fixed: every aegis binary must agree on it. Fits in int4 to dodge int8 params.

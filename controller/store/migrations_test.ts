@@ -7,6 +7,9 @@ import { openPglite } from "./pglite.ts";
 const TABLES = [
   "approved_patterns",
   "attest_challenges",
+  "console_login_links",
+  "console_sessions",
+  "edge_connections",
   "edge_daemons",
   "enrollment_tokens",
   "fleet_operations",

@@ -8,6 +8,8 @@ export const AUDIENCE = {
   enrollment: "aegis:edge:enroll",
   node: "aegis:edge:node",
   operator: "aegis:operator",
+  /** A one-time web console login link (aegis-controller token create --login). */
+  login: "aegis:console:login",
 } as const;
 
 export const OPERATOR_ROLES = ["admin", "operator", "readonly"] as const;
@@ -52,6 +54,12 @@ export const OperatorClaimsSchema = z.object({
   tenants: z.array(z.string().min(1)).default([]),
 });
 export type OperatorClaims = z.infer<typeof OperatorClaimsSchema>;
+
+export const LoginLinkClaimsSchema = OperatorClaimsSchema.extend({
+  aud: z.literal(AUDIENCE.login),
+  jti: z.string().min(1),
+});
+export type LoginLinkClaims = z.infer<typeof LoginLinkClaimsSchema>;
 
 /**
  * Reads an enrollment token without checking its signature: enough to find the controller.

@@ -88,7 +88,15 @@ Deno.test("bootstrap routes: scripts, files, HEAD, Content-Length and refusals",
     );
     assert.match(ps1, /\$servedUrl = 'https:\/\/aegis\.example\.com'/);
     assert.equal(ps1, await (await fetch(`${url}/install.ps1`)).text());
-    const page = await byAgent("Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0");
+    // A browser opening the controller's URL goes to the web console; the one-liners are at /install.
+    const browser = await fetch(`${url}/`, {
+      headers: { "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0" },
+      redirect: "manual",
+    });
+    await browser.body?.cancel();
+    assert.equal(browser.status, 303);
+    assert.equal(browser.headers.get("location"), "/console/");
+    const page = await (await fetch(`${url}/install`)).text();
     assert.match(page, /curl -fsSL 'https:\/\/aegis\.example\.com\/install\.sh' \| sh/);
     assert.match(page, /iwr -useb 'https:\/\/aegis\.example\.com\/install\.ps1' \| iex/);
 

@@ -269,6 +269,14 @@ Deno.test({
       );
       // Only reachable npm packages are embedded (not the checkout's whole node_modules/).
       assert.ok(!text.includes("@bufbuild/buf-linux"), "buf's binary is not embedded");
+      // The web console's assets are text imports: compiled into the controller, read from
+      // nowhere at run time.
+      const controller = new TextDecoder("latin1").decode(
+        await Deno.readFile(join(release, `aegis-controller-4.0.0-${HOST!.name}${HOST!.exe}`)),
+      );
+      assert.ok(controller.includes("AEGIS Edge console: one stylesheet"), "console.css embedded");
+      assert.ok(controller.includes("htmx:afterSettle"), "console.js embedded");
+      assert.ok(controller.includes("htmx-config"), "htmx embedded");
     });
   },
 });

@@ -6,14 +6,14 @@ import { AegisError } from "../../../shared/errors.ts";
 import type { Queryable } from "../../store/db.ts";
 import type { Clock } from "../clock.ts";
 import type { DaemonRecord } from "../daemons.ts";
-import { type Operator, requireWriter, resolveTenant } from "../operators.ts";
+import { type Operator, requireWriter, resolveTenant, tenantsOf } from "../operators.ts";
 import type { CallEvent, CallRequest, ToolCallService } from "../tool_calls.ts";
-import { describeTarget, parseTarget, resolveTarget } from "./target.ts";
+import { describeTarget, parseTarget, resolveTarget, type Target } from "./target.ts";
 import type { ErrorPolicy, FleetMode } from "./policy.ts";
 import { slidingWindow } from "./window.ts";
 import type { Coalescer } from "./coalesce.ts";
 import { fingerprintReader, type ResultRow, resultWriter } from "./results.ts";
-import { targetNote, targetSource } from "./provenance.ts";
+import { targetNote, type TargetSource, targetSource } from "./provenance.ts";
 import { confirmRotation, type Outcome } from "./confirm.ts";
 import { confirmUpgrade, parseUpdateReply } from "./upgrade.ts";
 import type { FleetEvent, NodeOutcome } from "../../../shared/fleet_events.ts";
@@ -36,7 +36,55 @@ export interface FleetRequest {
   tenantId?: string;
 }
 
+/** What a target selects in one tenant, as run() would select it at this moment. */
+export interface FleetSelection {
+  tenantId: string;
+  target: Target;
+  /** The canonical spelling, as the operation's record keeps it. */
+  description: string;
+  source: TargetSource;
+  note?: string;
+  hosts: DaemonRecord[];
+}
+
+/** A fleet_operations row as show() and list() return it. */
+export interface FleetOperationRecord {
+  op_id: string;
+  tenant_id: string;
+  operation: string;
+  target: string;
+  mode: string;
+  on_error: string;
+  deadline_secs: number;
+  requested_by: string;
+  relay_id: string | null;
+  status: "running" | "done" | "stopped" | "interrupted";
+  total: number;
+  started_at: Date;
+  finished_at: Date | null;
+}
+
+export interface FleetResultRecord {
+  node_id: string;
+  name: string;
+  wave: number;
+  status: NodeOutcome;
+  detail: string | null;
+  exit_code: number | null;
+  finished_at: Date;
+}
+
+/** A listed operation with how many of its nodes ended each way so far. */
+export interface FleetOperationSummary extends FleetOperationRecord {
+  counts: Record<NodeOutcome, number>;
+}
+
+export const FLEET_LIST_MAX = 200;
+
 export class FleetDispatcher {
+  /** Operations start()ed here that are still running, so shutdown and tests can wait for them. */
+  readonly #detached = new Set<Promise<void>>();
+
   constructor(
     private readonly db: Queryable,
     private readonly calls: ToolCallService,
@@ -46,9 +94,11 @@ export class FleetDispatcher {
 
   async *run(operator: Operator, request: FleetRequest): AsyncGenerator<FleetEvent> {
     requireWriter(operator, `run fleet operation ${request.operation}`);
-    const tenant = resolveTenant(operator, request.tenantId);
-    const target = parseTarget(request.target);
-    const hosts = await resolveTarget(this.db, [tenant], target);
+    const { tenantId: tenant, target, hosts } = await this.preview(
+      operator,
+      request.target,
+      request.tenantId,
+    );
     if (hosts.length === 0) {
       throw new AegisError("NOT_FOUND", `no hosts match --target ${describeTarget(target)}`);
     }
@@ -168,8 +218,110 @@ export class FleetDispatcher {
     };
   }
 
-  async show(operator: Operator, opId: string) {
-    const ops = await this.db.query<Record<string, unknown> & { tenant_id: string }>(
+  /**
+   * The hosts a target selects in a tenant, without running anything: the parse and query run()
+   * itself uses, so the console's preview lists exactly what Start would run on (as of now).
+   * Reading hosts is open to every role; an empty selection is an answer, not an error.
+   */
+  async preview(operator: Operator, target: string, tenantId?: string): Promise<FleetSelection> {
+    const tenant = resolveTenant(operator, tenantId);
+    const parsed = parseTarget(target);
+    const hosts = await resolveTarget(this.db, [tenant], parsed);
+    const source = targetSource(parsed);
+    const note = targetNote(source);
+    return {
+      tenantId: tenant,
+      target: parsed,
+      description: describeTarget(parsed),
+      source,
+      ...(note ? { note } : {}),
+      hosts,
+    };
+  }
+
+  /**
+   * Runs an operation to its end whoever watches: resolves with its first event once the target
+   * resolved and the operation is recorded (a refusal before that rejects), and the rest runs
+   * here, detached from the caller. For the console, whose browser may navigate away at once.
+   * A failure part-way is logged and the operation marked interrupted rather than left running.
+   */
+  async start(
+    operator: Operator,
+    request: FleetRequest,
+    log: (message: string) => void,
+  ): Promise<Extract<FleetEvent, { type: "operation" }>> {
+    const events = this.run(operator, request);
+    const first = await events.next();
+    if (first.done || first.value.type !== "operation") {
+      throw new AegisError("INTERNAL", "a fleet operation began without its operation event");
+    }
+    const opId = first.value.op_id;
+    const rest = (async () => {
+      try {
+        for (let next = await events.next(); !next.done; next = await events.next()) {
+          // Progress is kept in fleet_results as it happens; nobody reads the events here.
+        }
+      } catch (error) {
+        log(`fleet operation ${opId} failed part-way: ${(error as Error)?.stack ?? error}`);
+        await this.db.query(
+          `UPDATE fleet_operations SET status = 'interrupted', finished_at = $2
+            WHERE op_id = $1 AND status = 'running'`,
+          [opId, this.clock()],
+        ).catch((e) => log(`fleet operation ${opId} could not be marked interrupted: ${e}`));
+      }
+    })();
+    this.#detached.add(rest);
+    rest.finally(() => this.#detached.delete(rest));
+    return first.value;
+  }
+
+  /** Resolves once every operation start()ed so far has ended. */
+  async idle(): Promise<void> {
+    while (this.#detached.size > 0) await Promise.all([...this.#detached]);
+  }
+
+  /**
+   * The operations of the operator's tenants (or of one of them), newest first, `limit` of them
+   * after skipping `offset`, with per-outcome counts of the nodes that have ended so far.
+   */
+  async list(
+    operator: Operator,
+    options: { tenantId?: string; limit?: number; offset?: number } = {},
+  ): Promise<FleetOperationSummary[]> {
+    const tenants = options.tenantId
+      ? [resolveTenant(operator, options.tenantId)]
+      : tenantsOf(operator);
+    const limit = Math.max(1, Math.min(FLEET_LIST_MAX, Math.trunc(options.limit ?? 50)));
+    const offset = Math.max(0, Math.trunc(options.offset ?? 0));
+    // The page is cut first, so counting results costs one index range per listed operation.
+    const rows = await this.db.query<
+      FleetOperationRecord & Record<NodeOutcome, number>
+    >(
+      `WITH page AS (
+         SELECT * FROM fleet_operations WHERE tenant_id = ANY($1::text[])
+          ORDER BY started_at DESC, op_id DESC LIMIT $2 OFFSET $3)
+       SELECT page.*, c.ok, c.failed, c.timed_out, c.offline, c.skipped
+         FROM page CROSS JOIN LATERAL (
+           SELECT count(*) FILTER (WHERE r.status = 'ok')::int AS ok,
+                  count(*) FILTER (WHERE r.status = 'failed')::int AS failed,
+                  count(*) FILTER (WHERE r.status = 'timed_out')::int AS timed_out,
+                  count(*) FILTER (WHERE r.status = 'offline')::int AS offline,
+                  count(*) FILTER (WHERE r.status = 'skipped')::int AS skipped
+             FROM fleet_results r WHERE r.op_id = page.op_id) c
+        ORDER BY page.started_at DESC, page.op_id DESC`,
+      [tenants, limit, offset],
+    );
+    return rows.map(({ ok, failed, timed_out, offline, skipped, ...op }) => ({
+      ...op,
+      counts: { ok, failed, timed_out, offline, skipped },
+    }));
+  }
+
+  async show(
+    operator: Operator,
+    opId: string,
+  ): Promise<FleetOperationRecord & { results: FleetResultRecord[] }> {
+    const ops = await this.db.query<FleetOperationRecord>(
       `SELECT * FROM fleet_operations WHERE op_id = $1`,
       [opId],
     );
@@ -177,7 +329,7 @@ export class FleetDispatcher {
     if (!op || ![operator.tenant_id, ...operator.tenants].includes(op.tenant_id)) {
       throw new AegisError("NOT_FOUND", `no fleet operation ${opId}`);
     }
-    const results = await this.db.query(
+    const results = await this.db.query<FleetResultRecord>(
       `SELECT node_id, name, wave, status, detail, exit_code, finished_at FROM fleet_results
         WHERE op_id = $1 ORDER BY wave, finished_at`,
       [opId],

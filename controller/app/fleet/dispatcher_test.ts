@@ -205,3 +205,176 @@ Deno.test(`[${TEST_DB_KIND}] FleetDispatcher stop-after=2 starts nothing after t
     await test.cleanup();
   }
 });
+
+async function insertLabelled(
+  db: Queryable,
+  host: {
+    nodeId: string;
+    name: string;
+    tenant?: string;
+    tags?: string[];
+    labels?: Record<string, string>;
+    status?: string;
+  },
+): Promise<void> {
+  await db.query(
+    `INSERT INTO edge_daemons (node_id, tenant_id, name, public_key, key_fingerprint, status,
+       status_since, tags, labels) VALUES ($1, $2, $3, $1, 'SHA256:old', $4, now(), $5, $6)`,
+    [
+      host.nodeId,
+      host.tenant ?? "t-1",
+      host.name,
+      host.status ?? "disconnected",
+      host.tags ?? [],
+      JSON.stringify(host.labels ?? {}),
+    ],
+  );
+}
+
+Deno.test(`[${TEST_DB_KIND}] FleetDispatcher preview selects exactly what run() then runs on`, async () => {
+  const test = await testDatabase();
+  const db = await test.open();
+  try {
+    await insertLabelled(db, { nodeId: "n-a1", name: "eu-web", labels: { region: "eu" } });
+    await insertLabelled(db, { nodeId: "n-a2", name: "eu-db", labels: { region: "eu" } });
+    await insertLabelled(db, { nodeId: "n-a3", name: "us-web", labels: { region: "us" } });
+    await insertLabelled(db, {
+      nodeId: "n-a4",
+      name: "eu-gone",
+      labels: { region: "eu" },
+      status: "revoked",
+    });
+    await insertLabelled(db, {
+      nodeId: "n-b1",
+      name: "other-tenant-eu",
+      tenant: "t-2",
+      labels: { region: "eu" },
+    });
+    const { calls, started } = gatedHosts(new Set(["n-a1", "n-a2", "n-a3", "n-a4", "n-b1"]));
+    const fleet = new FleetDispatcher(db, calls, "relay-test", () => new Date());
+    const preview = await fleet.preview(admin, "labels=region:eu");
+    assert.deepEqual(preview.hosts.map((h) => h.node_id), ["n-a2", "n-a1"]);
+    assert.equal(preview.source, "self-reported");
+    assert.ok(preview.note);
+    assert.equal(preview.description, "labels=region:eu");
+    for await (
+      const _ of fleet.run(admin, {
+        ...request("parallel", "continue"),
+        target: "labels=region:eu",
+      })
+    ) {
+      // drained
+    }
+    assert.deepEqual([...started].sort(), preview.hosts.map((h) => h.node_id).sort());
+    // Nothing matching is an answer for a preview (run() refuses it).
+    assert.deepEqual((await fleet.preview(admin, "tags=AnyOf(nope)")).hosts, []);
+    await assert.rejects(
+      () => fleet.preview(admin, "labels=region"),
+      (e) => e instanceof AegisError && e.code === "INVALID_ARGUMENT",
+    );
+    await assert.rejects(
+      () => fleet.preview(admin, "all", "t-2"),
+      (e) => e instanceof AegisError && e.code === "FORBIDDEN",
+    );
+  } finally {
+    await test.cleanup();
+  }
+});
+
+Deno.test(`[${TEST_DB_KIND}] FleetDispatcher start() runs to the end detached and list() counts its results`, async () => {
+  const test = await testDatabase();
+  const db = await test.open();
+  try {
+    for (const n of [1, 2, 3]) await insertHost(db, `n-${n}`, `h-${n}`);
+    await insertLabelled(db, { nodeId: "n-b1", name: "b", tenant: "t-2" });
+    const { calls, open } = gatedHosts(new Set(["n-3"]));
+    let clock = Date.parse("2026-01-01T00:00:00Z");
+    const fleet = new FleetDispatcher(db, calls, "relay-test", () => new Date(clock += 1000));
+    const logs: string[] = [];
+    const first = await fleet.start(admin, request("parallel", "continue"), (m) => logs.push(m));
+    assert.equal(first.type, "operation");
+    assert.equal(first.total, 3);
+    // Started and recorded before any host answered; nobody pulls its events.
+    let [listed] = await fleet.list(admin);
+    assert.equal(listed.op_id, first.op_id);
+    assert.equal(listed.status, "running");
+    open("n-1");
+    open("n-2");
+    await fleet.idle();
+    [listed] = await fleet.list(admin);
+    assert.equal(listed.status, "done");
+    assert.deepEqual(listed.counts, { ok: 2, failed: 0, timed_out: 0, offline: 1, skipped: 0 });
+    const shown = await fleet.show(admin, first.op_id);
+    assert.equal(
+      shown.results.find((r) => r.node_id === "n-3")?.detail,
+      "host n-3 is not connected",
+    );
+    assert.deepEqual(logs, []);
+
+    // Newest first, paged, and only the operator's tenants.
+    const second = await fleet.start(
+      admin,
+      { ...request("parallel", "continue"), target: "n-3" },
+      () => {},
+    );
+    await fleet.idle();
+    assert.deepEqual((await fleet.list(admin)).map((o) => o.op_id), [second.op_id, first.op_id]);
+    assert.deepEqual((await fleet.list(admin, { limit: 1, offset: 1 })).map((o) => o.op_id), [
+      first.op_id,
+    ]);
+    const other: Operator = { ...admin, sub: "b@test", tenant_id: "t-2" };
+    assert.deepEqual(await fleet.list(other), []);
+    await assert.rejects(
+      () => fleet.show(other, first.op_id),
+      (e) => e instanceof AegisError && e.code === "NOT_FOUND",
+    );
+
+    // Refusals before the operation exists reject start() itself.
+    await assert.rejects(
+      () =>
+        fleet.start(
+          { ...admin, aegis_role: "readonly" },
+          request("parallel", "continue"),
+          () => {},
+        ),
+      (e) => e instanceof AegisError && e.code === "FORBIDDEN",
+    );
+    await assert.rejects(
+      () =>
+        fleet.start(
+          admin,
+          { ...request("parallel", "continue"), target: "tags=AnyOf(x)" },
+          () => {},
+        ),
+      (e) => e instanceof AegisError && e.code === "NOT_FOUND",
+    );
+  } finally {
+    await test.cleanup();
+  }
+});
+
+Deno.test(`[${TEST_DB_KIND}] FleetDispatcher start(): a failure part-way is logged and the operation marked interrupted`, async () => {
+  const test = await testDatabase();
+  const store = await test.open();
+  try {
+    await insertHost(store, "n-1", "h-1");
+    // The results table refuses writes, as a database that went away mid-operation would.
+    const db: Queryable = {
+      query: (sql, params) =>
+        sql.includes("INSERT INTO fleet_results")
+          ? Promise.reject(new Error("connection lost"))
+          : store.query(sql, params),
+    };
+    const { calls, open } = gatedHosts(new Set());
+    const fleet = new FleetDispatcher(db, calls, "relay-test", () => new Date());
+    const logs: string[] = [];
+    const first = await fleet.start(admin, request("parallel", "continue"), (m) => logs.push(m));
+    open("n-1");
+    await fleet.idle();
+    assert.equal((await fleet.show(admin, first.op_id)).status, "interrupted");
+    assert.equal(logs.length, 1);
+    assert.match(logs[0], /connection lost/);
+  } finally {
+    await test.cleanup();
+  }
+});

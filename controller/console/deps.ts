@@ -1,0 +1,27 @@
+// What the console's pages call: the same domain services the REST API calls.
+import type { ConsoleSessions } from "../app/console_sessions.ts";
+import type { DaemonRepository } from "../app/daemons.ts";
+import type { EnrollmentService } from "../app/enrollment.ts";
+import type { RevocationService } from "../app/revocation.ts";
+import type { ToolCallService } from "../app/tool_calls.ts";
+import type { FleetDispatcher } from "../app/fleet/dispatcher.ts";
+import type { Clock } from "../app/clock.ts";
+import type { OidcLogin } from "../app/oidc_login.ts";
+import type { Queryable } from "../store/db.ts";
+
+export interface ConsoleDeps {
+  sessions: ConsoleSessions;
+  daemons: DaemonRepository;
+  enrollment: EnrollmentService;
+  calls: ToolCallService;
+  revocation: RevocationService;
+  fleet: FleetDispatcher;
+  db: Queryable;
+  clock: Clock;
+  heartbeatIntervalSecs: number;
+  /** Enrollment tokens' lifetime when the page does not ask for another. */
+  enrollmentTtlSecs: number;
+  log: (message: string) => void;
+  /** "Sign in with <provider>" through the external issuers with an `oidc` block, if any. */
+  oidc?: OidcLogin;
+}
