@@ -7,9 +7,8 @@
 //   AEGIS_TEST_PG_DSN=postgres://… deno task bench:console     # on a real PostgreSQL
 import { parseArgs } from "node:util";
 import { request } from "node:http";
-import { parseControllerConfig } from "../controller/config.ts";
-import { startController } from "../controller/server/controller.ts";
-import { TEST_DB_KIND, testDatabase } from "../tests/support/db.ts";
+import { TEST_DB_KIND } from "../tests/support/db.ts";
+import { startInProcessController } from "../tests/support/in_process_controller.ts";
 import { ASSETS } from "../controller/console/assets.ts";
 
 const { values } = parseArgs({
@@ -22,20 +21,7 @@ const { values } = parseArgs({
 const HOSTS = Number(values.hosts);
 const REQUESTS = Number(values.requests);
 
-const dir = await Deno.makeTempDir();
-const store = await testDatabase();
-const config = parseControllerConfig(
-  [
-    "cluster:",
-    "  bind_address: 127.0.0.1",
-    ...(store.dsn ? ["postgres:", `  dsn: "${store.dsn}"`] : []),
-  ]
-    .join("\n"),
-  "bench",
-  {},
-);
-const controller = await startController({ config, dataDir: dir, port: 0 });
-const base = `http://127.0.0.1:${controller.port}`;
+const { controller, base, close } = await startInProcessController([], "bench");
 
 try {
   // A fleet as the console meets it: mixed status, OS, versions, labels and a few tags.
@@ -82,12 +68,19 @@ try {
     return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
   };
   const results: Record<string, unknown> = {};
-  const measure = async (label: string, path: string, headers: Record<string, string> = {}) => {
-    const first = await get(path, headers);
+  // `path` may vary by request: a question asked once (a new page, a new search) is computed;
+  // the same question again within a second is answered from the listing every tab shares.
+  const measure = async (
+    label: string,
+    path: string | ((i: number) => string),
+    headers: Record<string, string> = {},
+  ) => {
+    const at = (i: number) => typeof path === "string" ? path : path(i);
+    const first = await get(at(0), headers);
     const server: number[] = [];
     const trip: number[] = [];
     for (let i = 0; i < REQUESTS; i++) {
-      const r = await get(path, headers);
+      const r = await get(at(i + 1), headers);
       server.push(r.server);
       trip.push(r.roundTrip);
     }
@@ -113,6 +106,12 @@ try {
   await measure("hosts page (200 per page)", "/console/hosts?per=200");
   await measure("filtered (q=host-9, tag=web)", "/console/hosts?q=host-9&tag=web");
   await measure("sorted by heartbeat, last page", "/console/hosts?sort=heartbeat&dir=desc&page=20");
+  const pages = Math.max(1, Math.ceil(HOSTS / 50));
+  await measure(
+    "each request a new page (uncached)",
+    (i) => `/console/hosts?page=${(i % pages) + 1}&per=50&dir=${i % 2 ? "desc" : "asc"}`,
+  );
+  await measure("each request a new search (uncached)", (i) => `/console/hosts?q=host-${i}`);
   const fingerprint =
     new TextDecoder().decode(page.body).match(/data-fingerprint="([0-9a-f]+)"/)![1];
   await measure("live refresh, nothing changed", `/console/hosts?v=${fingerprint}`, {
@@ -154,7 +153,5 @@ try {
   );
   console.log(JSON.stringify({ hosts: HOSTS, db: TEST_DB_KIND, ...results }));
 } finally {
-  await controller.close();
-  await store.cleanup();
-  await Deno.remove(dir, { recursive: true });
+  await close();
 }

@@ -202,3 +202,54 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  `[${TEST_DB_KIND}] a REST caller that goes away mid-operation stops listening, not the operation`,
+  opts,
+  async () => {
+    const controller = await startControllerProcess({ edge: "attest_rate_limit_per_min: 100" });
+    const hosts: FleetHost[] = [];
+    try {
+      for (const name of ["s-1", "s-2", "s-3"]) {
+        hosts.push(await addHost(controller, name, ["slow"], true));
+      }
+      const token = await controller.operatorToken("team-a", "operator");
+      const abort = new AbortController();
+      const response = await controller.api("/v1/edge/fleet/operations", {
+        method: "POST",
+        token,
+        signal: abort.signal,
+        body: JSON.stringify({
+          operation: "exec",
+          target: "tags=AnyOf(slow)",
+          mode: "sequential",
+          deadline_secs: 30,
+          arguments: { argv: ["sleep", "1"] },
+        }),
+      });
+      assert.equal(response.status, 200);
+      // Read the first event (the operation's id), then hang up.
+      const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+      let text = "";
+      while (!text.includes("\n")) text += (await reader.read()).value ?? "";
+      const opId = JSON.parse(text.split("\n")[0]).op_id as string;
+      assert.match(opId, /^op-/);
+      abort.abort();
+      await reader.cancel().catch(() => {});
+
+      const deadline = Date.now() + 30_000;
+      let shown: { status: string; results: { status: string }[] } | undefined;
+      while (Date.now() < deadline) {
+        const got = await controller.api(`/v1/edge/fleet/operations/${opId}`, { token });
+        shown = await got.json();
+        if (shown!.status !== "running") break;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      assert.equal(shown!.status, "done", JSON.stringify(shown));
+      assert.deepEqual(shown!.results.map((r) => r.status), ["ok", "ok", "ok"]);
+    } finally {
+      await Promise.all(hosts.map((h) => h.host.cleanup()));
+      await controller.stop();
+    }
+  },
+);

@@ -9,11 +9,41 @@ export function onApiError(log: (message: string) => void) {
       const code = error.status === 404 ? "NOT_FOUND" : "INVALID_ARGUMENT";
       return c.json({ error: { code, message: error.message || "bad request" } }, error.status);
     }
-    const aegis = toAegisError(error instanceof HTTPException ? error.cause : error);
-    if (aegis.code === "INTERNAL") {
-      log(`internal error on ${c.req.method} ${c.req.path}: ${error.stack}`);
-    }
+    const aegis = shownError(error instanceof HTTPException ? error.cause : error, c, log);
     const status = aegis.httpStatus as 400 | 401 | 403 | 404 | 409 | 429 | 500 | 503;
     return c.json({ error: aegis.toJSON() }, status);
   };
+}
+
+/**
+ * The error as a caller may see it. An INTERNAL error's own words (a database's message, a
+ * stack) stay in the log under a reference the caller is given; the log line quotes the path,
+ * so a request cannot forge log lines with a newline in its URL.
+ */
+export function shownError(error: unknown, c: Context, log: (message: string) => void): AegisError {
+  const aegis = toAegisError(error);
+  if (aegis.code !== "INTERNAL") return aegis;
+  const ref = crypto.randomUUID().slice(0, 8);
+  const stack = error instanceof Error ? error.stack : String(error);
+  log(`internal error ${ref} on ${c.req.method} ${JSON.stringify(c.req.path)}: ${stack}`);
+  return new AegisError("INTERNAL", `internal error (logged as ${ref})`);
+}
+
+/** C0 controls and DEL: no path, id or filter of ours has them, and PostgreSQL refuses NUL. */
+const CONTROL = /[\x00-\x1f\x7f]/;
+
+/** Refuses a request whose decoded path or query holds a control character, before any route. */
+export function refuseControlCharacters(c: Context): void {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(new URL(c.req.url).pathname + new URL(c.req.url).search);
+  } catch {
+    throw new AegisError(
+      "INVALID_ARGUMENT",
+      "the request's URL is not valid UTF-8 percent-encoding",
+    );
+  }
+  if (CONTROL.test(decoded)) {
+    throw new AegisError("INVALID_ARGUMENT", "the request's URL holds a control character");
+  }
 }

@@ -35,7 +35,21 @@ export function fleetRoutes(v1: Hono<ApiEnv>, fleet: FleetDispatcher): void {
     const first = await events.next();
     c.header("content-type", "application/x-ndjson");
     return stream(c, async (out) => {
-      const write = (event: unknown) => out.write(JSON.stringify(event) + "\n");
+      // A caller that goes away (Ctrl-C, a dropped connection) stops listening, not the
+      // operation: the events are still pulled to the end, so every wave runs and every result
+      // is recorded, as `GET …/operations/:opId` then shows.
+      let listening = true;
+      out.onAbort(() => {
+        listening = false;
+      });
+      const write = async (event: unknown) => {
+        if (!listening) return;
+        try {
+          await out.write(JSON.stringify(event) + "\n");
+        } catch {
+          listening = false;
+        }
+      };
       try {
         if (!first.done) await write(first.value);
         for await (const event of events) await write(event);

@@ -26,7 +26,7 @@ import type { ToolCallService } from "../app/tool_calls.ts";
 import { callRoute, execRoute } from "./calls.ts";
 import type { Clock } from "../app/clock.ts";
 import { type ApiEnv, requireOperator } from "./auth.ts";
-import { onApiError } from "./errors.ts";
+import { onApiError, refuseControlCharacters } from "./errors.ts";
 import { parseBody } from "./validation.ts";
 import { AegisError } from "../../shared/errors.ts";
 import { DEFAULT_LIMITS } from "../server/limits.ts";
@@ -85,6 +85,10 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
       },
     }),
   );
+  app.use("*", async (c, next) => {
+    refuseControlCharacters(c);
+    await next();
+  });
   app.notFound((c) =>
     c.json({ error: { code: "NOT_FOUND", message: `no route ${c.req.method} ${c.req.path}` } }, 404)
   );

@@ -13,7 +13,7 @@ import type { TokenAuthority } from "./tokens.ts";
 
 /** A session lasts this long at most, and never past the credential it was made from. */
 export const CONSOLE_SESSION_MAX_SECS = 12 * 3600;
-/** Sessions one identity may hold at once; signing in again past it ends its oldest. */
+/** Sessions one identity (issuer, subject, tenant) may hold at once; past it the oldest ends. */
 export const CONSOLE_SESSIONS_PER_SUBJECT = 20;
 
 export interface ConsoleSession {
@@ -65,8 +65,10 @@ export class ConsoleSessions {
       [claims.jti, new Date(claims.exp * 1000)],
     );
     if (spent.length === 0) throw linkUsed();
+    // The link's exp bounds when it may be used, not how long the session it opens lasts.
     const { aud: _aud, jti: _jti, ...operator } = claims;
-    return await this.#create(OperatorClaimsSchema.parse(operator));
+    const sessionEnd = Math.floor(this.clock().getTime() / 1000) + CONSOLE_SESSION_MAX_SECS;
+    return await this.#create(OperatorClaimsSchema.parse({ ...operator, exp: sessionEnd }));
   }
 
   /** Whom a login link signs in as, without spending it; refused once it was used. */
@@ -105,18 +107,21 @@ export class ConsoleSessions {
     );
     const id = randomToken();
     const csrf = randomToken();
+    // The bound counts per identity: issuer, subject and tenant (`token create` names every CLI
+    // admin "cli:admin", so the subject alone would let one tenant's sign-ins end another's).
+    const identity = JSON.stringify([operator.iss, operator.sub, operator.tenant_id]);
     await this.db.query(
-      `INSERT INTO console_sessions (id_hash, subject, claims, csrf, expires_at)
+      `INSERT INTO console_sessions (id_hash, identity, claims, csrf, expires_at)
        VALUES ($1, $2, $3::jsonb, $4, $5)`,
-      [hashOf(id), operator.sub, JSON.stringify(operator), csrf, expiresAt],
+      [hashOf(id), identity, JSON.stringify(operator), csrf, expiresAt],
     );
     // The oldest sessions of this identity past the bound end (a script signing in in a loop
     // cannot grow the table without bound).
     await this.db.query(
       `DELETE FROM console_sessions WHERE id_hash IN (
-         SELECT id_hash FROM console_sessions WHERE subject = $1
+         SELECT id_hash FROM console_sessions WHERE identity = $1
           ORDER BY created_at DESC, id_hash OFFSET $2)`,
-      [operator.sub, CONSOLE_SESSIONS_PER_SUBJECT],
+      [identity, CONSOLE_SESSIONS_PER_SUBJECT],
     );
     return { id, operator, csrf, expiresAt };
   }

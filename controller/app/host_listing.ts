@@ -3,6 +3,7 @@
 // rows, not the fleet. The status shown is the effective one (daemons.ts effectiveStatus): a host
 // recorded Connected whose heartbeats stopped for three intervals shows, filters and sorts as
 // Disconnected.
+import { AegisError } from "../../shared/errors.ts";
 import type { Queryable } from "../store/db.ts";
 import { type Capabilities, type DaemonStatus, displayStatus } from "./daemons.ts";
 
@@ -146,4 +147,90 @@ function splitLabel(label: string | undefined): [string | undefined, string | un
   if (label === undefined) return [undefined, undefined];
   const eq = label.indexOf("=");
   return eq < 0 ? [label, undefined] : [label.slice(0, eq), label.slice(eq + 1)];
+}
+
+/** Listings computed at once per process; more wait their turn (PGlite runs in our process). */
+export const LISTINGS_IN_FLIGHT = 2;
+/** Listings waiting for a turn; past it a request is refused RATE_LIMITED instead of queued. */
+export const LISTINGS_WAITING = 64;
+/** How long a listing answers every tab that asks the same question (the live refresh is 2 s). */
+export const LISTING_REUSE_MS = 1000;
+const LISTINGS_REMEMBERED = 256;
+const FACETS_REUSE_MS = 10_000;
+
+/**
+ * listHosts() for the console's many open tabs: one computation per distinct question per second
+ * serves every tab asking it, and at most LISTINGS_IN_FLIGHT run at once, so a room of browsers
+ * (or one script) searching 15,000 hosts cannot take the database from heartbeats and connects.
+ */
+export class HostListings {
+  readonly #recent = new Map<string, { at: number; listing: Promise<HostListing> }>();
+  readonly #facets = new Map<
+    string,
+    { at: number; facets: Promise<{ tags: string[]; labels: string[] }> }
+  >();
+  readonly #waiting: Array<() => void> = [];
+  #running = 0;
+
+  constructor(
+    private readonly db: Queryable,
+    private readonly heartbeatIntervalSecs: number,
+    private readonly clock: () => Date,
+  ) {}
+
+  list(tenants: readonly string[], filter: HostFilter): Promise<HostListing> {
+    const key = JSON.stringify([tenants, filter]);
+    const now = Date.now();
+    const recent = this.#recent.get(key);
+    if (recent && now - recent.at < LISTING_REUSE_MS) return recent.listing;
+    const listing = this.#inTurn(() =>
+      listHosts(this.db, tenants, filter, this.heartbeatIntervalSecs, this.clock())
+    );
+    this.#recent.delete(key);
+    this.#recent.set(key, { at: now, listing });
+    // A failure is not remembered; the oldest answers go first once the map is full.
+    listing.catch(() => this.#recent.get(key)?.listing === listing && this.#recent.delete(key));
+    while (this.#recent.size > LISTINGS_REMEMBERED) {
+      this.#recent.delete(this.#recent.keys().next().value!);
+    }
+    return listing;
+  }
+
+  /** The filter pickers' tags and labels: the same for every page of a tenant, kept 10 s. */
+  facets(tenants: readonly string[]): Promise<{ tags: string[]; labels: string[] }> {
+    const key = JSON.stringify(tenants);
+    const now = Date.now();
+    const recent = this.#facets.get(key);
+    if (recent && now - recent.at < FACETS_REUSE_MS) return recent.facets;
+    const facets = this.#inTurn(() => hostFacets(this.db, tenants));
+    this.#facets.delete(key);
+    this.#facets.set(key, { at: now, facets });
+    facets.catch(() => this.#facets.get(key)?.facets === facets && this.#facets.delete(key));
+    while (this.#facets.size > LISTINGS_REMEMBERED) {
+      this.#facets.delete(this.#facets.keys().next().value!);
+    }
+    return facets;
+  }
+
+  async #inTurn<T>(work: () => Promise<T>): Promise<T> {
+    if (this.#running >= LISTINGS_IN_FLIGHT) {
+      if (this.#waiting.length >= LISTINGS_WAITING) {
+        throw new AegisError("RATE_LIMITED", "the console is answering too many host lists", {
+          hint: "Try again in a moment.",
+          details: { retry_after_ms: "1000" },
+        });
+      }
+      await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    } else {
+      this.#running++;
+    }
+    try {
+      return await work();
+    } finally {
+      // Hand the turn straight to the next waiter (the count stays), or give it back.
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#running--;
+    }
+  }
 }

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { TEST_DB_KIND, testDatabase } from "../../tests/support/db.ts";
-import { hostFacets, type HostFilter, listHosts } from "./host_listing.ts";
+import { AegisError } from "../../shared/errors.ts";
+import {
+  hostFacets,
+  type HostFilter,
+  HostListings,
+  listHosts,
+  LISTINGS_IN_FLIGHT,
+  LISTINGS_WAITING,
+} from "./host_listing.ts";
 
 const NOW = new Date("2026-11-24T12:00:00Z");
 const BASE: HostFilter = { sort: "name", desc: false, page: 1, per: 50 };
@@ -78,6 +86,64 @@ Deno.test(`[${TEST_DB_KIND}] listHosts() filters, sorts and pages 1,000 hosts in
 
     const facets = await hostFacets(db, both);
     assert.deepEqual(facets, { tags: ["db"], labels: ["region=eu", "region=us"] });
+  } finally {
+    await store.cleanup();
+  }
+});
+
+Deno.test(`[${TEST_DB_KIND}] HostListings: one computation per question per second, ${LISTINGS_IN_FLIGHT} at once, a bounded queue`, async () => {
+  const store = await testDatabase();
+  const db = await store.open();
+  try {
+    await db.query(
+      `INSERT INTO edge_daemons (node_id, tenant_id, name, public_key, key_fingerprint, status, status_since)
+       SELECT 'n-' || i, 'team-a', 'host-' || i, 'k' || i, 'SHA256:x', 'connected', now()
+         FROM generate_series(1, 50) AS i`,
+    );
+    // The database as the listings see it: every statement counted, and held until released.
+    let statements = 0;
+    let inFlight = 0;
+    let most = 0;
+    let hold: Promise<void> | undefined;
+    const counted = {
+      async query<T>(sql: string, params?: unknown[]): Promise<T[]> {
+        statements++;
+        most = Math.max(most, ++inFlight);
+        try {
+          if (hold) await hold;
+          return await db.query<T>(sql, params);
+        } finally {
+          inFlight--;
+        }
+      },
+    } as typeof db;
+    const listings = new HostListings(counted, 30, () => NOW);
+
+    // Ten tabs asking the same thing at once: one listing (a count and a page) serves them all.
+    const same = await Promise.all(
+      Array.from({ length: 10 }, () => listings.list(["team-a"], BASE)),
+    );
+    assert.equal(statements, 2);
+    assert.ok(same.every((l) => l === same[0]));
+
+    // Distinct questions while the database is slow: never more than LISTINGS_IN_FLIGHT at once,
+    // and past LISTINGS_WAITING waiting the next is refused, not queued.
+    let release!: () => void;
+    hold = new Promise((resolve) => (release = resolve));
+    const asked = Array.from(
+      { length: LISTINGS_IN_FLIGHT + LISTINGS_WAITING },
+      (_, i) => listings.list(["team-a"], { ...BASE, q: `q${i}` }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await assert.rejects(
+      listings.list(["team-a"], { ...BASE, q: "one too many" }),
+      (e: AegisError) => e.code === "RATE_LIMITED",
+    );
+    release();
+    hold = undefined;
+    const answered = await Promise.all(asked);
+    assert.equal(answered.length, LISTINGS_IN_FLIGHT + LISTINGS_WAITING);
+    assert.equal(most, LISTINGS_IN_FLIGHT);
   } finally {
     await store.cleanup();
   }

@@ -13,6 +13,7 @@ import { displayStatus, effectiveStatus } from "../app/daemons.ts";
 import type { ConsoleDeps } from "./deps.ts";
 import type { ConsoleEnv } from "./session.ts";
 import { ErrorBox, Page } from "./layout.tsx";
+import { Select } from "./components.tsx";
 import { qrSvg } from "./qr.ts";
 
 /** How often the status line asks whether the host enrolled and connected. */
@@ -155,13 +156,14 @@ function AddHostPage(
               <div class="row">
                 <label>
                   Tenant
-                  <select name="tenant_id" required>
-                    {tenantsOf(operator).map((t) => (
-                      <option value={t} selected={form.tenant_id === t}>
-                        {t === operator.tenant_id ? `${t} (your own)` : t}
-                      </option>
-                    ))}
-                  </select>
+                  <Select
+                    name="tenant_id"
+                    value={form.tenant_id}
+                    required
+                    options={tenantsOf(operator).map((t) =>
+                      [t, t === operator.tenant_id ? `${t} (your own)` : t] as const
+                    )}
+                  />
                 </label>
                 <label>
                   Name (optional)

@@ -2,132 +2,33 @@
 // session signed in with an operator token. The host's enrollment is a real one (attest, sign the
 // challenge, redeem the token) and its connection is recorded by DaemonRepository like a Hello.
 import assert from "node:assert/strict";
-import { Hono } from "hono";
 import { NodePrivateKey } from "../../shared/crypto/node_key.ts";
 import { challengeBytes } from "../../shared/crypto/signed_bytes.ts";
-import { TEST_DB_KIND, testDatabase } from "../../tests/support/db.ts";
-import type { OperatorRole } from "../../shared/tokens/claims.ts";
-import { loadOrCreateSigningKey } from "../app/signing_key.ts";
-import { TokenAuthority } from "../app/tokens.ts";
-import { RateLimiter } from "../app/rate_limit.ts";
-import { NodeAuthenticator } from "../app/node_auth.ts";
-import { EnrollmentService } from "../app/enrollment.ts";
-import { DaemonRepository } from "../app/daemons.ts";
-import { EdgeHub } from "../app/edge_sessions.ts";
-import { ToolCallService } from "../app/tool_calls.ts";
-import { RevocationService } from "../app/revocation.ts";
-import { FleetDispatcher } from "../app/fleet/dispatcher.ts";
-import { ConsoleSessions } from "../app/console_sessions.ts";
-import { createConsole } from "./console.tsx";
-import { SESSION_COOKIE } from "./session.ts";
+import { TEST_DB_KIND } from "../../tests/support/db.ts";
+import type { EnrollmentService } from "../app/enrollment.ts";
+import { type ConsoleHarness, withConsole } from "./test_support.ts";
 
 const BOOTSTRAP = "https://ctl.example.test:8443";
 const TTL_SECS = 900;
 const HEARTBEAT_SECS = 5;
 
-interface Harness {
-  enrollment: EnrollmentService;
-  daemons: DaemonRepository;
-  setNow(d: Date): void;
-  now(): Date;
-  signIn(tenant: string, role: OperatorRole, tenants?: string[]): Promise<Browser>;
-}
-
-/** A signed-in browser: its cookie and CSRF token, and requests to the console with them. */
-interface Browser {
-  csrf: string;
-  get(path: string, headers?: Record<string, string>): Promise<Response>;
-  post(path: string, fields: Record<string, string>, headers?: Record<string, string>): Promise<
-    Response
-  >;
-}
-
-async function withConsole(fn: (h: Harness) => Promise<void>): Promise<void> {
+/** The console on a clock the test moves (tokens expire), with one-liners for the bootstrap URL. */
+async function withAddHost(
+  fn: (h: ConsoleHarness & { setNow(d: Date): void; now(): Date }) => Promise<void>,
+): Promise<void> {
   let now = new Date();
   const clock = () => now;
-  const dir = await Deno.makeTempDir({ prefix: "aegis-add-host-" });
-  const store = await testDatabase();
-  const db = await store.open();
-  try {
-    const tokens = new TokenAuthority(await loadOrCreateSigningKey(`${dir}/k.jwk`), "t", clock);
-    const auth = new NodeAuthenticator(db, tokens, clock);
-    const daemons = new DaemonRepository(db, clock);
-    const enrollment = new EnrollmentService(
-      db,
-      tokens,
-      new RateLimiter(1000, 60_000),
-      auth,
-      {
-        publicEndpoint: "ctl.example.test:8443",
-        enrollmentTtlSecs: TTL_SECS,
-        nodeTokenTtlSecs: 3600,
-        clockSkewLeewaySecs: 300,
-        bootstrapUrl: BOOTSTRAP,
-      },
-      clock,
-    );
-    const hub = new EdgeHub({
-      auth,
-      daemons,
-      clock,
-      relayId: "r1",
-      heartbeatIntervalSecs: HEARTBEAT_SECS,
-      log: () => {},
-    });
-    const calls = new ToolCallService(db, daemons, hub, "r1", clock);
-    const sessions = new ConsoleSessions(db, tokens, clock);
-    const root = new Hono();
-    root.route(
-      "/console",
-      createConsole({
-        sessions,
-        daemons,
-        enrollment,
-        calls,
-        revocation: new RevocationService(db, hub, clock),
-        fleet: new FleetDispatcher(db, calls, "r1", clock),
-        db,
-        clock,
-        heartbeatIntervalSecs: HEARTBEAT_SECS,
-        enrollmentTtlSecs: TTL_SECS,
-        log: () => {},
-      }),
-    );
-    const signIn = async (tenant: string, role: OperatorRole, tenants: string[] = []) => {
-      const token = await tokens.issueOperator({
-        subject: `${role}@${tenant}`,
-        tenantId: tenant,
-        role,
-        tenants,
-        ttlSecs: 3600,
-      });
-      const session = await sessions.signInWithToken(token);
-      const cookie = `${SESSION_COOKIE}=${session.id}`;
-      return {
-        csrf: session.csrf,
-        get: (path: string, headers: Record<string, string> = {}) =>
-          Promise.resolve(root.request(path, { headers: { cookie, ...headers } })),
-        post: (
-          path: string,
-          fields: Record<string, string>,
-          headers: Record<string, string> = {},
-        ) =>
-          Promise.resolve(root.request(path, {
-            method: "POST",
-            headers: {
-              cookie,
-              "content-type": "application/x-www-form-urlencoded",
-              ...headers,
-            },
-            body: new URLSearchParams(fields).toString(),
-          })),
-      };
-    };
-    await fn({ enrollment, daemons, setNow: (d) => now = d, now: clock, signIn });
-  } finally {
-    await store.cleanup();
-    await Deno.remove(dir, { recursive: true });
-  }
+  await withConsole({
+    clock,
+    heartbeatIntervalSecs: HEARTBEAT_SECS,
+    attestPerMinute: 1000,
+    enrollment: {
+      publicEndpoint: "ctl.example.test:8443",
+      enrollmentTtlSecs: TTL_SECS,
+      clockSkewLeewaySecs: 300,
+      bootstrapUrl: BOOTSTRAP,
+    },
+  }, (h) => fn({ ...h, setNow: (d) => now = d, now: clock }));
 }
 
 /** What a host does with the command: attest its key, sign the challenge, redeem the token. */
@@ -156,8 +57,8 @@ function textOf(html: string, id: string): string | undefined {
 }
 
 Deno.test(`[${TEST_DB_KIND}] Add Edge Host: the form offers the operator's tenants; Issue Token shows the command, one-liners, QR and countdown`, async () => {
-  await withConsole(async ({ signIn, now }) => {
-    const admin = await signIn("team-a", "admin", ["team-b"]);
+  await withAddHost(async ({ signIn, now }) => {
+    const admin = await signIn("team-a", "admin", { tenants: ["team-b"] });
     const page = await admin.get("/console/hosts/new");
     assert.equal(page.status, 200);
     const form = await page.text();
@@ -232,7 +133,7 @@ Deno.test(`[${TEST_DB_KIND}] Add Edge Host: the form offers the operator's tenan
 });
 
 Deno.test(`[${TEST_DB_KIND}] Add Edge Host refuses a tenant the operator lacks, a bad pattern, and a missing CSRF token`, async () => {
-  await withConsole(async ({ signIn }) => {
+  await withAddHost(async ({ signIn }) => {
     const admin = await signIn("team-a", "operator");
     const plain = await admin.post("/console/hosts/new", {
       _csrf: admin.csrf,
@@ -273,7 +174,7 @@ Deno.test(`[${TEST_DB_KIND}] Add Edge Host refuses a tenant the operator lacks, 
 });
 
 Deno.test(`[${TEST_DB_KIND}] Add Edge Host: readonly sees a notice and no form, and issuing is refused`, async () => {
-  await withConsole(async ({ signIn }) => {
+  await withAddHost(async ({ signIn }) => {
     const reader = await signIn("team-a", "readonly");
     const page = await (await reader.get("/console/hosts/new")).text();
     assert.match(page, /role &quot;readonly&quot; cannot add edge hosts/);
@@ -294,7 +195,7 @@ Deno.test(`[${TEST_DB_KIND}] Add Edge Host: readonly sees a notice and no form, 
 });
 
 Deno.test(`[${TEST_DB_KIND}] Add Edge Host status: waiting, enrolled, Connected (then no more polling); expired; other tenants' tokens unknown`, async () => {
-  await withConsole(async ({ signIn, enrollment, daemons, setNow, now }) => {
+  await withAddHost(async ({ signIn, enrollment, daemons, setNow, now }) => {
     const admin = await signIn("team-a", "admin");
     const html = await (await admin.post(
       "/console/hosts/new",

@@ -4,7 +4,7 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { compress } from "hono/compress";
-import { toAegisError } from "../../shared/errors.ts";
+import { shownError } from "../api/errors.ts";
 import { ASSET_BY_PATH } from "./assets.ts";
 import type { ConsoleDeps } from "./deps.ts";
 import { type ConsoleEnv, requireSession } from "./session.ts";
@@ -31,6 +31,11 @@ export const CONSOLE_CSP = [
 export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
   const app = new Hono<ConsoleEnv>();
   app.use("*", async (c, next) => {
+    // Forwarding headers count only from a configured trusted proxy (session.ts).
+    c.set(
+      "viaTrustedProxy",
+      deps.viaTrustedProxy?.(peerOf(c.env)) ?? false,
+    );
     await next();
     c.header("content-security-policy", CONSOLE_CSP);
     c.header("x-content-type-options", "nosniff");
@@ -44,10 +49,11 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
   // (application/x-ndjson) and the pre-gzipped assets pass through untouched.
   app.use("*", compress({ encoding: "gzip", contentTypeFilter: /^text\/html/ }));
   app.onError((error, c) => {
-    const aegis = toAegisError(error instanceof HTTPException ? error.cause ?? error : error);
-    if (aegis.code === "INTERNAL") {
-      deps.log(`internal error on ${c.req.method} ${c.req.path}: ${error.stack}`);
-    }
+    const aegis = shownError(
+      error instanceof HTTPException ? error.cause ?? error : error,
+      c,
+      deps.log,
+    );
     const status = aegis.httpStatus as 400 | 401 | 403 | 404 | 409 | 429 | 500 | 503;
     if (
       (c.req.header("accept") ?? "").includes("application/json") ||
@@ -101,4 +107,10 @@ export function createConsole(deps: ConsoleDeps): Hono<ConsoleEnv> {
   fleetPages(signedIn, deps);
   app.route("/", signedIn);
   return app;
+}
+
+/** The TCP peer of a request served by @hono/node-server (its env carries the Node request). */
+function peerOf(env: unknown): string | undefined {
+  return (env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming
+    ?.socket?.remoteAddress;
 }

@@ -1,6 +1,7 @@
 // What the console's pages call: the same domain services the REST API calls.
 import type { ConsoleSessions } from "../app/console_sessions.ts";
 import type { DaemonRepository } from "../app/daemons.ts";
+import type { HostListings } from "../app/host_listing.ts";
 import type { EnrollmentService } from "../app/enrollment.ts";
 import type { RevocationService } from "../app/revocation.ts";
 import type { ToolCallService } from "../app/tool_calls.ts";
@@ -12,6 +13,8 @@ import type { Queryable } from "../store/db.ts";
 export interface ConsoleDeps {
   sessions: ConsoleSessions;
   daemons: DaemonRepository;
+  /** The Edge Hosts list: shared between tabs for a second, a bounded number at once. */
+  hostListings: HostListings;
   enrollment: EnrollmentService;
   calls: ToolCallService;
   revocation: RevocationService;
@@ -22,6 +25,8 @@ export interface ConsoleDeps {
   /** Enrollment tokens' lifetime when the page does not ask for another. */
   enrollmentTtlSecs: number;
   log: (message: string) => void;
+  /** Whether a TCP peer is one of cluster.ingress.trusted_proxies (absent: none is). */
+  viaTrustedProxy?: (peer: string | undefined) => boolean;
   /** "Sign in with <provider>" through the external issuers with an `oidc` block, if any. */
   oidc?: OidcLogin;
 }

@@ -23,7 +23,7 @@ import { type Operator, requireWriter, tenantsOf } from "../app/operators.ts";
 import type { ConsoleDeps } from "./deps.ts";
 import type { ConsoleEnv } from "./session.ts";
 import { ErrorBox, Page, StatusBadge } from "./layout.tsx";
-import { Age } from "./hosts.tsx";
+import { Age, Chips, labelPairs, Select, TableHead } from "./components.tsx";
 
 export const FLEET_REFRESH = "every 2s";
 export const FLEET_PAGE_SIZE = 50;
@@ -79,8 +79,13 @@ export function fleetPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
   app.get("/fleet/new", (c) => {
     const operator = c.get("operator");
     requireWriter(operator, "start fleet operations");
+    // A link may choose the tenant and target, never what runs: a crafted link must not arrive
+    // with a command, a shell or a parallel mode filled in for someone to click Start on.
     const query = new URL(c.req.url).searchParams;
-    const form = readForm((name) => query.get(name) ?? undefined, operator);
+    const form = readForm(
+      (name) => (name === "tenant" || name === "target") ? query.get(name) ?? undefined : undefined,
+      operator,
+    );
     c.header("cache-control", "no-store");
     return c.html(<StartPage operator={operator} csrf={c.get("csrf")} form={form} />);
   });
@@ -131,13 +136,14 @@ export function fleetPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
   app.get("/fleet/:opId", async (c) => {
     const operator = c.get("operator");
     const opId = c.req.param("opId");
-    const op = await deps.fleet.show(operator, opId);
-    const fingerprint = fingerprintOf([op.status, op.finished_at, op.results]);
+    // The refresh compares a one-row aggregate; the whole operation is read only when it moved.
+    const fingerprint = fingerprintOf(await deps.fleet.progress(operator, opId));
     c.header("cache-control", "no-store");
-    if (isRefresh(c, "op")) {
-      if (new URL(c.req.url).searchParams.get("v") === fingerprint) return c.body(null, 204);
-      return c.html(<OperationDetail op={op} fingerprint={fingerprint} />);
+    if (isRefresh(c, "op") && new URL(c.req.url).searchParams.get("v") === fingerprint) {
+      return c.body(null, 204);
     }
+    const op = await deps.fleet.show(operator, opId);
+    if (isRefresh(c, "op")) return c.html(<OperationDetail op={op} fingerprint={fingerprint} />);
     return c.html(
       <Page
         title={`Fleet operation ${op.op_id}`}
@@ -378,21 +384,45 @@ interface OperationList {
   manyTenants: boolean;
 }
 
+/**
+ * A section that, while `poll` is set, asks for itself again every FLEET_REFRESH (the server
+ * answers 204 while its fingerprint is unchanged). Polls only while an operation runs; once none
+ * does, the swapped-in section stops asking.
+ */
+function Refreshing(props: {
+  id: string;
+  label: string;
+  poll: string | undefined;
+  fingerprint: string;
+  children: Child;
+}) {
+  const { poll } = props;
+  return (
+    <section
+      id={props.id}
+      aria-label={props.label}
+      hx-get={poll}
+      hx-trigger={poll ? FLEET_REFRESH : undefined}
+      hx-target={poll ? "this" : undefined}
+      hx-swap={poll ? "outerHTML" : undefined}
+      data-fingerprint={props.fingerprint}
+    >
+      {props.children}
+    </section>
+  );
+}
+
 function OperationsTable(props: { list: OperationList; fingerprint: string }) {
   const { list } = props;
   const running = list.rows.some((op) => op.status === "running");
   const self = `/console/fleet${list.page > 1 ? `?page=${list.page}` : ""}`;
   const poll = `${self}${self.includes("?") ? "&" : "?"}v=${props.fingerprint}`;
-  // Polls only while an operation runs; once none does, the swapped-in table stops asking.
   return (
-    <section
+    <Refreshing
       id="ops"
-      aria-label="Fleet operations"
-      hx-get={running ? poll : undefined}
-      hx-trigger={running ? FLEET_REFRESH : undefined}
-      hx-target={running ? "this" : undefined}
-      hx-swap={running ? "outerHTML" : undefined}
-      data-fingerprint={props.fingerprint}
+      label="Fleet operations"
+      poll={running ? poll : undefined}
+      fingerprint={props.fingerprint}
     >
       {list.rows.length === 0
         ? (
@@ -402,19 +432,19 @@ function OperationsTable(props: { list: OperationList; fingerprint: string }) {
         )
         : (
           <table class="responsive">
-            <thead>
-              <tr>
-                <th scope="col">Operation id</th>
-                <th scope="col">Operation</th>
-                <th scope="col">Target</th>
-                {list.manyTenants ? <th scope="col">Tenant</th> : null}
-                <th scope="col">Mode</th>
-                <th scope="col">Started by</th>
-                <th scope="col">Started</th>
-                <th scope="col">Status</th>
-                <th scope="col">Progress</th>
-              </tr>
-            </thead>
+            <TableHead
+              columns={[
+                "Operation id",
+                "Operation",
+                "Target",
+                list.manyTenants && "Tenant",
+                "Mode",
+                "Started by",
+                "Started",
+                "Status",
+                "Progress",
+              ]}
+            />
             <tbody>
               {list.rows.map((op) => (
                 <tr data-op-id={op.op_id}>
@@ -455,7 +485,7 @@ function OperationsTable(props: { list: OperationList; fingerprint: string }) {
           </nav>
         )
         : null}
-    </section>
+    </Refreshing>
   );
 }
 
@@ -484,14 +514,11 @@ function OperationDetail(props: { op: ShownOperation; fingerprint: string }) {
   const sizes = waveSizes(op);
   const poll = `/console/fleet/${encodeURIComponent(op.op_id)}?v=${props.fingerprint}`;
   return (
-    <section
+    <Refreshing
       id="op"
-      aria-label="Operation"
-      hx-get={running ? poll : undefined}
-      hx-trigger={running ? FLEET_REFRESH : undefined}
-      hx-target={running ? "this" : undefined}
-      hx-swap={running ? "outerHTML" : undefined}
-      data-fingerprint={props.fingerprint}
+      label="Operation"
+      poll={running ? poll : undefined}
+      fingerprint={props.fingerprint}
     >
       <div class="card">
         <dl class="facts">
@@ -567,16 +594,9 @@ function OperationDetail(props: { op: ShownOperation; fingerprint: string }) {
             {results.length > 0
               ? (
                 <table class="responsive">
-                  <thead>
-                    <tr>
-                      <th scope="col">Name</th>
-                      <th scope="col">Node id</th>
-                      <th scope="col">Result</th>
-                      <th scope="col">Exit code</th>
-                      <th scope="col">Reason</th>
-                      <th scope="col">Ended</th>
-                    </tr>
-                  </thead>
+                  <TableHead
+                    columns={["Name", "Node id", "Result", "Exit code", "Reason", "Ended"]}
+                  />
                   <tbody>
                     {results.map((r) => (
                       <tr data-node-id={r.node_id}>
@@ -601,7 +621,7 @@ function OperationDetail(props: { op: ShownOperation; fingerprint: string }) {
           </section>
         );
       })}
-    </section>
+    </Refreshing>
   );
 }
 
@@ -647,15 +667,7 @@ function Preview(props: { result: PreviewResult; deps: ConsoleDeps }) {
       {rows.length > 0
         ? (
           <table class="responsive">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Node id</th>
-                <th scope="col">Status</th>
-                <th scope="col">Tags</th>
-                <th scope="col">Labels</th>
-              </tr>
-            </thead>
+            <TableHead columns={["Name", "Node id", "Status", "Tags", "Labels"]} />
             <tbody>
               {rows.map(({ host, status }) => (
                 <tr data-node-id={host.node_id}>
@@ -664,9 +676,11 @@ function Preview(props: { result: PreviewResult; deps: ConsoleDeps }) {
                   <td data-label="Status">
                     <StatusBadge status={status} />
                   </td>
-                  <td data-label="Tags">{host.tags.map((t) => <span class="chip">{t}</span>)}</td>
+                  <td data-label="Tags">
+                    <Chips items={host.tags} />
+                  </td>
                   <td data-label="Labels">
-                    {Object.entries(host.labels).map(([k, v]) => <span class="chip">{k}={v}</span>)}
+                    <Chips items={labelPairs(host.labels)} />
                   </td>
                 </tr>
               ))}
@@ -677,6 +691,22 @@ function Preview(props: { result: PreviewResult; deps: ConsoleDeps }) {
     </section>
   );
 }
+
+/** The start form's choices: the value the form posts, and what a person reads. */
+const MODE_CHOICES = [
+  ["rolling", "Rolling: a few hosts at a time"],
+  ["sequential", "Sequential: one host at a time"],
+  ["parallel", "Parallel: every host at once"],
+] as const;
+const ON_ERROR_CHOICES = [
+  ["continue", "Continue with every host"],
+  ["stop-after", "Stop after N failures"],
+  ["fail-fast", "Stop at the first failure"],
+] as const;
+const RUN_AS_CHOICES = [
+  ["argv", "Program and arguments (split like a shell, no shell runs)"],
+  ["shell", `Shell command line (the host's policy must allow "shell")`],
+] as const;
 
 function StartPage(props: {
   operator: Operator;
@@ -698,17 +728,15 @@ function StartPage(props: {
         <div class="grid2">
           <label>
             Tenant
-            <select name="tenant">
-              {tenants.map((t) => <option value={t} selected={form.tenant === t}>{t}</option>)}
-            </select>
+            <Select name="tenant" value={form.tenant} options={tenants} />
           </label>
           <label>
             Operation
-            <select name="operation">
-              {Object.entries(START_OPERATIONS).map(([value, label]) => (
-                <option value={value} selected={form.operation === value}>{label}</option>
-              ))}
-            </select>
+            <Select
+              name="operation"
+              value={form.operation}
+              options={Object.entries(START_OPERATIONS) as [string, string][]}
+            />
           </label>
         </div>
         <label>
@@ -732,17 +760,7 @@ function StartPage(props: {
         <div class="grid2">
           <label>
             Mode
-            <select name="mode">
-              <option value="rolling" selected={form.mode === "rolling"}>
-                Rolling: a few hosts at a time
-              </option>
-              <option value="sequential" selected={form.mode === "sequential"}>
-                Sequential: one host at a time
-              </option>
-              <option value="parallel" selected={form.mode === "parallel"}>
-                Parallel: every host at once
-              </option>
-            </select>
+            <Select name="mode" value={form.mode} options={MODE_CHOICES} />
           </label>
           <label>
             Rolling width (hosts at a time)
@@ -750,17 +768,7 @@ function StartPage(props: {
           </label>
           <label>
             On error
-            <select name="on_error">
-              <option value="continue" selected={form.onError === "continue"}>
-                Continue with every host
-              </option>
-              <option value="stop-after" selected={form.onError === "stop-after"}>
-                Stop after N failures
-              </option>
-              <option value="fail-fast" selected={form.onError === "fail-fast"}>
-                Stop at the first failure
-              </option>
-            </select>
+            <Select name="on_error" value={form.onError} options={ON_ERROR_CHOICES} />
           </label>
           <label>
             N failures (for “stop after”)
@@ -795,14 +803,7 @@ function StartPage(props: {
           </label>
           <label>
             Run as
-            <select name="run_as">
-              <option value="argv" selected={form.runAs === "argv"}>
-                Program and arguments (split like a shell, no shell runs)
-              </option>
-              <option value="shell" selected={form.runAs === "shell"}>
-                Shell command line (the host's policy must allow "shell")
-              </option>
-            </select>
+            <Select name="run_as" value={form.runAs} options={RUN_AS_CHOICES} />
           </label>
         </fieldset>
         <fieldset>

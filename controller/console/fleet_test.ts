@@ -2,122 +2,10 @@
 // services (FleetDispatcher over ToolCallService over an EdgeHub with no streams, so every host
 // is offline and no daemon is needed), and sessions signed in with real operator tokens.
 import assert from "node:assert/strict";
-import type { Db, Queryable } from "../store/db.ts";
-import { TEST_DB_KIND, testDatabase } from "../../tests/support/db.ts";
-import { systemClock } from "../app/clock.ts";
-import { ConsoleSessions } from "../app/console_sessions.ts";
-import { DaemonRepository } from "../app/daemons.ts";
-import { EdgeHub } from "../app/edge_sessions.ts";
-import { EnrollmentService } from "../app/enrollment.ts";
-import { FleetDispatcher } from "../app/fleet/dispatcher.ts";
-import { NodeAuthenticator } from "../app/node_auth.ts";
-import { RateLimiter } from "../app/rate_limit.ts";
-import { RevocationService } from "../app/revocation.ts";
-import { loadOrCreateSigningKey } from "../app/signing_key.ts";
-import { TokenAuthority } from "../app/tokens.ts";
-import { ToolCallService } from "../app/tool_calls.ts";
-import type { OperatorRole } from "../../shared/tokens/claims.ts";
-import { createConsole } from "./console.tsx";
-import { SESSION_COOKIE } from "./session.ts";
+import type { Queryable } from "../store/db.ts";
+import { TEST_DB_KIND } from "../../tests/support/db.ts";
 import { splitCommand, type StartForm, toRequest } from "./fleet.tsx";
-
-interface Harness {
-  db: Db;
-  fleet: FleetDispatcher;
-  logs: string[];
-  /** A signed-in browser: its cookie and CSRF token. */
-  signIn(tenant: string, role: OperatorRole, tenants?: string[]): Promise<Browser>;
-  cleanup(): Promise<void>;
-}
-
-interface Browser {
-  get(path: string, headers?: Record<string, string>): Promise<Response>;
-  post(
-    path: string,
-    form: Record<string, string>,
-    options?: { csrf?: boolean; headers?: Record<string, string> },
-  ): Promise<Response>;
-}
-
-async function harness(): Promise<Harness> {
-  const database = await testDatabase();
-  const db = await database.open();
-  const dir = await Deno.makeTempDir({ prefix: "aegis-console-fleet-" });
-  const tokens = new TokenAuthority(await loadOrCreateSigningKey(`${dir}/key.jwk`), "test");
-  const daemons = new DaemonRepository(db, systemClock);
-  const auth = new NodeAuthenticator(db, tokens, systemClock);
-  const logs: string[] = [];
-  const log = (message: string) => logs.push(message);
-  const hub = new EdgeHub({
-    auth,
-    daemons,
-    clock: systemClock,
-    relayId: "r1",
-    heartbeatIntervalSecs: 30,
-    log,
-  });
-  const calls = new ToolCallService(db, daemons, hub, "r1", systemClock);
-  const fleet = new FleetDispatcher(db, calls, "r1", systemClock);
-  const sessions = new ConsoleSessions(db, tokens, systemClock);
-  const app = createConsole({
-    sessions,
-    daemons,
-    enrollment: new EnrollmentService(db, tokens, new RateLimiter(100, 60_000), auth, {
-      publicEndpoint: "https://controller.test",
-      enrollmentTtlSecs: 900,
-      nodeTokenTtlSecs: 3600,
-      clockSkewLeewaySecs: 60,
-    }, systemClock),
-    calls,
-    revocation: new RevocationService(db, hub, systemClock),
-    fleet,
-    db,
-    clock: systemClock,
-    heartbeatIntervalSecs: 30,
-    enrollmentTtlSecs: 900,
-    log,
-  });
-  const origin = "http://console.test";
-  return {
-    db,
-    fleet,
-    logs,
-    async signIn(tenant, role, tenants = []) {
-      const token = await tokens.issueOperator({
-        subject: `${role}@${tenant}`,
-        tenantId: tenant,
-        role,
-        tenants,
-        ttlSecs: 3600,
-      });
-      const session = await sessions.signInWithToken(token);
-      const cookie = `${SESSION_COOKIE}=${session.id}`;
-      return {
-        get: (path, headers = {}) =>
-          Promise.resolve(app.request(`${origin}${path}`, { headers: { cookie, ...headers } })),
-        post: (path, form, options = {}) =>
-          Promise.resolve(app.request(`${origin}${path}`, {
-            method: "POST",
-            headers: {
-              cookie,
-              origin,
-              host: "console.test",
-              "content-type": "application/x-www-form-urlencoded",
-              ...options.headers,
-            },
-            body: new URLSearchParams(
-              options.csrf === false ? form : { _csrf: session.csrf, ...form },
-            ).toString(),
-          })),
-      };
-    },
-    async cleanup() {
-      await fleet.idle();
-      await database.cleanup();
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
-}
+import { consoleHarness } from "./test_support.ts";
 
 async function insertHost(
   db: Queryable,
@@ -167,13 +55,14 @@ const START = {
 };
 
 Deno.test(`[${TEST_DB_KIND}] console fleet: the preview lists exactly the hosts the target selects`, async () => {
-  const h = await harness();
+  const h = await consoleHarness();
   try {
     await seed(h.db);
     const admin = await h.signIn("t-a", "admin");
     // htmx asks for the #preview fragment only.
-    const fragment = await admin.post("/fleet/preview", START, {
-      headers: { "hx-request": "true", "hx-target": "preview" },
+    const fragment = await admin.submit("/console/fleet/preview", START, {
+      "hx-request": "true",
+      "hx-target": "preview",
     });
     assert.equal(fragment.status, 200);
     const html = await fragment.text();
@@ -190,20 +79,27 @@ Deno.test(`[${TEST_DB_KIND}] console fleet: the preview lists exactly the hosts 
     assert.deepEqual(rowIds(html, "preview"), selection.hosts.map((host) => host.node_id));
 
     // Without JS the same button posts the form and gets the whole page back, values kept.
-    const page = await admin.post("/fleet/preview", { ...START, target: "tags=AnyOf(db)" });
+    const page = await admin.submit("/console/fleet/preview", {
+      ...START,
+      target: "tags=AnyOf(db)",
+    });
     const pageHtml = await page.text();
     assert.match(pageHtml, /<html/);
     assert.deepEqual(rowIds(pageHtml, "preview"), ["n-a2"]);
     assert.match(pageHtml, /value="tags=AnyOf\(db\)"/);
 
     // Nothing matching, and a malformed target, are answers inside the preview.
-    const none = await (await admin.post("/fleet/preview", { ...START, target: "tags=AnyOf(x)" }, {
-      headers: { "hx-request": "true", "hx-target": "preview" },
-    })).text();
+    const none =
+      await (await admin.submit("/console/fleet/preview", { ...START, target: "tags=AnyOf(x)" }, {
+        "hx-request": "true",
+        "hx-target": "preview",
+      })).text();
     assert.match(none, /No host matches/);
-    const bad = await admin.post("/fleet/preview", { ...START, target: "labels=region" }, {
-      headers: { "hx-request": "true", "hx-target": "preview" },
-    });
+    const bad = await admin.submit(
+      "/console/fleet/preview",
+      { ...START, target: "labels=region" },
+      { "hx-request": "true", "hx-target": "preview" },
+    );
     assert.equal(bad.status, 200);
     assert.match(await bad.text(), /bad --target at column 14/);
   } finally {
@@ -212,17 +108,17 @@ Deno.test(`[${TEST_DB_KIND}] console fleet: the preview lists exactly the hosts 
 });
 
 Deno.test(`[${TEST_DB_KIND}] console fleet: a started operation on offline hosts runs to its end and explains each node`, async () => {
-  const h = await harness();
+  const h = await consoleHarness();
   try {
     await seed(h.db);
-    const admin = await h.signIn("t-a", "admin", ["t-b"]);
-    const form = await admin.get("/fleet/new");
+    const admin = await h.signIn("t-a", "admin", { tenants: ["t-b"] });
+    const form = await admin.get("/console/fleet/new");
     assert.equal(form.status, 200);
     const formHtml = await form.text();
     assert.match(formHtml, /<form[^>]*method="post"[^>]*action="\/console\/fleet"/);
     assert.match(formHtml, /<label>\s*Target\s*<input/);
 
-    const started = await admin.post("/fleet", START);
+    const started = await admin.submit("/console/fleet", START);
     assert.equal(started.status, 303);
     const location = started.headers.get("location")!;
     const opId = location.match(/^\/console\/fleet\/(op-[0-9a-f]+)$/)?.[1];
@@ -230,7 +126,7 @@ Deno.test(`[${TEST_DB_KIND}] console fleet: a started operation on offline hosts
     // The response is gone; the operation still runs to its end on the controller.
     await h.fleet.idle();
 
-    const detail = await admin.get(`/fleet/${opId}`);
+    const detail = await admin.get(`/console/fleet/${opId}`);
     assert.equal(detail.status, 200);
     const html = await detail.text();
     assert.match(html, /class="badge done"/);
@@ -242,7 +138,7 @@ Deno.test(`[${TEST_DB_KIND}] console fleet: a started operation on offline hosts
     assert.match(html, /rolling=1, on error continue, deadline 30 s per node/);
     assert.ok(!html.includes('hx-trigger="every 2s"'), "a finished operation stops refreshing");
 
-    const list = await (await admin.get("/fleet")).text();
+    const list = await (await admin.get("/console/fleet")).text();
     assert.deepEqual(rowIds(list, "ops", "data-op-id"), [opId]);
     assert.match(list, /labels=region:eu/);
     assert.match(list, /admin@t-a/);
@@ -250,7 +146,7 @@ Deno.test(`[${TEST_DB_KIND}] console fleet: a started operation on offline hosts
     assert.match(list, /href="\/console\/fleet\/new"/);
 
     // A second operation, on the other tenant this admin holds: listed above the first.
-    const second = await admin.post("/fleet", {
+    const second = await admin.submit("/console/fleet", {
       ...START,
       tenant: "t-b",
       mode: "sequential",
@@ -259,7 +155,7 @@ Deno.test(`[${TEST_DB_KIND}] console fleet: a started operation on offline hosts
     });
     assert.equal(second.status, 303);
     await h.fleet.idle();
-    const ids = rowIds(await (await admin.get("/fleet")).text(), "ops", "data-op-id");
+    const ids = rowIds(await (await admin.get("/console/fleet")).text(), "ops", "data-op-id");
     assert.equal(ids.length, 2);
     assert.equal(ids[1], opId, "newest first");
   } finally {
@@ -268,7 +164,7 @@ Deno.test(`[${TEST_DB_KIND}] console fleet: a started operation on offline hosts
 });
 
 Deno.test(`[${TEST_DB_KIND}] console fleet: a running operation's pages refresh themselves, and only while it runs`, async () => {
-  const h = await harness();
+  const h = await consoleHarness();
   try {
     await seed(h.db);
     const admin = await h.signIn("t-a", "admin");
@@ -283,27 +179,27 @@ Deno.test(`[${TEST_DB_KIND}] console fleet: a running operation's pages refresh 
       `INSERT INTO fleet_results (op_id, node_id, name, wave, status, detail, exit_code, finished_at)
        VALUES ('op-00000001', 'n-a2', 'eu-db', 1, 'ok', 'refreshed', 0, now())`,
     );
-    const list = await (await admin.get("/fleet")).text();
+    const list = await (await admin.get("/console/fleet")).text();
     assert.match(list, /id="ops"[^>]*hx-trigger="every 2s"/);
-    const page = await (await admin.get("/fleet/op-00000001")).text();
+    const page = await (await admin.get("/console/fleet/op-00000001")).text();
     assert.match(page, /id="op"[^>]*hx-trigger="every 2s"/);
     assert.match(page, /1 ok, 0 failed, 0 skipped/);
     assert.match(page, /1 running or not started yet/);
     const v = page.match(/data-fingerprint="([0-9a-f]+)"/)![1];
     const poll = { "hx-request": "true", "hx-target": "op", "hx-trigger": "op" };
     // Unchanged: nothing to swap.
-    assert.equal((await admin.get(`/fleet/op-00000001?v=${v}`, poll)).status, 204);
+    assert.equal((await admin.get(`/console/fleet/op-00000001?v=${v}`, poll)).status, 204);
     await h.db.query(
       `INSERT INTO fleet_results (op_id, node_id, name, wave, status, detail, exit_code, finished_at)
        VALUES ('op-00000001', 'n-a1', 'eu-web', 1, 'timed_out', 'deadline 60s passed', null, now())`,
     );
-    const changed = await admin.get(`/fleet/op-00000001?v=${v}`, poll);
+    const changed = await admin.get(`/console/fleet/op-00000001?v=${v}`, poll);
     assert.equal(changed.status, 200);
     const fragment = await changed.text();
     assert.ok(!fragment.includes("<html"));
     assert.match(fragment, /deadline 60s passed/);
     await h.db.query(`UPDATE fleet_operations SET status = 'interrupted', finished_at = now()`);
-    const ended = await (await admin.get(`/fleet/op-00000001?v=${v}`, poll)).text();
+    const ended = await (await admin.get(`/console/fleet/op-00000001?v=${v}`, poll)).text();
     assert.ok(!ended.includes("hx-trigger"), "the swapped-in section stops polling");
     assert.match(ended, /1 without a result/);
   } finally {
@@ -312,24 +208,24 @@ Deno.test(`[${TEST_DB_KIND}] console fleet: a running operation's pages refresh 
 });
 
 Deno.test(`[${TEST_DB_KIND}] console fleet: readonly sees no start form and is refused; CSRF and tenants hold`, async () => {
-  const h = await harness();
+  const h = await consoleHarness();
   try {
     await seed(h.db);
     const admin = await h.signIn("t-a", "admin");
-    const started = await admin.post("/fleet", { ...START, target: "n-a3" });
+    const started = await admin.submit("/console/fleet", { ...START, target: "n-a3" });
     assert.equal(started.status, 303);
     const opId = started.headers.get("location")!.split("/").at(-1)!;
     await h.fleet.idle();
 
     const readonly = await h.signIn("t-a", "readonly");
-    const list = await (await readonly.get("/fleet")).text();
+    const list = await (await readonly.get("/console/fleet")).text();
     assert.deepEqual(rowIds(list, "ops", "data-op-id"), [opId], "readonly reads");
     assert.ok(!list.includes("/console/fleet/new"), "no way to start");
     assert.doesNotMatch(list, /<main[\s\S]*(method="post"|hx-post)[\s\S]*<\/main>/);
-    const detail = await (await readonly.get(`/fleet/${opId}`)).text();
+    const detail = await (await readonly.get(`/console/fleet/${opId}`)).text();
     assert.doesNotMatch(detail, /<main[\s\S]*(method="post"|hx-post)[\s\S]*<\/main>/);
-    assert.equal((await readonly.get("/fleet/new")).status, 403);
-    const refused = await readonly.post("/fleet", START);
+    assert.equal((await readonly.get("/console/fleet/new")).status, 403);
+    const refused = await readonly.submit("/console/fleet", START);
     assert.equal(refused.status, 403);
     assert.match(
       await refused.text(),
@@ -337,22 +233,29 @@ Deno.test(`[${TEST_DB_KIND}] console fleet: readonly sees no start form and is r
     );
 
     // A change without the session's CSRF token is refused before anything runs.
-    const forged = await admin.post("/fleet", START, { csrf: false });
+    const forged = await admin.post("/console/fleet", START);
     assert.equal(forged.status, 403);
     assert.equal((await h.fleet.list(readonlyOperator("t-a"))).length, 1, "nothing started");
 
     // Another tenant's operation does not exist for this operator.
     const other = await h.signIn("t-b", "admin");
-    assert.equal((await other.get(`/fleet/${opId}`)).status, 404);
-    assert.deepEqual(rowIds(await (await other.get("/fleet")).text(), "ops", "data-op-id"), []);
+    assert.equal((await other.get(`/console/fleet/${opId}`)).status, 404);
+    assert.deepEqual(
+      rowIds(await (await other.get("/console/fleet")).text(), "ops", "data-op-id"),
+      [],
+    );
     // Nor can a session start on a tenant it has no rights on.
-    const foreign = await other.post("/fleet", { ...START, tenant: "t-a", target: "all" });
+    const foreign = await other.submit("/console/fleet", {
+      ...START,
+      tenant: "t-a",
+      target: "all",
+    });
     assert.equal(foreign.status, 403);
     assert.match(await foreign.text(), /no rights on tenant/);
     assert.equal((await h.fleet.list(readonlyOperator("t-a"))).length, 1, "nothing started");
 
     // A form mistake comes back on the form with the values kept.
-    const bad = await admin.post("/fleet", { ...START, target: "tags=AnyOf(nope)" });
+    const bad = await admin.submit("/console/fleet", { ...START, target: "tags=AnyOf(nope)" });
     assert.equal(bad.status, 404);
     const badHtml = await bad.text();
     assert.match(badHtml, /no hosts match --target tags=AnyOf\(nope\)/);

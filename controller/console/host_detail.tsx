@@ -24,7 +24,7 @@ import type { ApiEnv } from "../api/auth.ts";
 import type { ConsoleDeps } from "./deps.ts";
 import type { ConsoleEnv } from "./session.ts";
 import { ErrorBox, Page, StatusBadge } from "./layout.tsx";
-import { Age } from "./hosts.tsx";
+import { Age, Chips, labelPairs, TableHead, Timestamp } from "./components.tsx";
 
 /** How often an open host page asks whether its status or facts changed. */
 export const HOST_REFRESH = "every 2s";
@@ -237,7 +237,7 @@ function Live(props: { view: LiveView }) {
           <dl class="facts">
             <dt>Status</dt>
             <dd aria-live="polite">
-              <StatusBadge status={status} /> since <When at={record.status_since} />
+              <StatusBadge status={status} /> since <Timestamp at={record.status_since} />
             </dd>
             <dt>Last heartbeat</dt>
             <dd>
@@ -255,7 +255,7 @@ function Live(props: { view: LiveView }) {
               {auth.detail}
             </dd>
             <dt>Token expires</dt>
-            <dd>{record.token_expires_at ? <When at={record.token_expires_at} /> : "—"}</dd>
+            <dd>{record.token_expires_at ? <Timestamp at={record.token_expires_at} /> : "—"}</dd>
             <dt>Last error</dt>
             <dd>
               {error
@@ -297,7 +297,7 @@ function Live(props: { view: LiveView }) {
             <dd class="mono">{record.key_fingerprint}</dd>
             <dt>Created</dt>
             <dd>
-              <When at={record.created_at} />
+              <Timestamp at={record.created_at} />
             </dd>
           </dl>
         </div>
@@ -307,17 +307,17 @@ function Live(props: { view: LiveView }) {
         <dl class="facts">
           <dt>Local tools</dt>
           <dd>
-            <Chips items={caps.local_tools ?? []} />
+            <Chips items={caps.local_tools ?? []} none="none" />
           </dd>
           <dt>Mount points</dt>
           <dd>
-            <Chips items={caps.mount_points ?? []} />
+            <Chips items={caps.mount_points ?? []} none="none" />
           </dd>
           <dt>Concurrent calls</dt>
           <dd>{caps.max_concurrent_calls ?? "—"}</dd>
           <dt>Labels</dt>
           <dd>
-            <Chips items={Object.entries(record.labels).map(([k, v]) => `${k}=${v}`)} />
+            <Chips items={labelPairs(record.labels)} none="none" />
           </dd>
         </dl>
       </div>
@@ -327,21 +327,14 @@ function Live(props: { view: LiveView }) {
           ? <p class="muted">No connection recorded yet.</p>
           : (
             <table class="responsive">
-              <thead>
-                <tr>
-                  <th scope="col">Connected</th>
-                  <th scope="col">Ended</th>
-                  <th scope="col">Lasted</th>
-                  <th scope="col">Relay</th>
-                  <th scope="col">Remote address</th>
-                  <th scope="col">Agent</th>
-                </tr>
-              </thead>
+              <TableHead
+                columns={["Connected", "Ended", "Lasted", "Relay", "Remote address", "Agent"]}
+              />
               <tbody>
                 {connections.map((row) => (
                   <tr>
                     <td data-label="Connected">
-                      <When at={row.connected_at} />
+                      <Timestamp at={row.connected_at} />
                     </td>
                     <td data-label="Ended">{ended(record, row)}</td>
                     <td data-label="Lasted">
@@ -364,7 +357,7 @@ function Live(props: { view: LiveView }) {
 
 /** A connection with no recorded end is either the live one or one whose relay died. */
 function ended(record: DaemonRecord, row: ConnectionRecord) {
-  if (row.disconnected_at) return <When at={row.disconnected_at} />;
+  if (row.disconnected_at) return <Timestamp at={row.disconnected_at} />;
   const current = record.status === "connected" && record.relay_id === row.relay_id &&
     record.status_since.getTime() === row.connected_at.getTime();
   return current
@@ -471,22 +464,12 @@ function History(props: { nodeId: string; calls: CallRecord[] }) {
       <h2>Command history</h2>
       {props.calls.length === 0 ? <p class="muted">No commands yet.</p> : (
         <table class="responsive">
-          <thead>
-            <tr>
-              <th scope="col">When</th>
-              <th scope="col">Who</th>
-              <th scope="col">What</th>
-              <th scope="col">Status</th>
-              <th scope="col">Exit</th>
-              <th scope="col">Duration</th>
-              <th scope="col">Output</th>
-            </tr>
-          </thead>
+          <TableHead columns={["When", "Who", "What", "Status", "Exit", "Duration", "Output"]} />
           <tbody>
             {props.calls.map((call) => (
               <tr data-call-id={call.call_id}>
                 <td data-label="When">
-                  <When at={call.started_at} />
+                  <Timestamp at={call.started_at} />
                 </td>
                 <td data-label="Who">{call.requested_by}</td>
                 <td data-label="What">
@@ -512,17 +495,6 @@ function History(props: { nodeId: string; calls: CallRecord[] }) {
       )}
     </section>
   );
-}
-
-function Chips(props: { items: string[] }) {
-  if (props.items.length === 0) return <span class="muted">none</span>;
-  return <>{props.items.map((item) => <span class="chip">{item}</span>)}</>;
-}
-
-/** An absolute time (UTC, to the second); the full ISO time on hover. */
-function When(props: { at: Date }) {
-  const iso = new Date(props.at).toISOString();
-  return <time datetime={iso} title={iso}>{iso.slice(0, 19).replace("T", " ")}Z</time>;
 }
 
 function duration(ms: number): string {

@@ -2,67 +2,21 @@
 // session cookie and CSRF token, and the test playing the node over a real EdgeHub stream (its
 // Hello marks it connected and writes the connection log; it answers commands).
 import assert from "node:assert/strict";
-import { Hono } from "hono";
 import { create } from "@bufbuild/protobuf";
 import { ToolEventSchema } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
 import { NodePrivateKey } from "../../shared/crypto/node_key.ts";
 import { sealEnvelope } from "../../shared/crypto/envelope.ts";
 import { fromBase64 } from "../../shared/crypto/encoding.ts";
-import { TEST_DB_KIND, testDatabase } from "../../tests/support/db.ts";
-import { DaemonRepository } from "../app/daemons.ts";
-import { EdgeHub, type EdgeSession } from "../app/edge_sessions.ts";
-import { NodeAuthenticator } from "../app/node_auth.ts";
-import { loadOrCreateSigningKey } from "../app/signing_key.ts";
-import { TokenAuthority } from "../app/tokens.ts";
-import { ToolCallService } from "../app/tool_calls.ts";
-import { RevocationService } from "../app/revocation.ts";
-import { FleetDispatcher } from "../app/fleet/dispatcher.ts";
-import { EnrollmentService } from "../app/enrollment.ts";
-import { RateLimiter } from "../app/rate_limit.ts";
-import { ConsoleSessions } from "../app/console_sessions.ts";
+import { TEST_DB_KIND } from "../../tests/support/db.ts";
+import type { EdgeSession } from "../app/edge_sessions.ts";
 import { CONNECTIONS_KEPT_PER_NODE } from "../app/connection_log.ts";
-import { systemClock } from "../app/clock.ts";
-import type { OperatorRole } from "../../shared/tokens/claims.ts";
-import { createConsole } from "./console.tsx";
 import { CONNECTIONS_SHOWN } from "./host_detail.tsx";
-import { SESSION_COOKIE } from "./session.ts";
+import { consoleHarness } from "./test_support.ts";
 
 async function setup() {
-  const database = await testDatabase();
-  const db = await database.open();
-  const dir = await Deno.makeTempDir({ prefix: "aegis-host-page-" });
-  const tokens = new TokenAuthority(await loadOrCreateSigningKey(`${dir}/key.jwk`), "test");
-  const daemons = new DaemonRepository(db, systemClock);
-  const auth = new NodeAuthenticator(db, tokens, systemClock);
-  const hub = new EdgeHub({
-    auth,
-    daemons,
-    clock: systemClock,
-    relayId: "r1",
-    heartbeatIntervalSecs: 3600,
-    log: () => {},
-  });
-  const calls = new ToolCallService(db, daemons, hub, "r1", systemClock);
-  const consoleApp = createConsole({
-    sessions: new ConsoleSessions(db, tokens, systemClock),
-    daemons,
-    enrollment: new EnrollmentService(db, tokens, new RateLimiter(100, 60_000), auth, {
-      publicEndpoint: "https://controller.test",
-      enrollmentTtlSecs: 900,
-      nodeTokenTtlSecs: 3600,
-      clockSkewLeewaySecs: 60,
-    }, systemClock),
-    calls,
-    revocation: new RevocationService(db, hub, systemClock),
-    fleet: new FleetDispatcher(db, calls, "r1", systemClock),
-    db,
-    clock: systemClock,
-    heartbeatIntervalSecs: 3600,
-    enrollmentTtlSecs: 900,
-    log: () => {},
-  });
-  // Mounted where the controller mounts it, so redirects and form actions line up.
-  const app = new Hono().route("/console", consoleApp);
+  // The hour-long heartbeat the node's Hello below asks for too.
+  const h = await consoleHarness({ heartbeatIntervalSecs: 3600 });
+  const { db, tokens, hub } = h;
 
   const sessions: EdgeSession[] = [];
   const keys = new Map<string, { key: NodePrivateKey; token: string }>();
@@ -140,55 +94,11 @@ async function setup() {
     })().catch(() => {}); // the stream ended
     return session;
   };
-  /** A signed-in browser: its cookie and CSRF token. */
-  const signIn = async (tenant: string, role: OperatorRole, sub = `${role}@${tenant}`) => {
-    const token = await tokens.issueOperator({
-      subject: sub,
-      tenantId: tenant,
-      role,
-      ttlSecs: 600,
-    });
-    const session = await new ConsoleSessions(db, tokens, systemClock).signInWithToken(token);
-    return { cookie: `${SESSION_COOKIE}=${session.id}`, csrf: session.csrf };
-  };
-  type Browser = Awaited<ReturnType<typeof signIn>>;
-  const get = (who: Browser, path: string, headers: Record<string, string> = {}) =>
-    app.request(path, { headers: { cookie: who.cookie, ...headers } });
-  /** A form POST as the page's form sends it (with its hidden _csrf unless told otherwise). */
-  const post = (
-    who: Browser,
-    path: string,
-    fields: Record<string, string>,
-    headers: Record<string, string> = {},
-  ) =>
-    app.request(path, {
-      method: "POST",
-      headers: {
-        cookie: who.cookie,
-        "content-type": "application/x-www-form-urlencoded",
-        ...headers,
-      },
-      body: new URLSearchParams(fields).toString(),
-    });
-  /** What console.js's run form sends: JSON with the X-CSRF-Token header. */
-  const postJson = (who: Browser, path: string, body: unknown) =>
-    app.request(path, {
-      method: "POST",
-      headers: {
-        cookie: who.cookie,
-        "content-type": "application/json",
-        "x-csrf-token": who.csrf,
-      },
-      body: JSON.stringify(body),
-    });
   const cleanup = async () => {
     for (const session of sessions) await session.closed();
-    await calls.flushHistory();
-    await daemons.drain();
-    await database.cleanup();
-    await Deno.remove(dir, { recursive: true });
+    await h.cleanup();
   };
-  return { db, daemons, calls, enroll, connect, signIn, get, post, postJson, cleanup };
+  return { ...h, enroll, connect, cleanup };
 }
 
 /** Whether the HTML holds anything that changes state: POST forms, htmx posts, the run form. */
@@ -208,7 +118,7 @@ Deno.test(`[${TEST_DB_KIND}] the host page shows an own-tenant host's facts, and
     await t.connect("n-a");
     const admin = await t.signIn("t1", "admin");
 
-    const page = await t.get(admin, "/console/hosts/n-a");
+    const page = await admin.get("/console/hosts/n-a");
     assert.equal(page.status, 200);
     const html = await page.text();
     for (
@@ -236,26 +146,26 @@ Deno.test(`[${TEST_DB_KIND}] the host page shows an own-tenant host's facts, and
 
     // The live area answers 204 while nothing it shows changed, and the fragment when it did.
     const fp = html.match(/data-fingerprint="([0-9a-f]+)"/)![1];
-    const same = await t.get(admin, `/console/hosts/n-a/live?v=${fp}`, { "hx-request": "true" });
+    const same = await admin.get(`/console/hosts/n-a/live?v=${fp}`, { "hx-request": "true" });
     assert.equal(same.status, 204);
     await t.db.query("UPDATE edge_daemons SET reconnects = 41 WHERE node_id = 'n-a'");
-    const changed = await t.get(admin, `/console/hosts/n-a/live?v=${fp}`, { "hx-request": "true" });
+    const changed = await admin.get(`/console/hosts/n-a/live?v=${fp}`, { "hx-request": "true" });
     assert.equal(changed.status, 200);
     assert.match(await changed.text(), /<dd>41<\/dd>/);
 
     // Another tenant's admin: exactly like a missing host, on every route.
     const other = await t.signIn("t2", "admin");
     for (const path of ["", "/live", "/history", "/revoke"]) {
-      const response = await t.get(other, `/console/hosts/n-a${path}`);
+      const response = await other.get(`/console/hosts/n-a${path}`);
       assert.equal(response.status, 404, path);
       assert.ok(!(await response.text()).includes("web-1.example.net"));
     }
     assert.equal(
-      (await t.post(other, "/console/hosts/n-a/tags", { _csrf: other.csrf, tag: "x" })).status,
+      (await other.post("/console/hosts/n-a/tags", { _csrf: other.csrf, tag: "x" })).status,
       404,
     );
     assert.equal(
-      (await t.post(other, "/console/hosts/n-a/revoke", { _csrf: other.csrf })).status,
+      (await other.post("/console/hosts/n-a/revoke", { _csrf: other.csrf })).status,
       404,
     );
     assert.equal((await t.daemons.get("n-a"))!.status, "connected");
@@ -272,7 +182,7 @@ Deno.test(`[${TEST_DB_KIND}] tags are added and removed from the page; readonly 
     const tags = async () => (await t.daemons.get("n-a"))!.tags;
 
     // Without JS: a plain form post, answered with a redirect back to the page.
-    const added = await t.post(admin, "/console/hosts/n-a/tags", {
+    const added = await admin.post("/console/hosts/n-a/tags", {
       _csrf: admin.csrf,
       tag: "web prod",
     });
@@ -282,7 +192,7 @@ Deno.test(`[${TEST_DB_KIND}] tags are added and removed from the page; readonly 
 
     // With htmx: the header token, and the tags section comes back to be swapped in.
     const htmx = { "hx-request": "true", "x-csrf-token": admin.csrf };
-    const removed = await t.post(admin, "/console/hosts/n-a/tags/remove", { tag: "prod" }, htmx);
+    const removed = await admin.post("/console/hosts/n-a/tags/remove", { tag: "prod" }, htmx);
     assert.equal(removed.status, 200);
     const section = await removed.text();
     assert.match(section, /^<section id="tags"/);
@@ -291,22 +201,22 @@ Deno.test(`[${TEST_DB_KIND}] tags are added and removed from the page; readonly 
     assert.deepEqual(await tags(), ["web"]);
 
     // A bad tag is shown in the section (htmx swaps only 2xx), and changes nothing.
-    const bad = await t.post(admin, "/console/hosts/n-a/tags", { tag: "no/slash" }, htmx);
+    const bad = await admin.post("/console/hosts/n-a/tags", { tag: "no/slash" }, htmx);
     assert.equal(bad.status, 200);
     assert.match(await bad.text(), /role="alert">invalid tag &quot;no\/slash&quot;/);
     assert.deepEqual(await tags(), ["web"]);
 
     // No CSRF token: refused before anything is read.
-    assert.equal((await t.post(admin, "/console/hosts/n-a/tags", { tag: "forged" })).status, 403);
+    assert.equal((await admin.post("/console/hosts/n-a/tags", { tag: "forged" })).status, 403);
     assert.equal(
-      (await t.post(admin, "/console/hosts/n-a/tags", { _csrf: "x".repeat(43), tag: "forged" }))
+      (await admin.post("/console/hosts/n-a/tags", { _csrf: "x".repeat(43), tag: "forged" }))
         .status,
       403,
     );
     // Readonly, with its own valid token: refused by role.
     const reader = await t.signIn("t1", "readonly");
     for (const path of ["/console/hosts/n-a/tags", "/console/hosts/n-a/tags/remove"]) {
-      const response = await t.post(reader, path, { _csrf: reader.csrf, tag: "web" });
+      const response = await reader.post(path, { _csrf: reader.csrf, tag: "web" });
       assert.equal(response.status, 403, path);
     }
     assert.deepEqual(await tags(), ["web"]);
@@ -322,18 +232,18 @@ Deno.test(`[${TEST_DB_KIND}] a readonly operator's host page has no control that
     await t.connect("n-a");
     await t.db.query("UPDATE edge_daemons SET tags = '{web}' WHERE node_id = 'n-a'");
     const reader = await t.signIn("t1", "readonly");
-    const html = await (await t.get(reader, "/console/hosts/n-a")).text();
+    const html = await (await reader.get("/console/hosts/n-a")).text();
     assert.deepEqual(changeControls(main(html)), []);
     assert.ok(!html.includes("/revoke"));
     assert.ok(html.includes('<span class="chip">web</span>'), "tags are shown, as text");
     assert.ok(html.includes('id="history"'), "history is shown");
 
-    assert.equal((await t.get(reader, "/console/hosts/n-a/revoke")).status, 403);
+    assert.equal((await reader.get("/console/hosts/n-a/revoke")).status, 403);
     const headers = { "x-csrf-token": reader.csrf };
-    assert.equal((await t.post(reader, "/console/hosts/n-a/revoke", {}, headers)).status, 403);
-    const exec = await t.get(reader, "/console/hosts/n-a/exec");
+    assert.equal((await reader.post("/console/hosts/n-a/revoke", {}, headers)).status, 403);
+    const exec = await reader.get("/console/hosts/n-a/exec");
     assert.equal(exec.status, 404, "exec is POST only");
-    const run = await t.post(reader, "/console/hosts/n-a/exec", {}, headers);
+    const run = await reader.post("/console/hosts/n-a/exec", {}, headers);
     assert.equal(run.status, 403);
     assert.equal((await run.json()).error.code, "FORBIDDEN");
     assert.equal((await t.daemons.get("n-a"))!.status, "connected");
@@ -342,7 +252,7 @@ Deno.test(`[${TEST_DB_KIND}] a readonly operator's host page has no control that
     // The same page for a writer does have them (so the check above checks something).
     // Remove tag "web", add a tag, run a command; and the link to the revoke confirmation.
     const admin = await t.signIn("t1", "admin");
-    const writerPage = main(await (await t.get(admin, "/console/hosts/n-a")).text());
+    const writerPage = main(await (await admin.get("/console/hosts/n-a")).text());
     assert.equal(changeControls(writerPage).length, 3);
     assert.ok(writerPage.includes('href="/console/hosts/n-a/revoke"'));
   } finally {
@@ -355,9 +265,9 @@ Deno.test(`[${TEST_DB_KIND}] running a command from the page streams NDJSON and 
   try {
     await t.enroll("n-a", "t1", "web-1");
     await t.connect("n-a");
-    const admin = await t.signIn("t1", "operator", "alice");
+    const admin = await t.signIn("t1", "operator", { subject: "alice" });
     // What console.js sends: JSON with the header token.
-    const exec = await t.postJson(admin, "/console/hosts/n-a/exec", {
+    const exec = await admin.postJson("/console/hosts/n-a/exec", {
       shell: "echo hi",
       timeout_secs: 5,
     });
@@ -369,7 +279,7 @@ Deno.test(`[${TEST_DB_KIND}] running a command from the page streams NDJSON and 
     assert.equal(events[2].exit_code, 0);
 
     await t.calls.flushHistory();
-    const history = await (await t.get(admin, "/console/hosts/n-a/history", {
+    const history = await (await admin.get("/console/hosts/n-a/history", {
       "hx-request": "true",
     })).text();
     assert.match(history, /^<section id="history"/);
@@ -379,7 +289,7 @@ Deno.test(`[${TEST_DB_KIND}] running a command from the page streams NDJSON and 
     assert.ok(history.includes('<td data-label="Output">3 B</td>'));
 
     // A body REST would refuse is refused the same way.
-    const bad = await t.postJson(admin, "/console/hosts/n-a/exec", { timeout_secs: 5 });
+    const bad = await admin.postJson("/console/hosts/n-a/exec", { timeout_secs: 5 });
     assert.equal(bad.status, 400);
   } finally {
     await t.cleanup();
@@ -392,7 +302,7 @@ Deno.test(`[${TEST_DB_KIND}] revoke: the confirmation names the host; confirming
     await t.enroll("n-a", "t1", "web-1");
     await t.connect("n-a");
     const admin = await t.signIn("t1", "admin");
-    const confirm = await (await t.get(admin, "/console/hosts/n-a/revoke")).text();
+    const confirm = await (await admin.get("/console/hosts/n-a/revoke")).text();
     for (
       const named of [
         "Revoke web-1?",
@@ -406,13 +316,13 @@ Deno.test(`[${TEST_DB_KIND}] revoke: the confirmation names the host; confirming
     ) assert.ok(confirm.includes(named), `the confirmation shows ${named}`);
     assert.equal((await t.daemons.get("n-a"))!.status, "connected", "asking changes nothing");
 
-    const revoked = await t.post(admin, "/console/hosts/n-a/revoke", { _csrf: admin.csrf });
+    const revoked = await admin.post("/console/hosts/n-a/revoke", { _csrf: admin.csrf });
     assert.equal(revoked.status, 303);
     assert.equal(revoked.headers.get("location"), "/console/hosts/n-a");
     assert.equal((await t.daemons.get("n-a"))!.status, "revoked");
     await t.daemons.drain();
 
-    const page = await (await t.get(admin, "/console/hosts/n-a")).text();
+    const page = await (await admin.get("/console/hosts/n-a")).text();
     assert.ok(page.includes('class="badge revoked"'));
     assert.ok(!page.includes("data-exec"), "no command box for a revoked host");
     assert.ok(!page.includes('href="/console/hosts/n-a/revoke"'));
@@ -423,7 +333,7 @@ Deno.test(`[${TEST_DB_KIND}] revoke: the confirmation names the host; confirming
     );
     assert.ok(row.disconnected_at instanceof Date);
     // Asking again says so, and offers nothing to press.
-    const again = await (await t.get(admin, "/console/hosts/n-a/revoke")).text();
+    const again = await (await admin.get("/console/hosts/n-a/revoke")).text();
     assert.ok(again.includes("already revoked"));
     assert.deepEqual(changeControls(main(again)), []);
   } finally {
@@ -450,7 +360,7 @@ Deno.test(`[${TEST_DB_KIND}] each connection is logged on connect and disconnect
     assert.equal(rows.length, CONNECTIONS_KEPT_PER_NODE);
     assert.deepEqual(rows.map((r) => r.open), [true, ...Array(rows.length - 1).fill(false)]);
 
-    const html = await (await t.get(admin, "/console/hosts/n-a")).text();
+    const html = await (await admin.get("/console/hosts/n-a")).text();
     assert.equal(html.match(/<td data-label="Connected">/g)?.length, CONNECTIONS_SHOWN);
     assert.equal(html.match(/connected now/g)?.length, 1);
     assert.equal(

@@ -7,6 +7,7 @@ import { tenantsOf } from "../app/operators.ts";
 import type { ConsoleDeps } from "./deps.ts";
 import type { ConsoleEnv } from "./session.ts";
 import { Page, StatusBadge } from "./layout.tsx";
+import { Age, Chips, labelPairs, Select } from "./components.tsx";
 import {
   type HostQuery,
   hostQueryString,
@@ -15,7 +16,7 @@ import {
   type Sort,
   STATUSES,
 } from "./host_query.ts";
-import { hostFacets, type HostListing, listHosts } from "../app/host_listing.ts";
+import type { HostListing } from "../app/host_listing.ts";
 
 export const HOSTS_REFRESH = "every 2s";
 
@@ -27,7 +28,8 @@ export function hostsPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
     const query = parseHostQuery(params);
     const tenants = tenantsOf(operator);
     const shown = query.tenant && tenants.includes(query.tenant) ? [query.tenant] : tenants;
-    const page = await listHosts(deps.db, shown, query, deps.heartbeatIntervalSecs, deps.clock());
+    const { tenant: _tenant, ...filter } = query;
+    const page = await deps.hostListings.list(shown, filter);
     const fingerprint = fingerprintOf(page, query);
     // What the server spent on this answer (queries and rendering), for a browser's devtools
     // and the console benchmark.
@@ -41,7 +43,7 @@ export function hostsPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
     if (c.req.header("hx-request") && c.req.header("hx-target") === "hosts") {
       html = String(<HostsTable page={page} query={query} fingerprint={fingerprint} />);
     } else {
-      const facets = await hostFacets(deps.db, shown);
+      const facets = await deps.hostListings.facets(shown);
       html = String(
         <Page title="Edge Hosts" section="hosts" operator={operator} csrf={c.get("csrf")}>
           <Filters query={query} facets={facets} tenants={tenants} />
@@ -92,35 +94,29 @@ function Filters(
     >
       <label>
         Tenant
-        <select name="tenant">
-          <option value="">All my tenants ({tenants.length})</option>
-          {tenants.map((t) => <option value={t} selected={query.tenant === t}>{t}</option>)}
-        </select>
+        <Select
+          name="tenant"
+          value={query.tenant}
+          options={tenants}
+          any={`All my tenants (${tenants.length})`}
+        />
       </label>
       <label>
         Status
-        <select name="status">
-          <option value="">Any</option>
-          {STATUSES.map((s) => (
-            <option value={s} selected={query.status === s}>
-              {s[0].toUpperCase() + s.slice(1)}
-            </option>
-          ))}
-        </select>
+        <Select
+          name="status"
+          value={query.status}
+          options={STATUSES.map((s) => [s, s[0].toUpperCase() + s.slice(1)] as const)}
+          any="Any"
+        />
       </label>
       <label>
         Tag
-        <select name="tag">
-          <option value="">Any</option>
-          {facets.tags.map((t) => <option value={t} selected={query.tag === t}>{t}</option>)}
-        </select>
+        <Select name="tag" value={query.tag} options={facets.tags} any="Any" />
       </label>
       <label>
         Label
-        <select name="label">
-          <option value="">Any</option>
-          {facets.labels.map((l) => <option value={l} selected={query.label === l}>{l}</option>)}
-        </select>
+        <Select name="label" value={query.label} options={facets.labels} any="Any" />
       </label>
       <label>
         Search
@@ -134,9 +130,7 @@ function Filters(
       </label>
       <label>
         Per page
-        <select name="per">
-          {PAGE_SIZES.map((n) => <option value={String(n)} selected={query.per === n}>{n}</option>)}
-        </select>
+        <Select name="per" value={query.per} options={PAGE_SIZES.map(String)} />
       </label>
       {query.sort !== "name" ? <input type="hidden" name="sort" value={query.sort} /> : null}
       {query.desc ? <input type="hidden" name="dir" value="desc" /> : null}
@@ -228,11 +222,10 @@ export function HostsTable(
                     <Age at={record.last_heartbeat_at} />
                   </td>
                   <td data-label="Tags">
-                    {record.tags.map((t) => <span class="chip">{t}</span>)}
+                    <Chips items={record.tags} />
                   </td>
                   <td data-label="Labels">
-                    {Object.entries(record.labels).map(([k, v]) => <span class="chip">{k}={v}
-                    </span>)}
+                    <Chips items={labelPairs(record.labels)} />
                   </td>
                 </tr>
               ))}
@@ -256,11 +249,4 @@ export function HostsTable(
         : null}
     </section>
   );
-}
-
-/** A time the browser shows as an age ("12 s ago") and keeps current (console.js). */
-export function Age(props: { at: Date | null | undefined }) {
-  if (!props.at) return <span class="muted">never</span>;
-  const iso = new Date(props.at).toISOString();
-  return <time datetime={iso} data-age="" title={iso}>{iso.slice(0, 19).replace("T", " ")}Z</time>;
 }

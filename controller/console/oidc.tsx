@@ -14,23 +14,21 @@ import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { toAegisError } from "../../shared/errors.ts";
 import { OIDC_LOGIN_TTL_SECS, type OidcLogin } from "../app/oidc_login.ts";
 import type { ConsoleDeps } from "./deps.ts";
-import { CONSOLE_PATH, type ConsoleEnv, safeNext, setSessionCookie } from "./session.ts";
+import { CONSOLE_PATH, type ConsoleEnv, ownOrigin, safeNext, setSessionCookie } from "./session.ts";
 import { ErrorBox, Page } from "./layout.tsx";
 
 export const OIDC_COOKIE = "aegis_oidc";
 export const OIDC_PATH = `${CONSOLE_PATH}/login/oidc`;
 export const OIDC_CALLBACK = `${OIDC_PATH}/callback`;
 
-function isHttps(c: Context): boolean {
-  return new URL(c.req.url).protocol === "https:" ||
-    c.req.header("x-forwarded-proto")?.split(",")[0].trim() === "https";
-}
-
-/** This console's callback URL as the browser reaches it. */
+/**
+ * This console's callback URL as the browser reaches it: the request's own Host, or a trusted
+ * proxy's X-Forwarded-Host/-Proto (session.ts ownOrigin), never those headers from anyone else.
+ * The provider's list of registered redirect URIs is what finally pins it.
+ */
 export function redirectUri(c: Context): string {
-  const host = c.req.header("x-forwarded-host")?.split(",")[0].trim() ?? c.req.header("host") ??
-    new URL(c.req.url).host;
-  return `${isHttps(c) ? "https" : "http"}://${host}${OIDC_CALLBACK}`;
+  const { protocol, host } = ownOrigin(c);
+  return `${protocol}//${host}${OIDC_CALLBACK}`;
 }
 
 export function oidcPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
@@ -42,7 +40,7 @@ export function oidcPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
     c.header("cache-control", "no-store");
     const cookie = getCookie(c, OIDC_COOKIE);
     // Spent or not, this attempt is over: the cookie goes either way.
-    deleteCookie(c, OIDC_COOKIE, { path: OIDC_PATH, secure: isHttps(c) });
+    deleteCookie(c, OIDC_COOKIE, { path: OIDC_PATH, secure: ownOrigin(c).protocol === "https:" });
     const query = (name: string) => c.req.query(name)?.slice(0, 4096);
     try {
       const { session, next } = await oidc.finish(cookie, {
@@ -71,7 +69,7 @@ export function oidcPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
         path: OIDC_PATH,
         httpOnly: true,
         sameSite: "Lax",
-        secure: isHttps(c),
+        secure: ownOrigin(c).protocol === "https:",
         maxAge: OIDC_LOGIN_TTL_SECS,
       });
       return c.redirect(url, 303);

@@ -3,9 +3,9 @@
 // code, client, redirect_uri and PKCE verifier, tokens are verified against its JWKS). Each step
 // is what a browser does: follow the redirects, carry the cookies.
 import assert from "node:assert/strict";
-import { parseControllerConfig } from "../config.ts";
-import { type RunningController, startController } from "../server/controller.ts";
-import { TEST_DB_KIND, testDatabase } from "../../tests/support/db.ts";
+import type { RunningController } from "../server/controller.ts";
+import { TEST_DB_KIND } from "../../tests/support/db.ts";
+import { withInProcessController } from "../../tests/support/in_process_controller.ts";
 import { FakeIdp, type FakeOidcClient, idpKey } from "../../tests/security/fake_idp.ts";
 import { pkceChallenge } from "../app/oidc_login.ts";
 
@@ -32,14 +32,9 @@ async function withIdpController(
     audience: CLIENT_ID,
     identity: IDENTITY,
   };
-  const dir = await Deno.makeTempDir();
-  const store = await testDatabase();
   Deno.env.set(SECRET_ENV, SECRET);
-  const config = parseControllerConfig(
-    [
-      "cluster:",
-      "  bind_address: 127.0.0.1",
-      ...(store.dsn ? ["postgres:", `  dsn: "${store.dsn}"`] : []),
+  try {
+    await withInProcessController([
       "auth:",
       "  issuers:",
       `    - issuer: "${ISSUER}"`,
@@ -53,23 +48,10 @@ async function withIdpController(
       `        client_secret_env: ${SECRET_ENV}`,
       "        display_name: Fake SSO",
       ...oidcLines.map((line) => `        ${line}`),
-    ].join("\n"),
-    "test",
-    {},
-  );
-  const controller = await startController({ config, dataDir: dir, port: 0 });
-  try {
-    await fn(
-      `http://127.0.0.1:${controller.port}`,
-      idp as FakeIdp & { oidc: FakeOidcClient },
-      controller,
-    );
+    ], (controller, base) => fn(base, idp as FakeIdp & { oidc: FakeOidcClient }, controller));
   } finally {
-    await controller.close();
     await idp.close();
-    await store.cleanup();
     Deno.env.delete(SECRET_ENV);
-    await Deno.remove(dir, { recursive: true });
   }
 }
 

@@ -18,14 +18,38 @@ export const SESSION_COOKIE = "aegis_console";
 export const CONSOLE_PATH = "/console";
 
 export type ConsoleEnv = {
-  Variables: { operator: Operator; session: ConsoleSession; csrf: string };
+  Variables: {
+    operator: Operator;
+    session: ConsoleSession;
+    csrf: string;
+    /** The TCP peer is one of cluster.ingress.trusted_proxies (set for every console request). */
+    viaTrustedProxy: boolean;
+  };
 };
 
 const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
+/**
+ * A forwarding header, believed only from a configured trusted proxy: anyone else could say
+ * anything (a Secure cookie over plain http, another host to compare Origin with).
+ */
+function forwarded(c: Context, name: "x-forwarded-proto" | "x-forwarded-host"): string | undefined {
+  if (!c.get("viaTrustedProxy")) return undefined;
+  return c.req.header(name)?.split(",")[0].trim() || undefined;
+}
+
+/** The scheme and host the browser used to reach the console (behind a trusted proxy: its view). */
+export function ownOrigin(c: Context): { protocol: "http:" | "https:"; host: string } {
+  const url = new URL(c.req.url);
+  const proto = forwarded(c, "x-forwarded-proto");
+  const protocol = proto === "https" || (proto === undefined && url.protocol === "https:")
+    ? "https:"
+    : "http:";
+  return { protocol, host: forwarded(c, "x-forwarded-host") ?? c.req.header("host") ?? url.host };
+}
+
 function isHttps(c: Context): boolean {
-  return new URL(c.req.url).protocol === "https:" ||
-    c.req.header("x-forwarded-proto")?.split(",")[0].trim() === "https";
+  return ownOrigin(c).protocol === "https:";
 }
 
 export function setSessionCookie(c: Context, session: NewConsoleSession): void {
@@ -61,8 +85,7 @@ export function requireSameOrigin(c: Context): void {
     try {
       host = new URL(origin).host;
     } catch { /* "null" or junk */ }
-    const own = c.req.header("x-forwarded-host")?.split(",")[0].trim() ?? c.req.header("host");
-    if (host === undefined || host !== own) {
+    if (host === undefined || host !== ownOrigin(c).host) {
       throw new AegisError(
         "FORBIDDEN",
         "a change to the console must come from the console itself",
@@ -117,8 +140,10 @@ export function requireSession(sessions: ConsoleSessions) {
 
 /** Where to go after signing in: only a path inside the console, never another site. */
 export function safeNext(next: string | undefined): string {
+  // Printable ASCII only (a CR/LF would break the Location header), a path inside the console.
   if (
-    next && next.startsWith(`${CONSOLE_PATH}/`) && !next.startsWith("//") && !next.includes("\\")
+    next && next.length <= 2048 && /^[\x21-\x7e]+$/.test(next) &&
+    next.startsWith(`${CONSOLE_PATH}/`) && !next.startsWith("//") && !next.includes("\\")
   ) {
     return next;
   }

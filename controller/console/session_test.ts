@@ -2,37 +2,15 @@
 // cookie is, what the database keeps of it, what a change needs, and that a login link and a
 // signed-out session are dead.
 import assert from "node:assert/strict";
-import { parseControllerConfig } from "../config.ts";
-import { type RunningController, startController } from "../server/controller.ts";
-import { TEST_DB_KIND, testDatabase } from "../../tests/support/db.ts";
+import { TEST_DB_KIND } from "../../tests/support/db.ts";
+import { withInProcessController } from "../../tests/support/in_process_controller.ts";
 import { CONSOLE_SESSIONS_PER_SUBJECT } from "../app/console_sessions.ts";
 import { ASSETS } from "./assets.ts";
 import { CONSOLE_CSP } from "./console.tsx";
 import { safeNext } from "./session.ts";
 
-async function withController(
-  fn: (c: RunningController, base: string) => Promise<void>,
-): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  const store = await testDatabase();
-  const config = parseControllerConfig(
-    [
-      "cluster:",
-      "  bind_address: 127.0.0.1",
-      ...(store.dsn ? ["postgres:", `  dsn: "${store.dsn}"`] : []),
-    ].join("\n"),
-    "test",
-    {},
-  );
-  const controller = await startController({ config, dataDir: dir, port: 0 });
-  try {
-    await fn(controller, `http://127.0.0.1:${controller.port}`);
-  } finally {
-    await controller.close();
-    await store.cleanup();
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+const withController = (fn: Parameters<typeof withInProcessController>[1]) =>
+  withInProcessController([], fn);
 
 const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
 const FORM = "application/x-www-form-urlencoded";
@@ -178,6 +156,11 @@ Deno.test(`[${TEST_DB_KIND}] a login link shows whom it signs in as, signs in on
     }
     const first = await post(base, "/console/login/link", form({ link }));
     assert.equal(first.response.status, 303);
+    // The link's 15 minutes bound when it may be used, not how long the session lasts (12 h).
+    const expires = Date.parse(
+      first.response.headers.get("set-cookie")!.match(/Expires=([^;]+)/)![1],
+    );
+    assert.ok(expires - Date.now() > 11 * 3600_000, "the session ends with the link");
     const cookie = first.response.headers.get("set-cookie")!.split(";")[0];
     const hosts = await page(base, "/console/hosts", cookie);
     assert.match(hosts.text, /carol/);
@@ -222,11 +205,72 @@ Deno.test(`[${TEST_DB_KIND}] one identity holds at most ${CONSOLE_SESSIONS_PER_S
       cookies.push(await signIn(base, token));
     }
     const [{ n }] = await controller.db.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM console_sessions WHERE subject = 'loop'`,
+      `SELECT count(*)::int AS n FROM console_sessions WHERE claims->>'sub' = 'loop'`,
     );
     assert.equal(n, CONSOLE_SESSIONS_PER_SUBJECT);
     assert.equal((await page(base, "/console/hosts", cookies[0])).response.status, 303);
     assert.equal((await page(base, "/console/hosts", cookies.at(-1))).response.status, 200);
+
+    // The same subject on another tenant is another identity: its sign-ins end none of these
+    // (`token create` names every CLI admin "cli:admin", whatever the tenant).
+    const other = await controller.tokens.issueOperator({
+      subject: "loop",
+      tenantId: "team-z",
+      role: "readonly",
+      ttlSecs: 3600,
+    });
+    for (let i = 0; i < CONSOLE_SESSIONS_PER_SUBJECT + 1; i++) await signIn(base, other);
+    assert.equal((await page(base, "/console/hosts", cookies.at(-1))).response.status, 200);
+  });
+});
+
+Deno.test(`[${TEST_DB_KIND}] forwarding headers from a peer that is no trusted proxy change nothing; control characters are refused`, async () => {
+  await withController(async (controller, base) => {
+    const token = await controller.tokens.issueOperator({
+      subject: "mallory",
+      tenantId: "team-a",
+      role: "admin",
+      ttlSecs: 3600,
+    });
+    // X-Forwarded-Proto from anyone does not make the cookie Secure (over plain http the
+    // browser would then drop it), nor does X-Forwarded-Host move the origin to compare with.
+    const login = await post(base, "/console/login", form({ token }), {
+      "x-forwarded-proto": "https",
+    });
+    assert.equal(login.response.status, 303);
+    assert.doesNotMatch(login.response.headers.get("set-cookie")!, /Secure/);
+    const cookie = login.response.headers.get("set-cookie")!.split(";")[0];
+    const csrf = csrfOf((await page(base, "/console/hosts", cookie)).text);
+    const spoofed = await post(base, "/console/logout", form({ _csrf: csrf }), {
+      cookie,
+      origin: "https://evil.example",
+      "x-forwarded-host": "evil.example",
+    });
+    assert.equal(spoofed.response.status, 403);
+
+    // A next with a line break cannot split the Location header, nor leave a 500 behind.
+    const crlf = await post(
+      base,
+      "/console/login",
+      form({ token, next: "/console/hosts\r\nSet-Cookie: x=y" }),
+    );
+    assert.equal(crlf.response.status, 303);
+    assert.equal(crlf.response.headers.get("location"), "/console/");
+
+    // NUL and other controls in a path or query are refused before any route or query sees them
+    // (PostgreSQL would answer a 500 with its own words, and a log line could be forged).
+    for (
+      const path of ["/console/hosts/%00", "/console/hosts?q=a%00b", "/console/hosts/x%0aforged"]
+    ) {
+      const got = await page(base, path, cookie);
+      assert.equal(got.response.status, 400, path);
+      assert.match(got.text, /control character/);
+    }
+    const rest = await fetch(`${base}/v1/edge/hosts/n-%00`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    assert.equal(rest.status, 400);
+    assert.equal((await rest.json()).error.code, "INVALID_ARGUMENT");
   });
 });
 
@@ -238,6 +282,8 @@ Deno.test("safeNext() keeps a sign-in inside the console", () => {
       "https://evil.example/",
       "/v1/edge/hosts",
       "/console\\..",
+      "/console/hosts\r\nSet-Cookie: a=b",
+      "/console/\u0000",
       undefined,
     ]
   ) {

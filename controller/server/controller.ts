@@ -32,6 +32,7 @@ import { decodingErrorOptions } from "../rpc/parse_errors.ts";
 import { contextValuesFor } from "../rpc/context.ts";
 import { createApi } from "../api/routes.ts";
 import { ConsoleSessions } from "../app/console_sessions.ts";
+import { HostListings } from "../app/host_listing.ts";
 import type { ConsoleDeps } from "../console/deps.ts";
 import { deriveOidcStateKey, OidcLogin, oidcProviders } from "../app/oidc_login.ts";
 import { listen, type Listener, type RawStreamRoute, type RequestHandler } from "./listener.ts";
@@ -190,6 +191,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const consoleDeps: ConsoleDeps = {
     sessions: consoleSessions,
     daemons,
+    hostListings: new HostListings(db, heartbeatIntervalSecs, clock),
     enrollment,
     calls,
     revocation,
@@ -199,6 +201,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
     heartbeatIntervalSecs,
     enrollmentTtlSecs: config.edge.enrollment_token_ttl_secs,
     log,
+    viaTrustedProxy: (peer) => clientAddress.isTrustedProxy(clientAddress.socketAddress(peer)),
     oidc: oidcIssuers.length === 0 ? undefined : new OidcLogin(
       oidcIssuers,
       deriveOidcStateKey(signingKey.challengeKey),

@@ -211,13 +211,13 @@ ALTER TABLE enrollment_tokens ADD COLUMN hostname_pattern text;
 -- the database yields no usable session. claims are the operator claims it acts with.
 CREATE TABLE console_sessions (
   id_hash text PRIMARY KEY,
-  subject text NOT NULL,
+  identity text NOT NULL,                -- JSON [iss, sub, tenant_id]: sessions are bounded per identity
   claims jsonb NOT NULL,
   csrf text NOT NULL,
   created_at timestamptz NOT NULL DEFAULT now(),
   expires_at timestamptz NOT NULL
 );
-CREATE INDEX console_sessions_subject ON console_sessions (subject, created_at);
+CREATE INDEX console_sessions_identity ON console_sessions (identity, created_at);
 CREATE INDEX console_sessions_expiry ON console_sessions (expires_at);
 -- One-time login links (aegis-controller token create --login): a link's id once it was used,
 -- kept until the link would have expired anyway.

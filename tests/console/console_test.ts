@@ -11,6 +11,7 @@ import { makeHost } from "../support/host.ts";
 import { CONTROLLER_MAIN, ROOT, runDeno } from "../support/processes.ts";
 import { TEST_DB_KIND } from "../support/db.ts";
 import { browserMissing, collectPageProblems, launchBrowser } from "../support/browser.ts";
+import { FakeIdp, idpKey } from "../security/fake_idp.ts";
 
 const missing = browserMissing();
 if (missing) console.warn(`console_test skipped: ${missing}`);
@@ -62,7 +63,32 @@ Deno.test(
   `[${TEST_DB_KIND}] the web console: add a host, see it connect live, run a command, tag and revoke it; readonly sees no controls`,
   opts,
   async (t) => {
-    const controller = await startControllerProcess({ edge: "heartbeat_interval_secs: 5" });
+    // An external provider whose OIDC login (code + PKCE, a public client) the console offers.
+    const idp = new FakeIdp();
+    const idpSigningKey = await idpKey("ES256");
+    idp.keys = [idpSigningKey];
+    idp.oidc = {
+      issuer: "https://sso.example.test/realms/aegis",
+      clientId: "aegis-console",
+      key: idpSigningKey,
+      audience: "aegis-console",
+      identity: { sub: "frank@sso", tenant_id: "team-a", aegis_role: "operator", tenants: [] },
+    };
+    const controller = await startControllerProcess({
+      edge: "heartbeat_interval_secs: 5",
+      auth: [
+        "issuers:",
+        `  - issuer: "${idp.oidc.issuer}"`,
+        '    audience: "aegis-console"',
+        `    jwks_url: "${idp.jwksUrl}"`,
+        "    algorithms: [ES256]",
+        "    oidc:",
+        `      authorization_endpoint: "${idp.authorizationEndpoint}"`,
+        `      token_endpoint: "${idp.tokenEndpoint}"`,
+        '      client_id: "aegis-console"',
+        "      display_name: Example SSO",
+      ].join("\n"),
+    });
     const host = await makeHost();
     let browser: Browser | undefined;
     try {
@@ -268,6 +294,62 @@ Deno.test(
         await shot(detail, "11-host-revoked");
       });
 
+      await t.step(
+        "OIDC: the provider's button signs in with the identity it vouches for",
+        async () => {
+          const sso = await browser!.newContext({ baseURL: controller.endpoint });
+          const page = await sso.newPage();
+          problems.push(...collectPageProblems(page));
+          await page.goto("/console/login");
+          await shot(page, "00-sign-in");
+          await page.getByRole("link", { name: "Sign in with Example SSO" }).click();
+          await page.waitForURL(/\/console\/hosts/);
+          await page.getByText("frank@sso").waitFor();
+          await page.locator(`tr[data-node-id="${nodeId}"]`).waitFor();
+          await sso.close();
+        },
+      );
+
+      await t.step(
+        "keyboard: the skip link comes first, and a token is issued without a mouse",
+        async () => {
+          const page = await admin.newPage();
+          await page.goto("/console/hosts/new");
+          await page.keyboard.press("Tab");
+          assert.equal(
+            await page.evaluate<string>("document.activeElement.textContent"),
+            "Skip to content",
+          );
+          // Tab on until the name field has the focus, type, and submit with Enter.
+          for (let i = 0; i < 20; i++) {
+            await page.keyboard.press("Tab");
+            if (await page.evaluate<string>("document.activeElement.name") === "name") break;
+          }
+          assert.equal(await page.evaluate<string>("document.activeElement.name"), "name");
+          await page.keyboard.type("kbd-1");
+          await page.keyboard.press("Enter");
+          await page.locator("pre.command").first().waitFor();
+          // Every form control on the console's pages has a label.
+          for (
+            const path of [
+              "/console/hosts",
+              "/console/hosts/new",
+              "/console/fleet/new",
+              `/console/hosts/${nodeId}`,
+            ]
+          ) {
+            await page.goto(path);
+            const unlabelled = await page.evaluate<string[]>(
+              `[...document.querySelectorAll("main input:not([type=hidden]), main select, main textarea")]
+            .filter((el) => !el.labels?.length && !el.getAttribute("aria-label"))
+            .map((el) => el.name || el.outerHTML.slice(0, 60))`,
+            );
+            assert.deepEqual(unlabelled, [], `${path}: controls without a label`);
+          }
+          await page.close();
+        },
+      );
+
       await t.step("phone width: pages fit the screen", async () => {
         const phone = await browser!.newContext({
           baseURL: controller.endpoint,
@@ -291,6 +373,7 @@ Deno.test(
       await browser?.close();
       await host.cleanup();
       await controller.stop();
+      await idp.close();
     }
   },
 );

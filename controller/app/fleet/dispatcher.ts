@@ -80,6 +80,8 @@ export interface FleetOperationSummary extends FleetOperationRecord {
 }
 
 export const FLEET_LIST_MAX = 200;
+/** Fleet operations one tenant may have running at once. */
+export const FLEET_RUNNING_PER_TENANT = 20;
 
 export class FleetDispatcher {
   /** Operations start()ed here that are still running, so shutdown and tests can wait for them. */
@@ -102,6 +104,7 @@ export class FleetDispatcher {
     if (hosts.length === 0) {
       throw new AegisError("NOT_FOUND", `no hosts match --target ${describeTarget(target)}`);
     }
+    await this.#refuseIfBusy(tenant);
     const opId = `op-${crypto.randomUUID().slice(0, 8)}`;
     await this.db.query(
       `INSERT INTO fleet_operations (op_id, tenant_id, operation, target, mode, on_error, deadline_secs,
@@ -275,6 +278,26 @@ export class FleetDispatcher {
     return first.value;
   }
 
+  /**
+   * A tenant runs at most FLEET_RUNNING_PER_TENANT operations at once (operations detached from
+   * their caller would otherwise pile up without bound). Counted over the last day, so rows a
+   * relay that died for good left 'running' stop counting.
+   */
+  async #refuseIfBusy(tenant: string): Promise<void> {
+    const [{ n }] = await this.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM fleet_operations
+        WHERE tenant_id = $1 AND status = 'running' AND started_at > $2`,
+      [tenant, new Date(this.clock().getTime() - 86_400_000)],
+    );
+    if (n >= FLEET_RUNNING_PER_TENANT) {
+      throw new AegisError(
+        "RATE_LIMITED",
+        `tenant "${tenant}" already has ${n} fleet operations running`,
+        { hint: "Wait for one to end, then start this one." },
+      );
+    }
+  }
+
   /** Resolves once every operation start()ed so far has ended. */
   async idle(): Promise<void> {
     while (this.#detached.size > 0) await Promise.all([...this.#detached]);
@@ -335,6 +358,28 @@ export class FleetDispatcher {
       [opId],
     );
     return { ...op, results };
+  }
+
+  /**
+   * What changes while an operation runs, in one aggregate over its results (an index range),
+   * not its rows: a page watching a 15,000-node operation asks this every 2 s and reads the
+   * whole operation only when the answer moved.
+   */
+  async progress(operator: Operator, opId: string): Promise<string> {
+    const rows = await this.db.query<
+      { tenant_id: string; status: string; finished_at: Date | null; n: number; last: Date | null }
+    >(
+      `SELECT o.tenant_id, o.status, o.finished_at,
+              (SELECT count(*)::int FROM fleet_results r WHERE r.op_id = o.op_id) AS n,
+              (SELECT max(r.finished_at) FROM fleet_results r WHERE r.op_id = o.op_id) AS last
+         FROM fleet_operations o WHERE o.op_id = $1`,
+      [opId],
+    );
+    const row = rows[0];
+    if (!row || !tenantsOf(operator).includes(row.tenant_id)) {
+      throw new AegisError("NOT_FOUND", `no fleet operation ${opId}`);
+    }
+    return JSON.stringify([row.status, row.finished_at, row.n, row.last]);
   }
 
   /** At start-up: operations this process was driving when it stopped did not finish. */

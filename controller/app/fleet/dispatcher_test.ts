@@ -3,7 +3,7 @@ import type { Queryable } from "../../store/db.ts";
 import { TEST_DB_KIND, testDatabase } from "../../../tests/support/db.ts";
 import type { CallEvent, ToolCallService } from "../tool_calls.ts";
 import type { Operator } from "../operators.ts";
-import { FleetDispatcher } from "./dispatcher.ts";
+import { FLEET_RUNNING_PER_TENANT, FleetDispatcher } from "./dispatcher.ts";
 import { parseErrorPolicy, parseMode } from "./policy.ts";
 import type { FleetEvent } from "../../../shared/fleet_events.ts";
 import { AegisError } from "../../../shared/errors.ts";
@@ -374,6 +374,41 @@ Deno.test(`[${TEST_DB_KIND}] FleetDispatcher start(): a failure part-way is logg
     assert.equal((await fleet.show(admin, first.op_id)).status, "interrupted");
     assert.equal(logs.length, 1);
     assert.match(logs[0], /connection lost/);
+  } finally {
+    await test.cleanup();
+  }
+});
+
+Deno.test(`[${TEST_DB_KIND}] FleetDispatcher: a tenant runs at most ${FLEET_RUNNING_PER_TENANT} operations at once`, async () => {
+  const test = await testDatabase();
+  const db = await test.open();
+  try {
+    await insertHost(db, "n-1", "h-1");
+    const now = new Date("2026-01-01T00:00:00Z");
+    const insertRunning = (opId: string, tenant: string, startedAt: Date) =>
+      db.query(
+        `INSERT INTO fleet_operations (op_id, tenant_id, operation, target, mode, on_error,
+           deadline_secs, requested_by, relay_id, status, total, started_at)
+         VALUES ($1, $2, 'exec', 'all', 'parallel', 'continue', 10, 'x', 'r', 'running', 1, $3)`,
+        [opId, tenant, startedAt],
+      );
+    for (let i = 0; i < FLEET_RUNNING_PER_TENANT - 1; i++) {
+      await insertRunning(`op-a${i}`, "t-1", now);
+    }
+    // Another tenant's, and one a dead relay left running two days ago, do not count.
+    await insertRunning("op-other", "t-2", now);
+    await insertRunning("op-old", "t-1", new Date(now.getTime() - 2 * 86_400_000));
+    const { calls } = gatedHosts(new Set(["n-1"]));
+    const fleet = new FleetDispatcher(db, calls, "relay-test", () => now);
+    // The last free slot is taken; the next start is refused with a reason.
+    await fleet.start(admin, request("parallel", "continue"), () => {});
+    await fleet.idle();
+    await insertRunning("op-a-last", "t-1", now);
+    await assert.rejects(
+      fleet.start(admin, request("parallel", "continue"), () => {}),
+      (e: AegisError) =>
+        e.code === "RATE_LIMITED" && /already has 20 fleet operations running/.test(e.message),
+    );
   } finally {
     await test.cleanup();
   }
