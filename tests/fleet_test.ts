@@ -247,6 +247,39 @@ Deno.test(
       }
       assert.equal(shown!.status, "done", JSON.stringify(shown));
       assert.deepEqual(shown!.results.map((r) => r.status), ["ok", "ok", "ok"]);
+
+      // Stopped on request: the host running finishes, the rest are skipped, saying by whom.
+      const second = await controller.api("/v1/edge/fleet/operations", {
+        method: "POST",
+        token,
+        body: JSON.stringify({
+          operation: "exec",
+          target: "tags=AnyOf(slow)",
+          mode: "sequential",
+          deadline_secs: 30,
+          arguments: { argv: ["sleep", "1"] },
+        }),
+      });
+      const secondReader = second.body!.pipeThrough(new TextDecoderStream()).getReader();
+      let secondText = "";
+      while (!secondText.includes("\n")) secondText += (await secondReader.read()).value ?? "";
+      const secondId = JSON.parse(secondText.split("\n")[0]).op_id as string;
+      // The operator's CLI asks (POST …/operations/:opId/stop underneath).
+      const stop = await runDeno(AGENT_MAIN, ["edge", "fleet", "stop", secondId], {
+        HOME: hosts[0].host.home,
+        AEGIS_ENDPOINT: controller.endpoint,
+        AEGIS_TOKEN: token,
+      });
+      assert.equal(stop.code, 0, stop.stderr);
+      assert.match(stop.stdout, /asked to start no more hosts/);
+      let rest = "";
+      for (let r = await secondReader.read(); !r.done; r = await secondReader.read()) {
+        rest += r.value;
+      }
+      const summary = JSON.parse(rest.trim().split("\n").at(-1)!);
+      assert.equal(summary.status, "stopped");
+      assert.match(summary.reason, /^stopped by cli:operator$/);
+      assert.deepEqual(summary.counts, { ok: 1, failed: 0, timed_out: 0, offline: 0, skipped: 2 });
     } finally {
       await Promise.all(hosts.map((h) => h.host.cleanup()));
       await controller.stop();

@@ -111,6 +111,15 @@ function renderEvent(event: Event): string {
   }
 }
 
+export async function fleetStop(opId: string, options: TargetOptions, io: Io): Promise<number> {
+  const api = new OperatorApi(resolveTarget(options, Deno.env.toObject()));
+  await api.post(`/v1/edge/fleet/operations/${encodeURIComponent(opId)}/stop`, {});
+  io.out(
+    `${opId}: asked to start no more hosts; those running finish (aegis edge fleet show ${opId})\n`,
+  );
+  return 0;
+}
+
 export async function fleetShow(
   opId: string,
   options: TargetOptions & { output: string },
@@ -203,6 +212,13 @@ export function registerFleet(edge: Command, { io, setExit }: CliContext): void 
       };
       setExit(await runFleet("upgrade", args, opts, io));
     });
+
+  fleet.command("stop")
+    .description("start no more hosts in a running operation (those running finish)")
+    .argument("<op-id>")
+    .option("--endpoint <url>", "controller endpoint (or AEGIS_ENDPOINT)")
+    .option("--token <jwt>", "operator token (or AEGIS_TOKEN)")
+    .action(async (opId, opts) => setExit(await fleetStop(opId, opts, io)));
 
   fleet.command("show")
     .description("the kept results of a fleet operation")

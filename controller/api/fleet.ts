@@ -59,6 +59,13 @@ export function fleetRoutes(v1: Hono<ApiEnv>, fleet: FleetDispatcher): void {
     });
   });
 
+  // Start no more hosts; those running finish, the rest end skipped "stopped by <who>".
+  v1.post("/edge/fleet/operations/:opId/stop", async (c) => {
+    const opId = c.req.param("opId");
+    await fleet.stop(c.get("operator"), opId);
+    return c.json({ op_id: opId, stop_requested: true });
+  });
+
   v1.get(
     "/edge/fleet/operations/:opId",
     async (c) => c.json(await fleet.show(c.get("operator"), c.req.param("opId"))),

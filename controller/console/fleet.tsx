@@ -133,6 +133,12 @@ export function fleetPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
     }
   });
 
+  app.post("/fleet/:opId/stop", async (c) => {
+    const opId = c.req.param("opId");
+    await deps.fleet.stop(c.get("operator"), opId);
+    return c.redirect(`/console/fleet/${encodeURIComponent(opId)}`, 303);
+  });
+
   app.get("/fleet/:opId", async (c) => {
     const operator = c.get("operator");
     const opId = c.req.param("opId");
@@ -143,7 +149,11 @@ export function fleetPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
       return c.body(null, 204);
     }
     const op = await deps.fleet.show(operator, opId);
-    if (isRefresh(c, "op")) return c.html(<OperationDetail op={op} fingerprint={fingerprint} />);
+    // Writers get the Stop button (the form carries their CSRF token); readonly gets none.
+    const csrf = isWriter(operator) ? c.get("csrf") : undefined;
+    if (isRefresh(c, "op")) {
+      return c.html(<OperationDetail op={op} fingerprint={fingerprint} csrf={csrf} />);
+    }
     return c.html(
       <Page
         title={`Fleet operation ${op.op_id}`}
@@ -154,7 +164,7 @@ export function fleetPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
         <p>
           <a href="/console/fleet">← All fleet operations</a>
         </p>
-        <OperationDetail op={op} fingerprint={fingerprint} />
+        <OperationDetail op={op} fingerprint={fingerprint} csrf={csrf} />
       </Page>,
     );
   });
@@ -506,9 +516,10 @@ function waveSizes(op: FleetOperationRecord): number[] {
   return sizes;
 }
 
-function OperationDetail(props: { op: ShownOperation; fingerprint: string }) {
+function OperationDetail(props: { op: ShownOperation; fingerprint: string; csrf?: string }) {
   const { op } = props;
   const running = op.status === "running";
+  const stoppable = running && props.csrf !== undefined && !op.stop_requested_by;
   const counts = countsOf(op.results);
   const stopReason = op.results.find((r) => r.status === "skipped" && r.detail)?.detail;
   const sizes = waveSizes(op);
@@ -536,6 +547,16 @@ function OperationDetail(props: { op: ShownOperation; fingerprint: string }) {
               <>
                 <dt>Stopped</dt>
                 <dd>{stopReason}</dd>
+              </>
+            )
+            : null}
+          {running && op.stop_requested_by
+            ? (
+              <>
+                <dt>Stopping</dt>
+                <dd>
+                  {op.stop_requested_by} asked it to start no more hosts; those running finish.
+                </dd>
               </>
             )
             : null}
@@ -575,6 +596,14 @@ function OperationDetail(props: { op: ShownOperation; fingerprint: string }) {
               : <Age at={op.started_at} />}
           </dd>
         </dl>
+        {stoppable
+          ? (
+            <form method="post" action={`/console/fleet/${encodeURIComponent(op.op_id)}/stop`}>
+              <input type="hidden" name="_csrf" value={props.csrf} />
+              <button type="submit" class="danger">Stop: start no more hosts</button>
+            </form>
+          )
+          : null}
       </div>
       {sizes.map((size, i) => {
         const wave = i + 1;

@@ -331,3 +331,43 @@ Deno.test("console fleet: the form makes the request the CLI would send", () => 
     /duration/,
   );
 });
+
+Deno.test(`[${TEST_DB_KIND}] console fleet: Stop on a running operation, for writers of its tenant only`, async () => {
+  const h = await consoleHarness();
+  try {
+    // A running operation whose runner is elsewhere (another relay): the request is recorded
+    // for that runner to read.
+    const running = (opId: string, tenant: string, status = "running") =>
+      h.db.query(
+        `INSERT INTO fleet_operations (op_id, tenant_id, operation, target, mode, on_error,
+           deadline_secs, requested_by, relay_id, status, total, started_at)
+         VALUES ($1, $2, 'exec', 'all', 'sequential', 'continue', 30, 'x', 'elsewhere', $3, 3, now())`,
+        [opId, tenant, status],
+      );
+    await running("op-run1", "t-a");
+    await running("op-done", "t-a", "done");
+    await running("op-othr", "t-b");
+    const admin = await h.signIn("t-a", "admin");
+    const reader = await h.signIn("t-a", "readonly");
+
+    const page = await (await admin.get("/console/fleet/op-run1")).text();
+    assert.match(page, /Stop: start no more hosts/);
+    assert.doesNotMatch(await (await reader.get("/console/fleet/op-run1")).text(), /Stop:/);
+
+    assert.equal((await reader.submit("/console/fleet/op-run1/stop", {})).status, 403);
+    assert.equal((await admin.post("/console/fleet/op-run1/stop", {})).status, 403, "no CSRF");
+    assert.equal((await admin.submit("/console/fleet/op-othr/stop", {})).status, 404);
+    assert.equal((await admin.submit("/console/fleet/op-done/stop", {})).status, 409);
+    const stopped = await admin.submit("/console/fleet/op-run1/stop", {});
+    assert.equal(stopped.status, 303);
+    const [row] = await h.db.query<{ stop_requested_by: string }>(
+      `SELECT stop_requested_by FROM fleet_operations WHERE op_id = 'op-run1'`,
+    );
+    assert.equal(row.stop_requested_by, "admin@t-a");
+    const after = await (await admin.get("/console/fleet/op-run1")).text();
+    assert.match(after, /admin@t-a asked it to start no more hosts/);
+    assert.doesNotMatch(after, /Stop: start no more hosts/);
+  } finally {
+    await h.cleanup();
+  }
+});

@@ -252,6 +252,16 @@ CREATE INDEX edge_connections_open ON edge_connections (node_id, relay_id)
   WHERE disconnected_at IS NULL;
 `,
   },
+  {
+    version: 11,
+    name: "fleet operations stopped on request",
+    sql: `
+-- An operator asked a running operation to start no more hosts (the relay running it reads this
+-- as results arrive; hosts already running finish).
+ALTER TABLE fleet_operations ADD COLUMN stop_requested_by text;
+ALTER TABLE fleet_operations ADD COLUMN stop_requested_at timestamptz;
+`,
+  },
 ];
 
 // Arbitrary but fixed: every aegis binary must agree on it. Fits in int4 to dodge int8 params.

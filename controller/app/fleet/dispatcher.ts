@@ -62,6 +62,9 @@ export interface FleetOperationRecord {
   total: number;
   started_at: Date;
   finished_at: Date | null;
+  /** Who asked the operation to start no more hosts, and when (null: nobody). */
+  stop_requested_by: string | null;
+  stop_requested_at: Date | null;
 }
 
 export interface FleetResultRecord {
@@ -155,6 +158,7 @@ export class FleetDispatcher {
     const fingerprints = fingerprintReader(this.db);
     let stopReason: string | undefined;
     let started = 0;
+    const stopRequests = stopRequestReader(this.db, opId, this.clock);
     const window = slidingWindow(
       hosts,
       size,
@@ -188,6 +192,7 @@ export class FleetDispatcher {
       if (!stopReason && failures >= request.onError.stopAfter) {
         stopReason = `stopped after ${failures} failure(s) (--on-error ${request.onError.label})`;
       }
+      if (!stopReason) stopReason = await stopRequests.check();
     }
     // Never started: skipped, untouched, their rows written together.
     const skipped = await Promise.all(
@@ -367,9 +372,16 @@ export class FleetDispatcher {
    */
   async progress(operator: Operator, opId: string): Promise<string> {
     const rows = await this.db.query<
-      { tenant_id: string; status: string; finished_at: Date | null; n: number; last: Date | null }
+      {
+        tenant_id: string;
+        status: string;
+        finished_at: Date | null;
+        stop_requested_at: Date | null;
+        n: number;
+        last: Date | null;
+      }
     >(
-      `SELECT o.tenant_id, o.status, o.finished_at,
+      `SELECT o.tenant_id, o.status, o.finished_at, o.stop_requested_at,
               (SELECT count(*)::int FROM fleet_results r WHERE r.op_id = o.op_id) AS n,
               (SELECT max(r.finished_at) FROM fleet_results r WHERE r.op_id = o.op_id) AS last
          FROM fleet_operations o WHERE o.op_id = $1`,
@@ -379,7 +391,33 @@ export class FleetDispatcher {
     if (!row || !tenantsOf(operator).includes(row.tenant_id)) {
       throw new AegisError("NOT_FOUND", `no fleet operation ${opId}`);
     }
-    return JSON.stringify([row.status, row.finished_at, row.n, row.last]);
+    return JSON.stringify([row.status, row.finished_at, row.stop_requested_at, row.n, row.last]);
+  }
+
+  /**
+   * Asks a running operation to start no more hosts: the relay running it sees the request with
+   * its next result (at most a second later) and reports the rest skipped, "stopped by WHO";
+   * hosts already running finish. Refused for an operation that already ended.
+   */
+  async stop(operator: Operator, opId: string): Promise<void> {
+    requireWriter(operator, "stop fleet operations");
+    const rows = await this.db.query<{ status: string; stop_requested_at: Date | null }>(
+      `SELECT status, stop_requested_at FROM fleet_operations
+        WHERE op_id = $1 AND tenant_id = ANY($2::text[])`,
+      [opId, tenantsOf(operator)],
+    );
+    if (rows.length === 0) throw new AegisError("NOT_FOUND", `no fleet operation ${opId}`);
+    if (rows[0].status !== "running") {
+      throw new AegisError(
+        "CONFLICT",
+        `fleet operation ${opId} is not running (it is ${rows[0].status})`,
+      );
+    }
+    await this.db.query(
+      `UPDATE fleet_operations SET stop_requested_by = $2, stop_requested_at = $3
+        WHERE op_id = $1 AND status = 'running' AND stop_requested_at IS NULL`,
+      [opId, operator.sub, this.clock()],
+    );
   }
 
   /** At start-up: operations this process was driving when it stopped did not finish. */
@@ -491,4 +529,25 @@ export class FleetDispatcher {
       exit_code: exitCode,
     };
   }
+}
+
+/**
+ * Whether someone asked this operation to stop, read at most once a second however fast results
+ * arrive (a 15,000-host operation must not cost a query per result).
+ */
+function stopRequestReader(db: Queryable, opId: string, clock: Clock) {
+  let lastRead = -Infinity;
+  return {
+    async check(): Promise<string | undefined> {
+      const now = clock().getTime();
+      if (now - lastRead < 1000) return undefined;
+      lastRead = now;
+      const rows = await db.query<{ stop_requested_by: string | null }>(
+        `SELECT stop_requested_by FROM fleet_operations WHERE op_id = $1`,
+        [opId],
+      );
+      const by = rows[0]?.stop_requested_by;
+      return by ? `stopped by ${by}` : undefined;
+    },
+  };
 }

@@ -413,3 +413,35 @@ Deno.test(`[${TEST_DB_KIND}] FleetDispatcher: a tenant runs at most ${FLEET_RUNN
     await test.cleanup();
   }
 });
+
+Deno.test(`[${TEST_DB_KIND}] FleetDispatcher stop(): no more hosts start, the rest are skipped "stopped by" whom`, async () => {
+  const test = await testDatabase();
+  const db = await test.open();
+  try {
+    for (const n of [1, 2, 3]) await insertHost(db, `n-${n}`, `h-${n}`);
+    const { calls, open, started } = gatedHosts(new Set());
+    const fleet = new FleetDispatcher(db, calls, "relay-test", () => new Date());
+    const op = await fleet.start(admin, request("sequential", "continue"), () => {});
+    while (started.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+
+    const reader: Operator = { ...admin, sub: "ro@test", aegis_role: "readonly" };
+    await assert.rejects(fleet.stop(reader, op.op_id), (e: AegisError) => e.code === "FORBIDDEN");
+    const stranger: Operator = { ...admin, tenant_id: "t-2" };
+    await assert.rejects(fleet.stop(stranger, op.op_id), (e: AegisError) => e.code === "NOT_FOUND");
+    await fleet.stop(admin, op.op_id);
+    // The host already running finishes; nothing starts after it.
+    open("n-1");
+    await fleet.idle();
+    assert.deepEqual(started, ["n-1"]);
+    const shown = await fleet.show(admin, op.op_id);
+    assert.equal(shown.status, "stopped");
+    assert.equal(shown.stop_requested_by, "admin@test");
+    assert.deepEqual(
+      shown.results.map((r) => `${r.node_id} ${r.status} ${r.detail ?? ""}`.trim()).sort(),
+      ["n-1 ok ok", "n-2 skipped stopped by admin@test", "n-3 skipped stopped by admin@test"],
+    );
+    await assert.rejects(fleet.stop(admin, op.op_id), (e: AegisError) => e.code === "CONFLICT");
+  } finally {
+    await test.cleanup();
+  }
+});
