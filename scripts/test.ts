@@ -1,12 +1,13 @@
 // The suite runner behind `deno task test`: every test file runs in a `deno test` process of its
 // own, a few at a time, after one type check of them all.
 //
-// Why not `deno test --parallel`: that runs every file inside one process, so a native abort in
-// any of them ends the whole run with no summary. Deno 2.9's node:http2 has such an abort
-// (nghttp2's `find_stream_on_goaway_func` assertion when a GOAWAY meets a corrupted stream map,
-// denoland/deno#36788, open upstream). Here a crash costs only the file it happened in: that
-// file is reported as crashed and, only for that known abort, run once more; any other crash, or
-// the same abort twice, counts as a failure.
+// Why not `deno test --parallel`: that runs every file inside one process, so a native crash in
+// any of them ends the whole run with no summary. Deno 2.9's node:http2 has such a crash: memory
+// corruption in its nghttp2 binding that surfaces when a GOAWAY is processed, as the assertion
+// `find_stream_on_goaway_func` (SIGABRT) or as a bare SIGSEGV (denoland/deno#36788, open
+// upstream). Here a crash costs only the file it happened in, which is named. A runtime crash
+// (SIGSEGV or SIGBUS, which TypeScript cannot cause, or that SIGABRT) runs its file once more;
+// any other ending without a summary, or a second crash, counts as a failure.
 //
 // deno run -A scripts/test.ts [--jobs N] [--no-check] [path …]   (paths: files or directories)
 // The last line keeps Deno's own summary form: `ok | N passed | N failed | N ignored (time)`.
@@ -14,6 +15,18 @@ import { join, relative, resolve } from "node:path";
 
 const root = resolve(new URL("..", import.meta.url).pathname);
 const NGHTTP2_ABORT = /nghttp2_session\.c:\d+: int find_stream_on_goaway_func/;
+
+/** The Deno runtime crashed under the file (not a test that failed, nor a test that exited). */
+export function runtimeCrash(run: { summary: boolean; signal: string | null; output: string }) {
+  if (run.summary) return undefined;
+  if (run.signal === "SIGSEGV" || run.signal === "SIGBUS") {
+    return `the runtime crashed (${run.signal})`;
+  }
+  if (run.signal === "SIGABRT" && NGHTTP2_ABORT.test(run.output)) {
+    return "the runtime aborted in nghttp2's GOAWAY assertion";
+  }
+  return undefined;
+}
 
 interface Options {
   jobs: number;
@@ -147,11 +160,10 @@ async function main() {
   const worker = async () => {
     for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
       let run = await runFile(file);
-      if (!run.counts && NGHTTP2_ABORT.test(run.output)) {
-        console.log(
-          `./${file} => crashed in nghttp2's GOAWAY assertion (denoland/deno#36788); running it once more`,
-        );
-        rerun.push(file);
+      const crash = runtimeCrash({ summary: Boolean(run.counts), ...run });
+      if (crash) {
+        console.log(`./${file} => ${crash} (denoland/deno#36788); running it once more`);
+        rerun.push(`${file} (${crash})`);
         run = await runFile(file);
       }
       const counts = run.counts ?? { passed: 0, failed: 1, ignored: 0 };
@@ -171,7 +183,7 @@ async function main() {
   const seconds = Math.round((performance.now() - started) / 1000);
   const time = seconds >= 60 ? `${Math.floor(seconds / 60)}m${seconds % 60}s` : `${seconds}s`;
   console.log("");
-  if (rerun.length) console.log(`run again after the known nghttp2 abort: ${rerun.join(", ")}`);
+  if (rerun.length) console.log(`run again after a runtime crash:\n  ${rerun.join("\n  ")}`);
   if (failedFiles.length) console.log(`files with failures:\n  ${failedFiles.join("\n  ")}`);
   const verdict = total.failed ? "FAILED" : "ok";
   console.log(

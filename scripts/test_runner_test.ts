@@ -1,7 +1,7 @@
 // The suite runner confines a crash to its file: a file that aborts is a failure with a name, the
 // other files still report, and only nghttp2's known GOAWAY abort earns one more run.
 import assert from "node:assert/strict";
-import { parseSummary } from "./test.ts";
+import { parseSummary, runtimeCrash } from "./test.ts";
 
 Deno.test("parseSummary() reads Deno's closing line, steps and ignored included", () => {
   assert.deepEqual(parseSummary("x\nok | 3 passed (12 steps) | 0 failed (2s)\n"), {
@@ -46,10 +46,28 @@ Deno.test("goaway", () => {
     const text = new TextDecoder().decode(out.stdout);
     assert.equal(out.code, 1, text);
     assert.match(text, /abort_test\.ts => ended without a summary \(exit 134, signal SIGABRT\)/);
-    assert.match(text, /goaway_test\.ts => crashed in nghttp2's GOAWAY assertion/);
+    assert.match(text, /goaway_test\.ts => the runtime aborted in nghttp2's GOAWAY assertion/);
     assert.equal(await Deno.readTextFile(`${dir}/runs`), "2");
     assert.match(text.trim().split("\n").at(-1)!, /^FAILED \| 2 passed \| 1 failed \| 0 ignored/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("runtimeCrash() names a runtime crash, never a failed test or a program's own exit", () => {
+  const crash = (summary: boolean, signal: string | null, output = "") =>
+    runtimeCrash({ summary, signal, output });
+  assert.equal(crash(false, "SIGSEGV"), "the runtime crashed (SIGSEGV)");
+  assert.equal(crash(false, "SIGBUS"), "the runtime crashed (SIGBUS)");
+  assert.equal(
+    crash(
+      false,
+      "SIGABRT",
+      "deno: nghttp2/lib/nghttp2_session.c:2402: int find_stream_on_goaway_func",
+    ),
+    "the runtime aborted in nghttp2's GOAWAY assertion",
+  );
+  assert.equal(crash(false, "SIGABRT"), undefined, "another abort is a failure");
+  assert.equal(crash(false, null), undefined, "an exit without a summary is a failure");
+  assert.equal(crash(true, "SIGSEGV"), undefined, "a summary was printed: the tests ran");
 });

@@ -131,13 +131,17 @@ Deno.test("bootstrap routes: scripts, files, HEAD, Content-Length and refusals",
       `/releases/..%2F${fixture.version}/manifest.json`,
       "/releases/..%2F..%2Fetc/passwd",
       "/releases/latest/.%2Fmanifest.json",
-      "/releases/latest/manifest.json%00",
     ];
     for (const path of refused) {
       const answer = await rawGet(controller.port, path);
       assert.equal(answer.status, 404, `${path}: ${answer.text}`);
       assert.doesNotMatch(answer.text, /root:|"artifacts"|private/);
     }
+    // A control character is refused before any route looks at the path.
+    const nul = await rawGet(controller.port, "/releases/latest/manifest.json%00");
+    assert.equal(nul.status, 400, nul.text);
+    assert.match(nul.text, /control character/);
+    assert.doesNotMatch(nul.text, /"artifacts"/);
   } finally {
     await controller.stop();
     await fixture.cleanup();
