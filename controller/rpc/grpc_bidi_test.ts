@@ -15,6 +15,7 @@ import {
   NodeClusterService,
 } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
 import { FrameReader, type GrpcCall, isGrpcProtoCall, serveGrpcBidi } from "./grpc_bidi.ts";
+import { deferGoawayReply } from "../../shared/net/h2_goaway.ts";
 
 type Handler = (
   requests: AsyncIterable<EdgeUpstream>,
@@ -29,6 +30,8 @@ async function withServer(
   options: { writeStallMs?: number; onStall?: () => void } = {},
 ) {
   const server = http2.createServer();
+  // As the listener does: Deno 2.9 may abort when it answers a GOAWAY inside nghttp2.
+  server.on("session", (session) => deferGoawayReply(session));
   server.on("stream", (stream, headers) => {
     if (!isGrpcProtoCall(headers, PATH)) {
       stream.respond({ ":status": 404 }, { endStream: true });
