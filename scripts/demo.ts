@@ -89,8 +89,28 @@ if (exitAtOnce || !connected) {
   Deno.exit(connected ? 0 : 1);
 }
 
+// A one-time login link into the web console, signed in as the demo's admin.
+const link = await runDeno(CONTROLLER_MAIN, [
+  "token",
+  "create",
+  "--login",
+  "--config",
+  configPath,
+  "--data-dir",
+  dataDir,
+  "--tenant",
+  "demo",
+  "--role",
+  "admin",
+  "--url",
+  endpoint,
+]);
+if (link.code !== 0) await fail(`token create --login failed:\n${link.stderr}`);
+
 say(`
-The controller keeps running. Try, in another terminal:
+The controller keeps running. Open the web console (a one-time login link, 15 minutes):
+  ${link.stdout.trim()}
+or try, in another terminal:
   curl -s -H "Authorization: Bearer $(cat ${root}/operator.jwt)" ${endpoint}/v1/edge/hosts
   HOME=${hostHome} deno run -A agent/main.ts edge status --output json
 Ctrl-C stops the daemon and the controller.`);
