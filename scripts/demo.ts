@@ -31,20 +31,25 @@ const endpoint = started[2];
 say(`  listening at ${endpoint} (gRPC, gRPC-Web, Connect and REST on one port)`);
 
 step("Minting an operator token (aegis-controller token create --tenant demo --role admin)");
-const tokenOut = await runDeno(CONTROLLER_MAIN, [
-  "token",
-  "create",
-  "--config",
-  configPath,
-  "--data-dir",
-  dataDir,
-  "--tenant",
-  "demo",
-  "--role",
-  "admin",
-]);
-if (tokenOut.code !== 0) await fail(`token create failed:\n${tokenOut.stderr}`);
-const operatorToken = tokenOut.stdout.trim();
+/** `aegis-controller token create` for the demo's admin, plus `extra` (e.g. --login). */
+async function createAdminToken(extra: string[] = []): Promise<string> {
+  const out = await runDeno(CONTROLLER_MAIN, [
+    "token",
+    "create",
+    ...extra,
+    "--config",
+    configPath,
+    "--data-dir",
+    dataDir,
+    "--tenant",
+    "demo",
+    "--role",
+    "admin",
+  ]);
+  if (out.code !== 0) await fail(`token create ${extra.join(" ")} failed:\n${out.stderr}`);
+  return out.stdout.trim();
+}
+const operatorToken = await createAdminToken();
 await Deno.writeTextFile(`${root}/operator.jwt`, operatorToken + "\n", { mode: 0o600 });
 
 step("Issuing an enrollment token (POST /v1/edge/enrollment-tokens)");
@@ -90,26 +95,11 @@ if (exitAtOnce || !connected) {
 }
 
 // A one-time login link into the web console, signed in as the demo's admin.
-const link = await runDeno(CONTROLLER_MAIN, [
-  "token",
-  "create",
-  "--login",
-  "--config",
-  configPath,
-  "--data-dir",
-  dataDir,
-  "--tenant",
-  "demo",
-  "--role",
-  "admin",
-  "--url",
-  endpoint,
-]);
-if (link.code !== 0) await fail(`token create --login failed:\n${link.stderr}`);
+const link = await createAdminToken(["--login", "--url", endpoint]);
 
 say(`
 The controller keeps running. Open the web console (a one-time login link, 15 minutes):
-  ${link.stdout.trim()}
+  ${link}
 or try, in another terminal:
   curl -s -H "Authorization: Bearer $(cat ${root}/operator.jwt)" ${endpoint}/v1/edge/hosts
   HOME=${hostHome} deno run -A agent/main.ts edge status --output json
