@@ -25,8 +25,33 @@ export type ExternalAlgorithm = typeof EXTERNAL_ALGORITHMS[number];
 
 export const DEFAULT_ALGORITHMS: ExternalAlgorithm[] = ["RS256", "EdDSA", "ES256"];
 
-/** Who may sign tokens for what. Only operators today; the field keeps the list extensible. */
-export const ISSUER_KINDS = ["operator"] as const;
+/**
+ * Whom an issuer's tokens name: operators (a realm like Keycloak's aegis-system, claims tenant_id
+ * and aegis_role) or consumer users (a realm like zaru-consumer: a tier claim and a per-user
+ * tenant). A token is only ever read as its issuer's kind.
+ */
+export const ISSUER_KINDS = ["operator", "consumer"] as const;
+export type IssuerKind = typeof ISSUER_KINDS[number];
+
+/** A per-user tenant as the consumer realm's protocol mapper writes it: u-{uuid}. */
+export const DEFAULT_CONSUMER_TENANT_PATTERN =
+  "^u-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+/** A claim path: names joined by dots (realm_access.roles), as Keycloak nests its claims. */
+const ClaimPath = z.string().regex(
+  /^[A-Za-z_][A-Za-z0-9_:-]{0,63}(\.[A-Za-z_][A-Za-z0-9_:-]{0,63}){0,3}$/,
+);
+
+const Pattern = z.string().min(1).max(256).superRefine((value, ctx) => {
+  try {
+    new RegExp(value);
+  } catch (error) {
+    ctx.addIssue({
+      code: "custom",
+      message: `not a regular expression: ${(error as Error).message}`,
+    });
+  }
+});
 
 /** True for 127.0.0.0/8, ::1 and localhost: a JWKS there never crosses a network. */
 export function isLoopbackHost(hostname: string): boolean {
@@ -87,13 +112,27 @@ const TrustedIssuerSchema = z.object({
   jwks_url: JwksUrl,
   algorithms: z.array(z.enum(EXTERNAL_ALGORITHMS)).min(1).default(DEFAULT_ALGORITHMS),
   kind: z.enum(ISSUER_KINDS).default("operator"),
+  /**
+   * Where the token lists its edge roles (aegis.edge.fleet.manage, aegis.edge.enroll). A token
+   * without that claim holds its aegis_role's defaults (operators) or none (consumers).
+   */
+  roles_claim: ClaimPath.default("realm_access.roles"),
+  /** Consumers: the claim naming the subscription tier (mapped by security.tiers). */
+  tier_claim: ClaimPath.default("zaru_tier"),
+  /** Consumers: the claim naming the user's own tenant. */
+  tenant_claim: ClaimPath.default("tenant_id"),
+  /** Consumers: what that tenant must look like; anything else is refused. */
+  tenant_pattern: Pattern.default(DEFAULT_CONSUMER_TENANT_PATTERN),
   /** How soon an unknown `kid` may trigger another JWKS fetch (a key rotation at the provider). */
   jwks_cooldown_secs: z.number().int().min(0).max(3600).default(30),
   /** How long a fetched JWKS is used before it is fetched again. */
   jwks_max_age_secs: z.number().int().min(1).max(86400).default(600),
   /** Optional: the web console offers "Sign in with <provider>" through this issuer. */
   oidc: OidcLoginSchema.optional(),
-}).strict();
+}).strict().refine((issuer) => !(issuer.kind === "consumer" && issuer.oidc), {
+  message: "console sign-in (oidc) is for operator issuers; consumers reach the edge through MCP",
+  path: ["oidc"],
+});
 export type TrustedIssuer = z.infer<typeof TrustedIssuerSchema>;
 
 /** At most this many external issuers: each one is a JWKS cache and a fetch target. */

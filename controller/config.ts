@@ -5,6 +5,7 @@ import { AegisError } from "../shared/errors.ts";
 import { parseYamlConfig } from "../shared/config/yaml_config.ts";
 import { DEFAULT_LIMITS, LimitsSchema } from "./server/limits.ts";
 import { AuthSchema } from "./auth_config.ts";
+import { SecuritySchema } from "./security_config.ts";
 
 export const ROLES = ["controller", "relay-coordinator"] as const;
 export type ControllerRole = typeof ROLES[number];
@@ -85,6 +86,8 @@ export const ControllerConfigSchema = z.object({
   edge: EdgeSchema.default(EdgeSchema.parse({})),
   limits: LimitsSchema.default(DEFAULT_LIMITS),
   auth: AuthSchema.default(AuthSchema.parse({})),
+  /** Security contexts, tier mapping and per-tenant/per-user limits (issue 14). */
+  security: SecuritySchema.prefault({}),
   bootstrap: BootstrapSchema.default(BootstrapSchema.parse({})),
   keycloak: z.object({ endpoint: z.string() }).loose().optional(),
   openbao: z.object({ endpoint: z.string() }).loose().optional(),

@@ -134,6 +134,25 @@ export const ERROR_CODES = {
     hint: "Pass an operator token (AEGIS_TOKEN or --token).",
   },
   FORBIDDEN: { exit: 77, http: 403, hint: "" },
+  /** A child execution asked for a broader security context than its parent's. */
+  CONTEXT_CEILING: {
+    exit: 77,
+    http: 403,
+    hint: "Ask for the parent's context or a narrower one.",
+  },
+  /** A second top-level task in a conversation that has one running. */
+  EXECUTION_ACTIVE: {
+    exit: 1,
+    http: 409,
+    hint:
+      "Finish or cancel the running task first (`aegis executions cancel <id>`), or run this as its child.",
+  },
+  /** The security context's executions per minute or per day, or its concurrency, is used up. */
+  QUOTA_EXCEEDED: {
+    exit: 75,
+    http: 429,
+    hint: "Retry after the time given (details.retry_after_secs).",
+  },
   NOT_FOUND: { exit: 1, http: 404, hint: "" },
   CONFLICT: { exit: 1, http: 409, hint: "" },
   /** A rotation onto a key another live node holds: nothing changed, that key is unusable here. */
@@ -155,6 +174,13 @@ export const ERROR_CODES = {
     hint: "Pass --force (overwrite) or --keep-existing (reuse), or run interactively.",
   },
   UNSAFE_REUSE: { exit: 65, http: 400, hint: "" },
+  /** An audit log export whose hash chain does not verify: records were edited or deleted. */
+  AUDIT_CHAIN_BROKEN: {
+    exit: 65,
+    http: 409,
+    hint:
+      "Audit records were changed or removed in the controller's database: find who can write to it, and compare with an earlier export.",
+  },
   INTERNAL: { exit: 70, http: 500, hint: "" },
 } as const;
 

@@ -17,6 +17,8 @@ import { registerTags } from "./tags.ts";
 import { registerApproved } from "./approved.ts";
 import { addOperatorTokenFile } from "./operator_token.ts";
 import { registerUpdate } from "./update.ts";
+import { registerAudit } from "./audit.ts";
+import { registerExecutions } from "./executions.ts";
 
 export function buildProgram(io: Io, setExit: (code: number) => void) {
   const { program, edge } = rootProgram(io);
@@ -41,6 +43,9 @@ export function buildProgram(io: Io, setExit: (code: number) => void) {
   // only before the subcommand (`aegis --version`), each subcommand reads its own.
   program.enablePositionalOptions();
   registerUpdate(program, ctx);
+  // `aegis audit` is about the tenant, not one edge host: it sits beside `edge` too.
+  registerAudit(program, ctx);
+  registerExecutions(program, ctx);
   addOperatorTokenFile(program, io);
   return program;
 }

@@ -6,7 +6,9 @@ import { stream } from "hono/streaming";
 import { z } from "zod";
 import { toAegisError } from "../../shared/errors.ts";
 import { toBase64 } from "../../shared/crypto/encoding.ts";
-import type { CallEvent, CallRequest, ToolCallService } from "../app/tool_calls.ts";
+import type { CallEvent, CallRequest } from "../app/tool_calls.ts";
+import type { EdgeActions } from "../app/edge_actions.ts";
+import { scopeOf } from "./executions.ts";
 import type { ApiEnv } from "./auth.ts";
 import { parseBody } from "./validation.ts";
 
@@ -30,7 +32,7 @@ export const CallBody = z.object({
   timeout_secs: TimeoutSecs,
 }).strict();
 
-export async function execRoute(c: Context<ApiEnv>, calls: ToolCallService) {
+export async function execRoute(c: Context<ApiEnv>, calls: EdgeActions) {
   const body = await parseBody(c, ExecBody);
   const { timeout_secs, ...args } = body;
   return await streamCall(c, calls, {
@@ -40,7 +42,7 @@ export async function execRoute(c: Context<ApiEnv>, calls: ToolCallService) {
   });
 }
 
-export async function callRoute(c: Context<ApiEnv>, calls: ToolCallService) {
+export async function callRoute(c: Context<ApiEnv>, calls: EdgeActions) {
   const body = await parseBody(c, CallBody);
   return await streamCall(c, calls, {
     tool: body.tool,
@@ -49,9 +51,13 @@ export async function callRoute(c: Context<ApiEnv>, calls: ToolCallService) {
   });
 }
 
-async function streamCall(c: Context<ApiEnv>, calls: ToolCallService, request: CallRequest) {
+async function streamCall(c: Context<ApiEnv>, calls: EdgeActions, request: CallRequest) {
   const abort = new AbortController();
-  const events = calls.execute(c.get("operator"), c.req.param("nodeId")!, request, abort.signal);
+  const events = calls.runTool(c.get("operator"), c.req.param("nodeId")!, request, {
+    ...scopeOf(c),
+    tool: "aegis.edge.command.run",
+    signal: abort.signal,
+  });
   // Pull the first event before answering, so "no such host" or "offline" is a real HTTP error.
   const first = await events.next();
   c.header("content-type", "application/x-ndjson");

@@ -11,6 +11,9 @@ export function onApiError(log: (message: string) => void) {
     }
     const aegis = shownError(error instanceof HTTPException ? error.cause : error, c, log);
     const status = aegis.httpStatus as 400 | 401 | 403 | 404 | 409 | 429 | 500 | 503;
+    // A limit that says when to come back says it the way HTTP clients read it too.
+    const retryAfter = aegis.details.retry_after_secs;
+    if (retryAfter && /^\d{1,9}$/.test(retryAfter)) c.header("Retry-After", retryAfter);
     return c.json({ error: aegis.toJSON() }, status);
   };
 }

@@ -5,6 +5,8 @@ import { stream } from "hono/streaming";
 import { z } from "zod";
 import { toAegisError } from "../../shared/errors.ts";
 import { type FleetDispatcher, type OperationName, OPERATIONS } from "../app/fleet/dispatcher.ts";
+import type { EdgeActions } from "../app/edge_actions.ts";
+import { scopeOf } from "./executions.ts";
 import { parseErrorPolicy, parseMode } from "../app/fleet/policy.ts";
 import type { ApiEnv } from "./auth.ts";
 import { parseBody } from "./validation.ts";
@@ -19,10 +21,10 @@ const FleetBody = z.object({
   tenant_id: z.string().optional(),
 }).strict();
 
-export function fleetRoutes(v1: Hono<ApiEnv>, fleet: FleetDispatcher): void {
+export function fleetRoutes(v1: Hono<ApiEnv>, fleet: FleetDispatcher, actions: EdgeActions): void {
   v1.post("/edge/fleet/operations", async (c) => {
     const body = await parseBody(c, FleetBody);
-    const events = fleet.run(c.get("operator"), {
+    const events = actions.fleet(c.get("operator"), {
       operation: body.operation,
       target: body.target,
       mode: parseMode(body.mode),
@@ -30,7 +32,7 @@ export function fleetRoutes(v1: Hono<ApiEnv>, fleet: FleetDispatcher): void {
       deadlineSecs: body.deadline_secs,
       arguments: body.arguments,
       tenantId: body.tenant_id,
-    });
+    }, scopeOf(c));
     // The first event proves the target resolved; errors before it are plain HTTP errors.
     const first = await events.next();
     c.header("content-type", "application/x-ndjson");

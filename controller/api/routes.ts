@@ -4,15 +4,9 @@ import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import type { EnrollmentService } from "../app/enrollment.ts";
 import type { TokenAuthority } from "../app/tokens.ts";
-import {
-  authView,
-  type DaemonRecord,
-  type DaemonRepository,
-  displayStatus,
-  effectiveStatus,
-  lastErrorView,
-} from "../app/daemons.ts";
-import { requireWriter, resolveTenant, tenantsOf } from "../app/operators.ts";
+import type { DaemonRepository } from "../app/daemons.ts";
+import { hostView } from "./host_view.ts";
+import { resolveTenant, tenantsOf } from "../app/operators.ts";
 import type { RevocationService } from "../app/revocation.ts";
 import type { FleetDispatcher } from "../app/fleet/dispatcher.ts";
 import type { Queryable } from "../store/db.ts";
@@ -25,13 +19,19 @@ import type { ApprovedPatterns } from "../app/approved_patterns.ts";
 import type { ToolCallService } from "../app/tool_calls.ts";
 import { callRoute, execRoute } from "./calls.ts";
 import type { Clock } from "../app/clock.ts";
-import { type ApiEnv, requireOperator } from "./auth.ts";
+import { type ApiEnv, operatorsOnly, requireCaller } from "./auth.ts";
+import { executionRoutes, scopeOf } from "./executions.ts";
+import { auditRoutes } from "./audit.ts";
+import type { AuditLog } from "../app/audit.ts";
+import type { EdgeActions } from "../app/edge_actions.ts";
+import type { ExecutionService } from "../app/executions.ts";
 import { onApiError, refuseControlCharacters } from "./errors.ts";
 import { parseBody } from "./validation.ts";
 import { AegisError } from "../../shared/errors.ts";
 import { DEFAULT_LIMITS } from "../server/limits.ts";
 import { createConsole } from "../console/console.tsx";
 import type { ConsoleDeps } from "../console/deps.ts";
+import { type McpEndpointDeps, mountMcp } from "../mcp/endpoint.ts";
 
 export interface ApiDeps {
   tokens: TokenAuthority;
@@ -41,6 +41,11 @@ export interface ApiDeps {
   daemons: DaemonRepository;
   calls: ToolCallService;
   revocation: RevocationService;
+  /** The edge operations as executions, audited (REST, the console and MCP call these). */
+  actions: EdgeActions;
+  executions: ExecutionService;
+  /** The tenants' hash-chained audit log (absent: no audit routes). */
+  audit?: AuditLog;
   fleet: FleetDispatcher;
   db: Queryable;
   clock: Clock;
@@ -54,6 +59,8 @@ export interface ApiDeps {
   bootstrap?: BootstrapDeps;
   /** The web console under /console (absent: no console). */
   console?: ConsoleDeps;
+  /** The MCP endpoint under /mcp/v1 (absent: none). */
+  mcp?: McpEndpointDeps;
 }
 
 const EnrollmentTokenRequest = z.object({
@@ -102,12 +109,19 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   });
   app.get("/.well-known/jwks.json", (c) => c.json(deps.tokens.jwks));
 
+  if (deps.mcp) mountMcp(app as unknown as Hono, deps.mcp);
+
   const v1 = new Hono<ApiEnv>();
-  v1.use("*", requireOperator(deps.tokens));
+  // Every caller is verified once here; the operator API below takes operators only, the
+  // executions (and audit) routes consumer users too.
+  v1.use("*", requireCaller(deps.tokens));
+  v1.use("/edge/*", operatorsOnly);
+  executionRoutes(v1, deps.executions);
+  if (deps.audit) auditRoutes(v1, deps.audit);
 
   v1.post("/edge/enrollment-tokens", async (c) => {
     const body = await parseBody(c, EnrollmentTokenRequest);
-    const issued = await deps.enrollment.issueToken(c.get("operator"), body);
+    const issued = await deps.actions.issueEnrollmentToken(c.get("operator"), body, scopeOf(c));
     return c.json(issued, 201);
   });
 
@@ -138,18 +152,16 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
     return c.json({ history: await deps.calls.history(host.node_id, limit) });
   });
 
-  v1.post("/edge/hosts/:nodeId/exec", (c) => execRoute(c, deps.calls));
+  v1.post("/edge/hosts/:nodeId/exec", (c) => execRoute(c, deps.actions));
 
-  v1.post("/edge/hosts/:nodeId/revoke", async (c) => {
-    const operator = c.get("operator");
-    requireWriter(operator, "revoke hosts");
-    const host = await deps.daemons.require(c.req.param("nodeId"), tenantsOf(operator));
-    const revoked = await deps.revocation.revoke(host.node_id, `revoked by ${operator.sub}`);
-    return c.json({ node_id: host.node_id, revoked });
-  });
-  v1.post("/edge/hosts/:nodeId/calls", (c) => callRoute(c, deps.calls));
+  v1.post(
+    "/edge/hosts/:nodeId/revoke",
+    async (c) =>
+      c.json(await deps.actions.revokeHost(c.get("operator"), c.req.param("nodeId"), scopeOf(c))),
+  );
+  v1.post("/edge/hosts/:nodeId/calls", (c) => callRoute(c, deps.actions));
 
-  fleetRoutes(v1, deps.fleet);
+  fleetRoutes(v1, deps.fleet, deps.actions);
   tagRoutes(v1, { db: deps.db });
   if (deps.approved) approvedRoutes(v1, deps.approved);
   if (deps.bootstrap) bootstrapRoutes(app, deps.bootstrap, { console: Boolean(deps.console) });
@@ -161,31 +173,4 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   }
   app.route("/v1", v1);
   return app;
-}
-
-function hostView(record: DaemonRecord, deps: Pick<ApiDeps, "clock" | "heartbeatIntervalSecs">) {
-  const now = deps.clock();
-  return {
-    node_id: record.node_id,
-    name: record.name,
-    tenant: record.tenant_id,
-    status: displayStatus(effectiveStatus(record, deps.heartbeatIntervalSecs, now)),
-    since: record.status_since.toISOString(),
-    heartbeat_age: record.last_heartbeat_at
-      ? Math.round((now.getTime() - record.last_heartbeat_at.getTime()) / 1000)
-      : null,
-    endpoint: record.endpoint,
-    capabilities: record.capabilities,
-    labels: record.labels,
-    tags: record.tags,
-    key_fingerprint: record.key_fingerprint,
-    token_expires: record.token_expires_at?.toISOString() ?? null,
-    reconnects: record.reconnects,
-    // The controller's view of the node's credentials: state ok | token_expired | revoked.
-    auth: authView(record, now),
-    // As the daemon reported them in its last Hello: its last connection error and when it
-    // happened (null when it had none), and the attempts that failed in a row before that Hello.
-    last_error: lastErrorView(record),
-    connect_failures: record.connect_failures,
-  };
 }

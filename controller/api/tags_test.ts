@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { openDb } from "../store/db.ts";
 import type { Queryable } from "../store/db.ts";
 import type { Operator } from "../app/operators.ts";
+import { operatorPrincipal } from "../app/identity.ts";
 import type { ApiEnv } from "./auth.ts";
 import { onApiError } from "./errors.ts";
 import { tagRoutes } from "./tags.ts";
@@ -19,7 +20,7 @@ function app(db: Queryable): Hono<ApiEnv> {
   root.onError(onApiError(() => {}));
   const v1 = new Hono<ApiEnv>();
   v1.use("*", async (c, next) => {
-    c.set("operator", OPERATORS[c.req.header("x-operator") ?? ""]);
+    c.set("operator", operatorPrincipal(OPERATORS[c.req.header("x-operator") ?? ""]));
     await next();
   });
   tagRoutes(v1, { db });

@@ -46,13 +46,18 @@ export class ExternalIssuers {
     return this.#entryFor(token) !== undefined;
   }
 
+  /** The trusted issuer the token names (unverified: verify() checks it), or undefined. */
+  issuerOf(token: string): TrustedIssuer | undefined {
+    return this.#entryFor(token)?.config;
+  }
+
   /**
-   * Verifies a token of `kind` from the issuer it names. Throws jose's errors (mapped by the
-   * caller) or `UnknownIssuer` when no trusted issuer of that kind has that name.
+   * Verifies a token from the issuer it names. Throws jose's errors (mapped by the caller) or
+   * `UnknownIssuer` when no trusted issuer has that name.
    */
-  async verify(token: string, kind: TrustedIssuer["kind"], clock: Clock, leewaySecs: number) {
+  async verify(token: string, clock: Clock, leewaySecs: number) {
     const entry = this.#entryFor(token);
-    if (!entry || entry.config.kind !== kind) throw new UnknownIssuer();
+    if (!entry) throw new UnknownIssuer();
     const { payload } = await jwtVerify(token, entry.jwks, {
       issuer: entry.config.issuer,
       audience: entry.config.audience,

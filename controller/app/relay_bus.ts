@@ -23,6 +23,11 @@ type BusMessage = {
   node_id?: string;
   node_ids?: string[];
   overlap_ms: number;
+} | {
+  to: "*";
+  /** Executions cancelled by a caller on another relay: abort their work here. */
+  kind: "cancel";
+  execution_ids: string[];
 };
 
 type Replaced = { nodeId: string; overlapMs: number };
@@ -74,6 +79,7 @@ export class RelayBus {
   /** Signals sent while the LISTEN connection was down are lost: check every stream now. */
   #reconciled(): void {
     this.log("relay bus: listening again; revalidating held streams");
+    this.onReconnect?.();
     this.hub.revalidate().then(
       (ended) => ended > 0 && this.log(`relay bus: ended ${ended} stream(s) after reconnecting`),
       (error) => this.log(`relay bus: revalidation failed: ${(error as Error).message}`),
@@ -90,8 +96,24 @@ export class RelayBus {
     await this.#send({ to: "*", kind, node_id: nodeId, overlap_ms: overlapMs });
   }
 
+  /** Whoever aborts cancelled executions on this relay (executions.ts). */
+  onCancel?: (executionIds: string[]) => void;
+  /** Run after the LISTEN connection came back: cancellations sent meanwhile were lost. */
+  onReconnect?: () => void;
+
+  /** Tells every relay these executions were cancelled (in NOTIFY-sized chunks). */
+  async cancelElsewhere(executionIds: string[]): Promise<void> {
+    for (const chunk of chunksUnder(executionIds, MAX_PAYLOAD_BYTES)) {
+      await this.#send({ to: "*", kind: "cancel", execution_ids: chunk });
+    }
+  }
+
   #receive(message: BusMessage): void {
     if (message.to !== this.relayId && message.to !== "*") return;
+    if (message.kind === "cancel") {
+      if (Array.isArray(message.execution_ids)) this.onCancel?.(message.execution_ids);
+      return;
+    }
     const nodeIds = message.node_ids ?? (message.node_id ? [message.node_id] : []);
     for (const nodeId of nodeIds) {
       switch (message.kind) {

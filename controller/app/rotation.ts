@@ -6,7 +6,7 @@
 // rotation, so the old key alone still gets nothing), and a refresh is proven by the key, so a
 // retry gets a token although the first answer blacklisted the token it came with.
 import type { SealNodeEnvelope } from "../../shared/gen/aegis/edge/v1/node_cluster_pb.ts";
-import { AegisError } from "../../shared/errors.ts";
+import { AegisError, toAegisError } from "../../shared/errors.ts";
 import { NodePublicKey } from "../../shared/crypto/node_key.ts";
 import { rotationBytes } from "../../shared/crypto/signed_bytes.ts";
 import { faultPoint } from "../../shared/faults.ts";
@@ -16,6 +16,7 @@ import type { TokenAuthority } from "./tokens.ts";
 import type { AuthenticatedNode, NodeAuthenticator } from "./node_auth.ts";
 import type { EdgeHub } from "./edge_sessions.ts";
 import type { RelayBus } from "./relay_bus.ts";
+import { type AuditLog, nodeActor } from "./audit.ts";
 
 interface RotationState {
   status: string;
@@ -39,10 +40,53 @@ export class KeyRotationService {
     private readonly hub: EdgeHub,
     private readonly bus: RelayBus | undefined,
     private readonly clock: Clock,
-    private readonly settings: { nodeTokenTtlSecs: number; overlapMs: number },
+    private readonly settings: {
+      nodeTokenTtlSecs: number;
+      overlapMs: number;
+      /** Where rotations and refreshes are recorded (absent: they are not). */
+      audit?: { log: Pick<AuditLog, "record">; retentionDays: number };
+    },
   ) {}
 
+  /** Rotates a node's key (see #rotate) and records it, done or refused, in the audit log. */
   async rotate(envelope: SealNodeEnvelope): Promise<IssuedNodeToken> {
+    const seen: { node?: AuthenticatedNode } = {};
+    try {
+      const issued = await this.#rotate(envelope, seen);
+      this.#audit(seen.node, "node.rotate_key", "ok", { key: issued.fingerprint });
+      return issued;
+    } catch (error) {
+      const { code, message } = toAegisError(error);
+      this.#audit(seen.node, "node.rotate_key", "refused", { code, message });
+      throw error;
+    }
+  }
+
+  /** Records a node's own credential change; a node not yet identified has no tenant to say. */
+  #audit(
+    node: AuthenticatedNode | undefined,
+    action: string,
+    outcome: string,
+    detail: Record<string, unknown>,
+  ): void {
+    const audit = this.settings.audit;
+    if (!audit || !node) return;
+    // record() never rejects: a lost record is logged there, the rotation stands.
+    void audit.log.record({
+      tenantId: node.tenantId,
+      actor: nodeActor(node.nodeId, this.tokens.issuer),
+      action,
+      target: node.nodeId,
+      outcome,
+      detail: { ...detail, previous_key: node.fingerprint },
+      retentionDays: audit.retentionDays,
+    });
+  }
+
+  async #rotate(
+    envelope: SealNodeEnvelope,
+    seen: { node?: AuthenticatedNode },
+  ): Promise<IssuedNodeToken> {
     // openUnary also refuses a replayed envelope, in the shared replay cache.
     // Both signatures prove the keys, so an expired token (within the refresh grace) is enough
     // to name the node: a host off for days still finishes its rotation.
@@ -50,6 +94,7 @@ export class KeyRotationService {
       allowPreviousKey: true,
       allowExpired: true,
     });
+    seen.node = node;
     if (payload.body.case !== "rotate") throw new AegisError("INTERNAL", "unreachable");
     if (payload.streamNonce.length < 16) {
       throw new AegisError(
@@ -150,6 +195,7 @@ export class KeyRotationService {
     });
     await this.#replaced(node.nodeId);
     faultPoint("controller.refresh.after_commit");
+    this.#audit(node, "node.refresh_token", "ok", {});
     return issued;
   }
 

@@ -17,7 +17,6 @@ import {
   LoginLinkClaimsSchema,
   type NodeClaims,
   NodeClaimsSchema,
-  type OperatorClaims,
   OperatorClaimsSchema,
   type OperatorRole,
 } from "../../shared/tokens/claims.ts";
@@ -25,6 +24,14 @@ import type { SigningKey } from "./signing_key.ts";
 import { signJwt } from "./jws_sign.ts";
 import { type Clock, seconds, systemClock } from "./clock.ts";
 import { ExternalIssuers, UnknownIssuer } from "./external_issuers.ts";
+import type { TrustedIssuer } from "../auth_config.ts";
+import {
+  operatorPrincipal,
+  type Principal,
+  type RedactedToken,
+  requireOperatorKind,
+} from "./identity.ts";
+import { SecurityContexts } from "./security_contexts.ts";
 import { OperatorTokenCache } from "./operator_token_cache.ts";
 
 /** Leeway for exp/nbf on tokens we verify: a few minutes, as common practice. */
@@ -40,6 +47,7 @@ export class TokenAuthority {
   readonly #key: SigningKey;
   readonly #jwks: ReturnType<typeof createLocalJWKSet>;
   readonly #external: ExternalIssuers;
+  readonly #contexts: SecurityContexts;
   readonly issuer: string;
   readonly #clock: Clock;
 
@@ -48,7 +56,9 @@ export class TokenAuthority {
     issuer: string,
     clock: Clock = systemClock,
     external: ExternalIssuers = new ExternalIssuers([]),
+    contexts: SecurityContexts = new SecurityContexts(),
   ) {
+    this.#contexts = contexts;
     this.#key = key;
     this.issuer = issuer;
     this.#clock = clock;
@@ -209,25 +219,35 @@ export class TokenAuthority {
     return this.#verify(token, AUDIENCE.node, NodeClaimsSchema, kinds, ANY_AGE_SECS);
   }
 
-  /** Operator tokens verified before: a request with one costs a map lookup, not a signature. */
+  /** Caller tokens verified before: a request with one costs a map lookup, not a signature. */
   readonly operatorTokens = new OperatorTokenCache();
 
   /**
-   * An operator token, from the cache when it was verified before. A revoked token id
-   * (revokeOperator) is refused whether cached or not.
+   * An operator's token (REST, the console): a consumer user's token is refused here, it
+   * reaches the edge through MCP only.
    */
-  async verifyOperator(token: string): Promise<OperatorClaims> {
-    const trimmed = token.trim();
+  async verifyOperator(token: string | RedactedToken): Promise<Principal> {
+    const principal = await this.verifyPrincipal(token);
+    requireOperatorKind(principal);
+    return principal;
+  }
+
+  /**
+   * Any caller's token: ours, or one from a trusted issuer of either kind, from the cache when
+   * it was verified before. A revoked token id (revokeOperator) is refused whether cached or not.
+   */
+  async verifyPrincipal(token: string | RedactedToken): Promise<Principal> {
+    const trimmed = (typeof token === "string" ? token : token.reveal()).trim();
     const now = this.#clock().getTime();
     const cached = this.operatorTokens.get(trimmed, now);
-    if (cached) return cached;
-    const claims = await this.#verifyOperatorFully(trimmed);
+    if (cached) return cached as Principal;
+    const principal = await this.#verifyCallerFully(trimmed);
     const jti = tokenId(trimmed);
     if (this.operatorTokens.isRevoked(jti, now)) {
-      throw new AegisError("UNAUTHENTICATED", "the operator token was revoked");
+      throw new AegisError("UNAUTHENTICATED", "the token was revoked");
     }
-    this.operatorTokens.set(trimmed, claims, jti, now);
-    return claims;
+    this.operatorTokens.set(trimmed, principal, jti, now);
+    return principal;
   }
 
   /** The operator token with this id is refused from now on (on this process). */
@@ -235,7 +255,7 @@ export class TokenAuthority {
     this.operatorTokens.revoke(jti, expiresAt?.getTime() ?? Infinity);
   }
 
-  async #verifyOperatorFully(trimmed: string): Promise<OperatorClaims> {
+  async #verifyCallerFully(trimmed: string): Promise<Principal> {
     const kinds = {
       malformed: "UNAUTHENTICATED",
       expired: "UNAUTHENTICATED",
@@ -243,18 +263,62 @@ export class TokenAuthority {
       what: "operator token",
     } as const;
     // A token naming an external issuer is checked against that issuer only, never ours.
-    if (!this.#external.claimsIssuer(trimmed)) {
-      return await this.#verify(trimmed, AUDIENCE.operator, OperatorClaimsSchema, kinds);
+    const issuer = this.#external.issuerOf(trimmed);
+    if (!issuer) {
+      const claims = await this.#verify(trimmed, AUDIENCE.operator, OperatorClaimsSchema, kinds);
+      return operatorPrincipal(claims);
     }
+    const what = issuer.kind === "consumer" ? "user token" : "operator token";
     const payload = await this.#external
-      .verify(trimmed, "operator", this.#clock, EXPIRY_LEEWAY_SECS)
+      .verify(trimmed, this.#clock, EXPIRY_LEEWAY_SECS)
       .catch((cause) => {
         if (cause instanceof UnknownIssuer) {
-          throw new AegisError("UNAUTHENTICATED", "the operator token's issuer is not trusted");
+          throw new AegisError("UNAUTHENTICATED", `the ${what}'s issuer is not trusted`);
         }
-        throw this.#mapJoseError(cause, kinds);
+        throw this.#mapJoseError(cause, { ...kinds, what });
       });
-    return parseClaims(payload, OperatorClaimsSchema, kinds);
+    const roles = rolesAt(payload, issuer.roles_claim);
+    if (issuer.kind === "operator") {
+      const claims = parseClaims(
+        { ...payload, aegis_role: withoutRealmPrefix(payload.aegis_role) },
+        OperatorClaimsSchema,
+        kinds,
+      );
+      return operatorPrincipal(claims, roles);
+    }
+    return this.#consumerPrincipal(payload, issuer, roles ?? []);
+  }
+
+  /** A consumer user: the tenant its realm gave it, the context its tier maps to. */
+  #consumerPrincipal(payload: JWTPayload, issuer: TrustedIssuer, roles: string[]): Principal {
+    const refuse = (message: string) => new AegisError("UNAUTHENTICATED", message);
+    const tenant = claimAt(payload, issuer.tenant_claim);
+    if (typeof tenant !== "string" || !new RegExp(issuer.tenant_pattern).test(tenant)) {
+      throw refuse(`the user token's ${issuer.tenant_claim} claim is not a per-user tenant`);
+    }
+    const tier = claimAt(payload, issuer.tier_claim);
+    if (typeof tier !== "string" || tier.length > 64) {
+      throw refuse(`the user token has no ${issuer.tier_claim} claim`);
+    }
+    const context = this.#contexts.contextForTier(tier);
+    if (!context) {
+      throw new AegisError("FORBIDDEN", `the tier "${tier}" has no security context here`, {
+        hint: "An operator maps tiers to contexts under security.tiers in aegis-config.yaml.",
+      });
+    }
+    return {
+      iss: String(payload.iss),
+      sub: String(payload.sub),
+      exp: Number(payload.exp),
+      tenant_id: tenant,
+      tenants: [],
+      // A consumer writes to its own tenant only; its context narrows what it may do there.
+      aegis_role: "operator",
+      kind: "consumer",
+      context,
+      tier,
+      roles,
+    };
   }
 
   #sign(claims: JWTPayload): Promise<string> {
@@ -353,4 +417,27 @@ function tokenId(token: string): string {
 
 function isoSeconds(epochSeconds: number): string {
   return new Date(epochSeconds * 1000).toISOString().replace(".000Z", "Z");
+}
+
+/** The value at a dotted claim path (realm_access.roles), or undefined. */
+function claimAt(payload: JWTPayload, path: string): unknown {
+  let value: unknown = payload;
+  for (const key of path.split(".")) {
+    if (value === null || typeof value !== "object" || !Object.hasOwn(value, key)) return undefined;
+    value = (value as Record<string, unknown>)[key];
+  }
+  return value;
+}
+
+/** The edge roles a token lists, or undefined when it has no such claim at all. */
+function rolesAt(payload: JWTPayload, path: string): string[] | undefined {
+  const value = claimAt(payload, path);
+  if (!Array.isArray(value)) return undefined;
+  return value.filter((role): role is string => typeof role === "string" && role.length <= 128)
+    .slice(0, 256);
+}
+
+/** Keycloak realms often spell roles "aegis:admin"; the claim means the same as "admin". */
+function withoutRealmPrefix(role: unknown): unknown {
+  return typeof role === "string" && role.startsWith("aegis:") ? role.slice(6) : role;
 }

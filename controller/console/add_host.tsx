@@ -4,6 +4,7 @@
 // command, the time left, and a status line that follows the token from issued to enrolled to
 // Connected. Issuing goes through EnrollmentService.issueToken like the REST call, so a readonly
 // operator or a tenant the operator lacks is refused by the same checks.
+import { asPrincipal } from "../app/identity.ts";
 import type { Context, Hono } from "hono";
 import { raw } from "hono/html";
 import { AegisError, toAegisError } from "../../shared/errors.ts";
@@ -52,7 +53,7 @@ export function addHostPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
     let form: IssueForm | undefined;
     try {
       form = parseIssueForm(await c.req.parseBody());
-      const issued = await deps.enrollment.issueToken(operator, {
+      const issued = await deps.actions.issueEnrollmentToken(asPrincipal(operator), {
         tenant_id: form.tenant_id,
         name: form.name,
         ttl_secs: deps.enrollmentTtlSecs,

@@ -6,6 +6,7 @@ import type { EnrollmentService } from "../app/enrollment.ts";
 import type { RevocationService } from "../app/revocation.ts";
 import type { ToolCallService } from "../app/tool_calls.ts";
 import type { FleetDispatcher } from "../app/fleet/dispatcher.ts";
+import type { EdgeActions } from "../app/edge_actions.ts";
 import type { Clock } from "../app/clock.ts";
 import type { OidcLogin } from "../app/oidc_login.ts";
 import type { Queryable } from "../store/db.ts";
@@ -19,6 +20,8 @@ export interface ConsoleDeps {
   calls: ToolCallService;
   revocation: RevocationService;
   fleet: FleetDispatcher;
+  /** Commands, fleet operations, enrollment tokens and revocations, as executions (audited). */
+  actions: EdgeActions;
   db: Queryable;
   clock: Clock;
   heartbeatIntervalSecs: number;

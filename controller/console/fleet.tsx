@@ -3,6 +3,7 @@
 // Every read and change goes through FleetDispatcher, the service REST calls: the preview is its
 // preview() (the selection run() makes), a start is its start() (the operation runs to its end on
 // the controller whether or not the browser stays), and the pages read what it keeps.
+import { asPrincipal } from "../app/identity.ts";
 import type { Context, Hono } from "hono";
 import type { Child } from "hono/jsx";
 import { createHash } from "node:crypto";
@@ -120,7 +121,7 @@ export function fleetPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void {
     const body = await c.req.parseBody();
     const form = readForm((name) => field(body, name), operator);
     try {
-      const started = await deps.fleet.start(operator, toRequest(form), deps.log);
+      const started = await deps.actions.startFleet(asPrincipal(operator), toRequest(form));
       return c.redirect(`/console/fleet/${encodeURIComponent(started.op_id)}`, 303);
     } catch (error) {
       const aegis = toAegisError(error);

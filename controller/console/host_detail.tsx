@@ -5,6 +5,7 @@
 // RevocationService), so tenancy and roles are judged exactly as for `aegis edge …`. A readonly
 // operator gets the same page with no control that changes anything, and the POST routes refuse
 // them anyway.
+import { asPrincipal } from "../app/identity.ts";
 import type { Context, Hono } from "hono";
 import { createHash } from "node:crypto";
 import { AegisError, toAegisError } from "../../shared/errors.ts";
@@ -122,7 +123,7 @@ export function hostDetailPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void 
   // names only `operator`, which the console's context carries too.
   app.post("/hosts/:nodeId/exec", (c) => {
     requireWriter(c.get("operator"), "run tools on hosts");
-    return execRoute(c as unknown as Context<ApiEnv>, deps.calls);
+    return execRoute(c as unknown as Context<ApiEnv>, deps.actions);
   });
 
   app.get("/hosts/:nodeId/revoke", async (c) => {
@@ -170,7 +171,7 @@ export function hostDetailPages(app: Hono<ConsoleEnv>, deps: ConsoleDeps): void 
     const operator = c.get("operator");
     requireWriter(operator, "revoke hosts");
     const record = await load(c);
-    await deps.revocation.revoke(record.node_id, `revoked by ${operator.sub}`);
+    await deps.actions.revokeHost(asPrincipal(operator), record.node_id);
     return c.redirect(hostPath(record.node_id), 303);
   });
 }

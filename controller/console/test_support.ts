@@ -4,6 +4,9 @@
 // operator tokens that carry their session cookie and CSRF token. The EdgeHub has no streams
 // unless a test opens one, so hosts are offline and no daemon is needed.
 // Not a test file itself: the runner only picks up *_test.ts.
+import { EdgeActions } from "../app/edge_actions.ts";
+import { ExecutionService } from "../app/executions.ts";
+import { SecurityContexts } from "../app/security_contexts.ts";
 import { HostListings } from "../app/host_listing.ts";
 import { Hono } from "hono";
 import type { Db } from "../store/db.ts";
@@ -73,6 +76,8 @@ export interface ConsoleHarness {
   calls: ToolCallService;
   fleet: FleetDispatcher;
   enrollment: EnrollmentService;
+  actions: EdgeActions;
+  executions: ExecutionService;
   /** Everything the services logged. */
   logs: string[];
   signIn(tenant: string, role: OperatorRole, options?: SignInOptions): Promise<Browser>;
@@ -110,6 +115,17 @@ export async function consoleHarness(options: ConsoleOptions = {}): Promise<Cons
     clock,
   );
   const sessions = new ConsoleSessions(db, tokens, clock);
+  const revocation = new RevocationService(db, hub, clock);
+  const executions = new ExecutionService(db, new SecurityContexts(), "r1", clock, log);
+  const actions = new EdgeActions({
+    calls,
+    fleet,
+    enrollment,
+    revocation,
+    daemons,
+    executions,
+    log,
+  });
   const app = new Hono().route(
     "/console",
     createConsole({
@@ -118,8 +134,9 @@ export async function consoleHarness(options: ConsoleOptions = {}): Promise<Cons
       hostListings: new HostListings(db, heartbeatIntervalSecs, clock),
       enrollment,
       calls,
-      revocation: new RevocationService(db, hub, clock),
+      revocation,
       fleet,
+      actions,
       db,
       clock,
       heartbeatIntervalSecs,
@@ -164,13 +181,28 @@ export async function consoleHarness(options: ConsoleOptions = {}): Promise<Cons
   };
 
   const cleanup = async () => {
+    await actions.idle();
     await fleet.idle();
+    await executions.drain();
     await calls.flushHistory();
     await daemons.drain();
     await database.cleanup();
     await Deno.remove(dir, { recursive: true });
   };
-  return { db, tokens, daemons, hub, calls, fleet, enrollment, logs, signIn, cleanup };
+  return {
+    db,
+    tokens,
+    daemons,
+    hub,
+    calls,
+    fleet,
+    enrollment,
+    actions,
+    executions,
+    logs,
+    signIn,
+    cleanup,
+  };
 }
 
 /** Runs `fn` with a fresh console and cleans up after it, whatever it does. */

@@ -1,5 +1,11 @@
 // Wires the controller together: storage, token authority, domain services, and the one port
 // that serves gRPC, gRPC-Web, Connect and REST.
+import { AuditLog } from "../app/audit.ts";
+import { OPERATOR_CONTEXT } from "../app/identity.ts";
+import { VERSION } from "../../shared/version.ts";
+import { SecurityContexts } from "../app/security_contexts.ts";
+import { ExecutionService } from "../app/executions.ts";
+import { EdgeActions } from "../app/edge_actions.ts";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -82,11 +88,13 @@ export async function startController(options: ControllerOptions): Promise<Runni
   await ensureDir(options.dataDir, 0o700);
 
   const signingKey = await loadOrCreateSigningKey(signingKeyPath(config, options.dataDir));
+  const contexts = new SecurityContexts(config.security);
   const tokens = new TokenAuthority(
     signingKey,
     config.auth.issuer ?? DEFAULT_ISSUER,
     clock,
     new ExternalIssuers(trustedIssuers(config.auth)),
+    contexts,
   );
   const db = await openDb({ dsn: config.postgres.dsn, dataDir: options.dataDir });
   const isServing = async () => {
@@ -171,13 +179,34 @@ export async function startController(options: ControllerOptions): Promise<Runni
   });
   const calls = new ToolCallService(db, daemons, hub, relayId, clock, peering.link);
   const revocation = new RevocationService(db, hub, clock, bus);
+  const audit = new AuditLog(db, relayId, clock, log);
   const rotation = new KeyRotationService(db, auth, tokens, hub, bus, clock, {
     nodeTokenTtlSecs: config.edge.node_token_ttl_secs,
     overlapMs: overlapMs(config),
+    // What a host does with its own credentials is kept as long as operators' actions are.
+    audit: {
+      log: audit,
+      retentionDays: config.security.contexts[OPERATOR_CONTEXT].audit_retention_days,
+    },
   });
   await calls.interruptOrphans();
   const fleet = new FleetDispatcher(db, calls, relayId, clock);
   await fleet.interruptOrphans();
+  const executions = new ExecutionService(db, contexts, relayId, clock, log);
+  await executions.interruptOrphans();
+  executions.notifier = bus;
+  bus.onCancel = (ids) => executions.abortLocal(ids);
+  bus.onReconnect = () => void executions.reconcile().catch(() => {});
+  const actions = new EdgeActions({
+    calls,
+    fleet,
+    enrollment,
+    revocation,
+    daemons,
+    executions,
+    audit,
+    log,
+  });
   const bootstrap = {
     catalog: new ReleaseCatalog({
       releasesDir: config.bootstrap.releases_dir,
@@ -196,6 +225,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
     calls,
     revocation,
     fleet,
+    actions,
     db,
     clock,
     heartbeatIntervalSecs,
@@ -218,6 +248,9 @@ export async function startController(options: ControllerOptions): Promise<Runni
     calls,
     revocation,
     fleet,
+    actions,
+    executions,
+    audit,
     db,
     clock,
     heartbeatIntervalSecs,
@@ -227,6 +260,22 @@ export async function startController(options: ControllerOptions): Promise<Runni
     maxBodyBytes: limits.max_rest_body_bytes,
     bootstrap,
     console: consoleDeps,
+    mcp: {
+      tokens,
+      actions,
+      executions,
+      daemons,
+      calls,
+      fleet,
+      contexts,
+      clock,
+      heartbeatIntervalSecs,
+      version: VERSION,
+      publicUrl: config.bootstrap.public_url,
+      authorizationServers: trustedIssuers(config.auth).map((issuer) => issuer.issuer),
+      maxBodyBytes: limits.max_rest_body_bytes,
+      log,
+    },
   });
   const fallback = getRequestListener(api.fetch);
   const admission = defaultAdmission(limits);
@@ -268,8 +317,18 @@ export async function startController(options: ControllerOptions): Promise<Runni
     fallback: fallback as never,
   }) as RequestHandler;
 
-  const pruning = setInterval(() => enrollment.pruneExpired().catch(() => {}), 60_000);
+  const pruning = setInterval(() => {
+    enrollment.pruneExpired().catch(() => {});
+    audit.prune(clock()).catch((error) => log(`audit pruning failed: ${error?.message}`));
+  }, 60_000);
   Deno.unrefTimer(pruning);
+  // Executions past their deadline end with everything under them; cancellations whose relay
+  // bus signal was lost take effect here at the latest.
+  const sweeping = setInterval(
+    () => executions.sweep().catch((error) => log(`execution sweep failed: ${error?.message}`)),
+    EXECUTION_SWEEP_MS,
+  );
+  Deno.unrefTimer(sweeping);
 
   return {
     port: listener.port,
@@ -280,6 +339,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
     hub,
     async close() {
       clearInterval(pruning);
+      clearInterval(sweeping);
       hub.drain(Math.min(30_000, hub.size * 10));
       try {
         await bus.stop().catch(() => {});
@@ -292,12 +352,20 @@ export async function startController(options: ControllerOptions): Promise<Runni
         await daemons.releaseRelay(relayId).catch((error) =>
           log(`marking this relay's hosts disconnected failed: ${(error as Error).message}`)
         );
-        await Promise.all([daemons.drain(), calls.flushHistory().catch(() => {})]);
+        await Promise.all([
+          daemons.drain(),
+          calls.flushHistory().catch(() => {}),
+          executions.drain().catch(() => {}),
+          audit.drain().catch(() => {}),
+        ]);
         await db.close();
       }
     },
   };
 }
+
+/** How often running executions are checked against their deadlines and the database. */
+const EXECUTION_SWEEP_MS = 5_000;
 
 export function signingKeyPath(config: ControllerConfig, dataDir: string): string {
   return config.auth.signing_key_file ?? join(dataDir, "signing-key.jwk");

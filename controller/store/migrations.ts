@@ -262,6 +262,95 @@ ALTER TABLE fleet_operations ADD COLUMN stop_requested_by text;
 ALTER TABLE fleet_operations ADD COLUMN stop_requested_at timestamptz;
 `,
   },
+  {
+    version: 12,
+    name: "executions",
+    sql: `
+-- One row per unit of work a caller started: a task (a conversation's root), a tool call, a fleet
+-- operation, and each host a fleet operation touches. parent_id links a child to the execution it
+-- runs under; root_id names the tree's root (its own id for a root), so a cascade cancel is one
+-- UPDATE over the tree. context is the security context the execution runs under: never broader
+-- than its parent's (the ceiling rule).
+CREATE TABLE executions (
+  id text PRIMARY KEY,
+  root_id text NOT NULL,
+  parent_id text REFERENCES executions (id) ON DELETE CASCADE,
+  tenant_id text NOT NULL,
+  -- A root started within a conversation: SHA-256 of (issuer, subject, the client's session id).
+  session_key text,
+  kind text NOT NULL,
+  title text NOT NULL,
+  context text NOT NULL,
+  identity_kind text NOT NULL,
+  issuer text NOT NULL,
+  subject text NOT NULL,
+  -- Counts against the context's executions per minute and per day.
+  counted boolean NOT NULL,
+  status text NOT NULL,
+  detail text,
+  -- The call id, fleet operation id or node id the execution stands for.
+  ref text,
+  relay_id text NOT NULL,
+  deadline_at timestamptz,
+  created_at timestamptz NOT NULL,
+  ended_at timestamptz,
+  cancel_requested_by text,
+  cancel_requested_at timestamptz
+);
+-- One active top-level task per conversation, across every relay. (A lone tool call in a
+-- conversation is a root too, named by session_key so that ending the conversation ends it.)
+CREATE UNIQUE INDEX executions_one_active_task ON executions (tenant_id, session_key)
+  WHERE parent_id IS NULL AND status = 'running' AND kind = 'task' AND session_key IS NOT NULL;
+CREATE INDEX executions_session ON executions (session_key) WHERE status = 'running';
+CREATE INDEX executions_tree ON executions (root_id);
+CREATE INDEX executions_parent ON executions (parent_id);
+CREATE INDEX executions_rate ON executions (tenant_id, subject, created_at) WHERE counted;
+CREATE INDEX executions_running ON executions (tenant_id, subject) WHERE status = 'running';
+CREATE INDEX executions_roots ON executions (tenant_id, created_at DESC) WHERE parent_id IS NULL;
+CREATE INDEX executions_deadline ON executions (deadline_at) WHERE status = 'running';
+`,
+  },
+  {
+    version: 13,
+    name: "audit log",
+    sql: `
+-- The audit log: one hash chain per tenant (shared/audit_chain.ts). seq numbers a tenant's records
+-- 1, 2, 3, ... with no gaps; hash is SHA-256 over prev_hash and the record's canonical form, so a
+-- record edited or deleted in place is detected by whoever verifies an export. detail is JSON
+-- text (not jsonb): it is hashed exactly as stored, and jsonb would normalise it.
+CREATE TABLE audit_log (
+  tenant_id text NOT NULL,
+  seq bigint NOT NULL,
+  recorded_at timestamptz NOT NULL,
+  retain_until timestamptz NOT NULL,
+  actor_kind text NOT NULL,
+  actor_issuer text NOT NULL,
+  actor_subject text NOT NULL,
+  actor_context text NOT NULL,
+  action text NOT NULL,
+  target text NOT NULL,
+  outcome text NOT NULL,
+  detail text,
+  execution_id text,
+  relay_id text NOT NULL,
+  prev_hash text NOT NULL,
+  hash text NOT NULL,
+  PRIMARY KEY (tenant_id, seq)
+);
+CREATE INDEX audit_log_retention ON audit_log (retain_until);
+CREATE INDEX audit_log_since ON audit_log (tenant_id, recorded_at);
+-- Each tenant's chain: its newest record (seq, hash), which a deleted newest record cannot take
+-- with it, and the last record pruned for retention, which the oldest one left chains to. Writers
+-- lock this row (FOR UPDATE) while they append, so relays sharing a database keep one chain.
+CREATE TABLE audit_heads (
+  tenant_id text PRIMARY KEY,
+  seq bigint NOT NULL,
+  hash text NOT NULL,
+  pruned_through_seq bigint NOT NULL,
+  pruned_through_hash text NOT NULL
+);
+`,
+  },
 ];
 
 // Arbitrary but fixed: every aegis binary must agree on it. Fits in int4 to dodge int8 params.

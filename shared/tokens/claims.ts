@@ -52,6 +52,11 @@ export const OperatorClaimsSchema = z.object({
   aegis_role: z.enum(OPERATOR_ROLES),
   /** Further tenants this identity administers (a team tenant besides a personal one). */
   tenants: z.array(z.string().min(1)).default([]),
+  /**
+   * Edge roles (aegis.edge.fleet.manage, aegis.edge.enroll...). Absent: the defaults of
+   * aegis_role (identity.ts), as tokens minted before roles existed always had.
+   */
+  roles: z.array(z.string().min(1).max(128)).max(64).optional(),
 });
 export type OperatorClaims = z.infer<typeof OperatorClaimsSchema>;
 

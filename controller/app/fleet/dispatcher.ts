@@ -16,6 +16,7 @@ import { fingerprintReader, type ResultRow, resultWriter } from "./results.ts";
 import { targetNote, type TargetSource, targetSource } from "./provenance.ts";
 import { confirmRotation, type Outcome } from "./confirm.ts";
 import { confirmUpgrade, parseUpdateReply } from "./upgrade.ts";
+import { EDGE_ROLES, requireRole } from "../identity.ts";
 import type { FleetEvent, NodeOutcome } from "../../../shared/fleet_events.ts";
 
 export const OPERATIONS = {
@@ -34,6 +35,19 @@ export interface FleetRequest {
   deadlineSecs: number;
   arguments: Record<string, unknown>;
   tenantId?: string;
+  /** Cancels the operation: no host starts any more and the running hosts' calls are cancelled. */
+  signal?: AbortSignal;
+  /** Told the operation's id once it is recorded (its execution names it). */
+  onRecorded?: (opId: string) => void;
+  /** Wraps each host's call (an execution per host, a child of the operation's). */
+  perHost?: (host: DaemonRecord) => Promise<HostScope>;
+}
+
+/** One host's part of an operation, as the caller tracks it. */
+export interface HostScope {
+  /** Aborted when this host's part (or the whole operation) is cancelled. */
+  signal: AbortSignal;
+  end(outcome: NodeOutcome, detail: string): Promise<void>;
 }
 
 /** What a target selects in one tenant, as run() would select it at this moment. */
@@ -99,6 +113,7 @@ export class FleetDispatcher {
 
   async *run(operator: Operator, request: FleetRequest): AsyncGenerator<FleetEvent> {
     requireWriter(operator, `run fleet operation ${request.operation}`);
+    requireRole(operator, EDGE_ROLES.fleetManage, `fleet operation ${request.operation}`);
     const { tenantId: tenant, target, hosts } = await this.preview(
       operator,
       request.target,
@@ -127,6 +142,7 @@ export class FleetDispatcher {
         this.clock(),
       ],
     );
+    request.onRecorded?.(opId);
     const source = targetSource(target);
     const note = targetNote(source);
     yield {
@@ -157,6 +173,10 @@ export class FleetDispatcher {
     const writer = resultWriter(this.db, opId);
     const fingerprints = fingerprintReader(this.db);
     let stopReason: string | undefined;
+    // A cancelled operation starts no more hosts (the running ones are cancelled by the signal).
+    const onCancel = () => stopReason ??= "cancelled";
+    if (request.signal?.aborted) onCancel();
+    request.signal?.addEventListener("abort", onCancel, { once: true });
     let started = 0;
     const stopRequests = stopRequestReader(this.db, opId, this.clock);
     const window = slidingWindow(
@@ -208,6 +228,7 @@ export class FleetDispatcher {
       counts.skipped++;
       yield event;
     }
+    request.signal?.removeEventListener("abort", onCancel);
     const status = stopReason ? "stopped" : "done";
     await this.db.query(
       `UPDATE fleet_operations SET status = $2, finished_at = $3 WHERE op_id = $1`,
@@ -468,9 +489,27 @@ export class FleetDispatcher {
       arguments: request.arguments,
       timeoutSecs: request.deadlineSecs,
     };
+    const scope = await request.perHost?.(host);
+    const outcome = await this.#callOnce(operator, host, call, request, scope, onResult);
+    await scope?.end(outcome.status, outcome.detail);
+    return outcome;
+  }
+
+  async #callOnce(
+    operator: Operator,
+    host: DaemonRecord,
+    call: CallRequest,
+    request: FleetRequest,
+    scope: HostScope | undefined,
+    onResult?: (resultJson: string) => void,
+  ): Promise<Outcome> {
+    const spec = OPERATIONS[request.operation];
+    const signal = scope?.signal ?? request.signal;
     let last: CallEvent | undefined;
     try {
-      for await (const event of this.calls.execute(operator, host.node_id, call)) last = event;
+      for await (const event of this.calls.execute(operator, host.node_id, call, signal)) {
+        last = event;
+      }
     } catch (error) {
       const aegis = error instanceof AegisError ? error : new AegisError("INTERNAL", String(error));
       const status: NodeOutcome = aegis.code === "NODE_OFFLINE"

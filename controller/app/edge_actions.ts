@@ -1,0 +1,342 @@
+// The edge operations as callers start them, whatever the transport (REST, the console, MCP):
+// each runs inside an execution (executions.ts: the security context, the ceiling rule, limits,
+// cascade cancellation) and ends with a record in the tenant's audit log. Transports only
+// translate their protocol to these calls.
+import type { FleetEvent, NodeOutcome } from "../../shared/fleet_events.ts";
+import { AegisError, toAegisError } from "../../shared/errors.ts";
+import type { CallEvent, CallRequest, ToolCallService } from "./tool_calls.ts";
+import type { FleetDispatcher, FleetRequest, OperationName } from "./fleet/dispatcher.ts";
+import type { EnrollmentService, IssuedEnrollmentToken } from "./enrollment.ts";
+import type { RevocationService } from "./revocation.ts";
+import type { DaemonRepository } from "./daemons.ts";
+import type { EdgeToolName } from "./edge_tools.ts";
+import type { ExecutionHandle, ExecutionKind, ExecutionService } from "./executions.ts";
+import { type Actor, actorOf, type Principal, requireOperatorKind } from "./identity.ts";
+import { requireWriter, tenantsOf } from "./operators.ts";
+
+/** Where new work goes in the execution tree: under an execution, or in a conversation. */
+export interface ExecutionScope {
+  parentId?: string;
+  sessionId?: string;
+  /** A narrower security context than the parent's. */
+  context?: string;
+}
+
+/** What the audit log takes (controller/app/audit.ts). */
+export interface AuditEvent {
+  tenantId: string;
+  actor: Actor;
+  action: string;
+  target: string;
+  outcome: string;
+  detail?: Record<string, unknown>;
+  executionId?: string;
+  retentionDays: number;
+}
+
+export interface AuditRecorder {
+  record(event: AuditEvent): Promise<void>;
+}
+
+/** The MCP tool each fleet operation is, for the security context's check. */
+export const FLEET_TOOLS: Record<OperationName, EdgeToolName> = {
+  "exec": "aegis.edge.fleet.exec",
+  "keys.rotate": "aegis.edge.fleet.rotate_keys",
+  "token.refresh": "aegis.edge.fleet.refresh_tokens",
+  "upgrade": "aegis.edge.fleet.upgrade",
+};
+
+export interface EdgeActionsDeps {
+  calls: ToolCallService;
+  fleet: FleetDispatcher;
+  enrollment: EnrollmentService;
+  revocation: RevocationService;
+  daemons: DaemonRepository;
+  executions: ExecutionService;
+  audit?: AuditRecorder;
+  log: (message: string) => void;
+}
+
+export class EdgeActions {
+  /** Operations startFleet() runs detached, so shutdown and tests can wait for them. */
+  readonly #detached = new Set<Promise<void>>();
+
+  constructor(private readonly deps: EdgeActionsDeps) {}
+
+  /** Resolves once every operation startFleet() began has ended. */
+  async idle(): Promise<void> {
+    while (this.#detached.size > 0) await Promise.all([...this.#detached]);
+  }
+
+  /**
+   * Runs a tool on a host as an execution: the caller's abort (a closed response, an MCP
+   * cancellation) and the execution's (a cancelled ancestor) both cancel the remote call.
+   */
+  async *runTool(
+    principal: Principal,
+    nodeId: string,
+    request: CallRequest,
+    scope: ExecutionScope & { tool: EdgeToolName; signal?: AbortSignal },
+  ): AsyncGenerator<CallEvent> {
+    const execution = await this.#open(principal, scope, {
+      kind: "command",
+      title: `${request.tool} on ${nodeId}`,
+      tool: scope.tool,
+      timeoutSecs: request.timeoutSecs,
+      ref: nodeId,
+    });
+    const signal = scope.signal
+      ? AbortSignal.any([scope.signal, execution.signal])
+      : execution.signal;
+    let status: "succeeded" | "failed" | "cancelled" = "failed";
+    let detail = "";
+    try {
+      for await (const event of this.deps.calls.execute(principal, nodeId, request, signal)) {
+        if (event.type === "started") execution.setRef(event.call_id);
+        if (event.type === "exit") {
+          status = event.exit_code === 0 && !event.timed_out ? "succeeded" : "failed";
+          detail = event.timed_out ? "timed out" : `exit ${event.exit_code}`;
+        } else if (event.type === "refused") {
+          detail = `refused: ${event.code}`;
+        }
+        yield event;
+      }
+    } catch (error) {
+      const aegis = toAegisError(error);
+      status = execution.signal.aborted || aegis.code === "ABORTED" ? "cancelled" : "failed";
+      detail = `${aegis.code}: ${aegis.message}`;
+      throw error;
+    } finally {
+      if (execution.signal.aborted) status = "cancelled";
+      await execution.end(status, detail);
+      this.#audit(principal, execution, "tool.call", `${nodeId} ${request.tool}`, status, {
+        node_id: nodeId,
+        tool: request.tool,
+        ...(detail ? { result: detail } : {}),
+      });
+    }
+  }
+
+  /**
+   * A fleet operation as an execution, each host a child of it. Cancelling the operation's
+   * execution (or an ancestor) starts no more hosts and cancels the running hosts' calls.
+   */
+  async *fleet(
+    principal: Principal,
+    request: FleetRequest,
+    scope: ExecutionScope = {},
+  ): AsyncGenerator<FleetEvent> {
+    requireOperatorKind(principal);
+    const execution = await this.#open(principal, scope, {
+      kind: "fleet",
+      title: `fleet ${request.operation} --target ${request.target}`.slice(0, 200),
+      tool: FLEET_TOOLS[request.operation],
+      timeoutSecs: request.deadlineSecs,
+      tenantId: request.tenantId,
+    });
+    const signal = request.signal
+      ? AbortSignal.any([request.signal, execution.signal])
+      : execution.signal;
+    let opId = "";
+    let summary: Extract<FleetEvent, { type: "summary" }> | undefined;
+    let failure: string | undefined;
+    try {
+      const events = this.deps.fleet.run(principal, {
+        ...request,
+        signal,
+        onRecorded: (id) => {
+          opId = id;
+          execution.setRef(id);
+        },
+        perHost: (host) => this.#hostScope(execution, host.node_id, host.name, request),
+      });
+      for await (const event of events) {
+        if (event.type === "summary") summary = event;
+        yield event;
+      }
+    } catch (error) {
+      failure = `${toAegisError(error).code}: ${toAegisError(error).message}`;
+      throw error;
+    } finally {
+      const status = execution.signal.aborted
+        ? "cancelled"
+        : summary && summary.status === "done" &&
+            summary.counts.failed + summary.counts.timed_out + summary.counts.offline === 0
+        ? "succeeded"
+        : "failed";
+      const detail = failure ??
+        (summary ? `${summary.status}${summary.reason ? `: ${summary.reason}` : ""}` : "ended");
+      await execution.end(status, detail);
+      this.#audit(principal, execution, "fleet.operation", request.target, status, {
+        operation: request.operation,
+        ...(opId ? { op_id: opId } : {}),
+        ...(summary ? { counts: summary.counts } : {}),
+        ...(failure ? { error: failure } : {}),
+      });
+    }
+  }
+
+  /**
+   * A fleet operation that runs to its end whoever watches (the console): resolves with its
+   * first event once recorded, the rest runs detached (FleetDispatcher.start's contract).
+   */
+  async startFleet(
+    principal: Principal,
+    request: FleetRequest,
+    scope: ExecutionScope = {},
+  ): Promise<Extract<FleetEvent, { type: "operation" }>> {
+    const events = this.fleet(principal, request, scope);
+    const first = await events.next();
+    if (first.done || first.value.type !== "operation") {
+      throw new AegisError("INTERNAL", "a fleet operation began without its operation event");
+    }
+    const opId = first.value.op_id;
+    const rest = (async () => {
+      try {
+        for (let next = await events.next(); !next.done; next = await events.next()) {
+          // Progress is kept in fleet_results; nobody reads the events here.
+        }
+      } catch (error) {
+        this.deps.log(`fleet operation ${opId} failed part-way: ${(error as Error)?.stack}`);
+      }
+    })();
+    this.#detached.add(rest);
+    rest.finally(() => this.#detached.delete(rest));
+    return first.value;
+  }
+
+  async issueEnrollmentToken(
+    principal: Principal,
+    request: { name?: string; tenant_id?: string; ttl_secs?: number; hostname_pattern?: string },
+    scope: ExecutionScope = {},
+  ): Promise<IssuedEnrollmentToken> {
+    const execution = await this.#open(principal, scope, {
+      kind: "action",
+      title: `enrollment token${request.name ? ` for ${request.name}` : ""}`.slice(0, 200),
+      tool: "aegis.edge.enrollment_token.issue",
+      tenantId: request.tenant_id,
+    });
+    try {
+      const issued = await this.deps.enrollment.issueToken(principal, request);
+      execution.setRef(issued.jti);
+      await execution.end("succeeded");
+      this.#audit(principal, execution, "enrollment_token.issue", issued.jti, "ok", {
+        name: issued.name,
+        expires_at: issued.expires_at,
+        ...(issued.hostname_pattern ? { hostname_pattern: issued.hostname_pattern } : {}),
+      });
+      return issued;
+    } catch (error) {
+      await execution.end("failed", toAegisError(error).message);
+      this.#audit(principal, execution, "enrollment_token.issue", "", "failed", {
+        error: toAegisError(error).code,
+      });
+      throw error;
+    }
+  }
+
+  async revokeHost(
+    principal: Principal,
+    nodeId: string,
+    scope: ExecutionScope = {},
+  ): Promise<{ node_id: string; revoked: boolean }> {
+    requireWriter(principal, "revoke hosts");
+    const host = await this.deps.daemons.require(nodeId, tenantsOf(principal));
+    const execution = await this.#open(principal, scope, {
+      kind: "action",
+      title: `revoke ${host.node_id}`,
+      tool: "aegis.edge.hosts.revoke",
+      tenantId: host.tenant_id,
+      ref: host.node_id,
+    });
+    try {
+      const revoked = await this.deps.revocation.revoke(
+        host.node_id,
+        `revoked by ${principal.sub}`,
+      );
+      await execution.end("succeeded", revoked ? "revoked" : "was already revoked");
+      this.#audit(principal, execution, "node.revoke", host.node_id, revoked ? "ok" : "unchanged");
+      return { node_id: host.node_id, revoked };
+    } catch (error) {
+      await execution.end("failed", toAegisError(error).message);
+      throw error;
+    }
+  }
+
+  /** Records an action refused before it became an execution (a limit, a context, a role). */
+  refused(principal: Principal, action: string, target: string, error: unknown): void {
+    const aegis = toAegisError(error);
+    void this.deps.audit?.record({
+      tenantId: principal.tenant_id,
+      actor: actorOf(principal),
+      action,
+      target: target.slice(0, 200),
+      outcome: "refused",
+      detail: { code: aegis.code, message: aegis.message.slice(0, 300) },
+      retentionDays: 365,
+    }).catch((e) => this.deps.log(`audit record lost: ${e}`));
+  }
+
+  async #open(
+    principal: Principal,
+    scope: ExecutionScope,
+    spec: {
+      kind: ExecutionKind;
+      title: string;
+      tool: EdgeToolName;
+      timeoutSecs?: number;
+      tenantId?: string;
+      ref?: string;
+    },
+  ): Promise<ExecutionHandle> {
+    try {
+      return await this.deps.executions.open(principal, { ...scope, ...spec });
+    } catch (error) {
+      this.refused(principal, spec.tool, spec.title, error);
+      throw error;
+    }
+  }
+
+  async #hostScope(
+    operation: ExecutionHandle,
+    nodeId: string,
+    name: string,
+    request: FleetRequest,
+  ) {
+    const child = await this.deps.executions.openChild(operation, {
+      kind: "node_call",
+      title: `${request.operation} on ${name || nodeId}`,
+      ref: nodeId,
+      timeoutSecs: request.deadlineSecs,
+    });
+    return {
+      signal: child.signal,
+      end: async (outcome: NodeOutcome, detail: string) => {
+        await child.end(
+          child.signal.aborted ? "cancelled" : outcome === "ok" ? "succeeded" : "failed",
+          detail,
+        );
+      },
+    };
+  }
+
+  #audit(
+    principal: Principal,
+    execution: ExecutionHandle,
+    action: string,
+    target: string,
+    outcome: string,
+    detail?: Record<string, unknown>,
+  ): void {
+    void this.deps.audit?.record({
+      tenantId: execution.record.tenant_id,
+      actor: actorOf(principal),
+      action,
+      target: target.slice(0, 200),
+      outcome,
+      ...(detail ? { detail } : {}),
+      executionId: execution.record.id,
+      retentionDays: execution.context.audit_retention_days,
+    }).catch((e) => this.deps.log(`audit record lost: ${e}`));
+  }
+}
