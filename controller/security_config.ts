@@ -116,8 +116,10 @@ export const SecuritySchema = z.object({
   for (const [name, definition] of Object.entries(DEFAULT_CONTEXTS)) {
     contexts[name] = { ...definition, tools: [...definition.tools] };
   }
+  // Own keys only: a name such as "constructor" must not find what every object inherits.
+  const known = (name: string) => Object.hasOwn(contexts, name) ? contexts[name] : undefined;
   for (const [name, change] of Object.entries(security.contexts)) {
-    const base = contexts[name];
+    const base = known(name);
     if (!base && !change.tools) {
       ctx.addIssue({
         code: "custom",
@@ -129,8 +131,20 @@ export const SecuritySchema = z.object({
     const merged = { ...(base ?? DEFAULT_CONTEXTS["zaru-free"]), ...dropUndefined(change) };
     contexts[name] = merged as SecurityContextDefinition;
   }
+  // Tiers are looked up without case (providers differ: "PRO", "pro"), so two that differ only
+  // in case would leave which context applies to the order of the keys.
+  const tierNames = new Map<string, string>();
   for (const [tier, name] of Object.entries(security.tiers)) {
-    const context = contexts[name];
+    const first = tierNames.get(tier.toLowerCase());
+    if (first !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["tiers", tier],
+        message: `tier "${tier}" is tier "${first}" again: tiers are matched without case`,
+      });
+    }
+    tierNames.set(tier.toLowerCase(), first ?? tier);
+    const context = known(name);
     if (!context) {
       ctx.addIssue({
         code: "custom",

@@ -103,6 +103,7 @@ The controller keeps running. Open the web console (a one-time login link, 15 mi
 or try, in another terminal:
   curl -s -H "Authorization: Bearer $(cat ${root}/operator.jwt)" ${endpoint}/v1/edge/hosts
   HOME=${hostHome} deno run -A agent/main.ts edge status --output json
+or point an MCP client at ${endpoint}/mcp/v1 with that token as its Bearer token.
 Ctrl-C stops the daemon and the controller.`);
 await new Promise<void>((resolve) => Deno.addSignalListener("SIGINT", resolve));
 await shutdown();

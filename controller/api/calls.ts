@@ -9,6 +9,7 @@ import { toBase64 } from "../../shared/crypto/encoding.ts";
 import type { CallEvent, CallRequest } from "../app/tool_calls.ts";
 import type { EdgeActions } from "../app/edge_actions.ts";
 import { scopeOf } from "./executions.ts";
+import type { EdgeToolName } from "../app/edge_tools.ts";
 import type { ApiEnv } from "./auth.ts";
 import { parseBody } from "./validation.ts";
 
@@ -48,14 +49,19 @@ export async function callRoute(c: Context<ApiEnv>, calls: EdgeActions) {
     tool: body.tool,
     arguments: body.arguments,
     timeoutSecs: body.timeout_secs,
-  });
+  }, "aegis.edge.tool.call");
 }
 
-async function streamCall(c: Context<ApiEnv>, calls: EdgeActions, request: CallRequest) {
+async function streamCall(
+  c: Context<ApiEnv>,
+  calls: EdgeActions,
+  request: CallRequest,
+  tool: EdgeToolName = "aegis.edge.command.run",
+) {
   const abort = new AbortController();
   const events = calls.runTool(c.get("operator"), c.req.param("nodeId")!, request, {
     ...scopeOf(c),
-    tool: "aegis.edge.command.run",
+    tool,
     signal: abort.signal,
   });
   // Pull the first event before answering, so "no such host" or "offline" is a real HTTP error.

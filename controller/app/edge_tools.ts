@@ -29,6 +29,8 @@ export const EDGE_TOOLS = {
   "aegis.edge.hosts.list": read,
   "aegis.edge.hosts.describe": read,
   "aegis.edge.command.run": act,
+  /** Any tool the host offers (echo, cmd.run...): the host's own policy decides. */
+  "aegis.edge.tool.call": act,
   "aegis.edge.enrollment_token.issue": { ...act, role: EDGE_ROLES.enroll },
   "aegis.edge.hosts.revoke": { writes: true, operatorOnly: true, counted: true },
   "aegis.execution.start": act,

@@ -30,6 +30,8 @@ export const MAX_RUNNING_TASKS = 64;
 /** The most executions one tree view returns. */
 export const MAX_TREE_NODES = 2_000;
 export const MAX_LIST = 200;
+/** How long an ended execution tree stays listed (longer than the day the rate limits count). */
+export const EXECUTION_RETENTION_DAYS = 30;
 const TITLE_MAX = 200;
 
 export interface ExecutionRecord {
@@ -143,11 +145,24 @@ export class ExecutionService {
     const sessionKey = spec.sessionId === undefined
       ? null
       : sessionKeyOf(principal, spec.sessionId);
-    const parent = spec.parentId !== undefined
+    let parent = spec.parentId !== undefined
       ? await this.#ownRunning(principal, spec.parentId)
       : spec.kind !== "task" && sessionKey
       ? await this.#sessionTask(principal, sessionKey)
       : undefined;
+    // A tree stays in one tenant (its record would otherwise name a tenant the work does not act
+    // on). Work naming its parent and another tenant is refused; work that would join its
+    // conversation's task in another tenant runs beside it, as a root of the conversation.
+    if (parent && spec.tenantId !== undefined && spec.tenantId !== parent.tenant_id) {
+      if (spec.parentId !== undefined) {
+        throw new AegisError(
+          "INVALID_ARGUMENT",
+          `execution ${parent.id} acts on tenant "${parent.tenant_id}"; work under it cannot act ` +
+            `on tenant "${spec.tenantId.slice(0, 128)}"`,
+        );
+      }
+      parent = undefined;
+    }
     const tenantId = parent?.tenant_id ?? spec.tenantId ?? principal.tenant_id;
     if (!tenantsOf(principal).includes(tenantId)) {
       throw new AegisError("FORBIDDEN", `you have no rights on tenant "${tenantId}"`);
@@ -163,6 +178,7 @@ export class ExecutionService {
       : this.contexts.resolve(principal, spec.context, tenantId);
     requireWithin(context, ceiling);
     if (spec.tool) this.contexts.requireTool(context, spec.tool);
+    requireWholeSeconds(spec.timeoutSecs);
     if (spec.timeoutSecs !== undefined && spec.timeoutSecs > context.max_timeout_secs) {
       throw new AegisError(
         "INVALID_ARGUMENT",
@@ -217,6 +233,7 @@ export class ExecutionService {
     parent: ExecutionHandle,
     spec: { kind: ExecutionKind; title: string; ref?: string; timeoutSecs?: number },
   ): Promise<ExecutionHandle> {
+    requireWholeSeconds(spec.timeoutSecs);
     const now = this.clock();
     const lifetime = Math.min(
       spec.timeoutSecs ?? parent.context.max_timeout_secs,
@@ -254,6 +271,7 @@ export class ExecutionService {
   async cancel(who: OperatorClaims | Principal, id: string, reason?: string): Promise<string[]> {
     const principal = asPrincipal(who);
     const target = await this.#visible(principal, id);
+    this.#requireEnding(principal, target, "aegis.execution.cancel");
     return await this.#cancelTree(
       [target.id],
       `cancelled by ${principal.sub}${reason ? `: ${reason.slice(0, 200)}` : ""}`,
@@ -278,6 +296,7 @@ export class ExecutionService {
   async finish(who: OperatorClaims | Principal, id: string): Promise<string[]> {
     const principal = asPrincipal(who);
     const target = await this.#visible(principal, id);
+    this.#requireEnding(principal, target, "aegis.execution.finish");
     if (target.kind !== "task") {
       throw new AegisError("INVALID_ARGUMENT", `${id} is a ${target.kind}, not a task; cancel it`);
     }
@@ -308,8 +327,11 @@ export class ExecutionService {
     id: string,
   ): Promise<{ root: ExecutionNode; truncated: boolean }> {
     const target = await this.#visible(asPrincipal(who), id);
+    // The root first: a relay whose clock runs behind starts children "before" their root, and
+    // a truncated view without its root would be no tree at all.
     const rows = await this.db.query<ExecutionRecord>(
-      `SELECT ${COLUMNS} FROM executions WHERE root_id = $1 ORDER BY created_at, id LIMIT $2`,
+      `SELECT ${COLUMNS} FROM executions WHERE root_id = $1
+        ORDER BY parent_id IS NOT NULL, created_at, id LIMIT $2`,
       [target.root_id, MAX_TREE_NODES + 1],
     );
     const truncated = rows.length > MAX_TREE_NODES;
@@ -335,13 +357,16 @@ export class ExecutionService {
       throw new AegisError("FORBIDDEN", `you have no rights on tenant "${tenant}"`);
     }
     await this.#writes.drain();
-    const limit = Math.min(MAX_LIST, Math.max(1, options.limit ?? 50));
+    // Whole and bounded: a query string's "2.5" or "abc" is no SQL LIMIT.
+    const asked = Math.floor(options.limit ?? 50);
+    const limit = Number.isFinite(asked) ? Math.min(MAX_LIST, Math.max(1, asked)) : 50;
+    const own = ownOnly(principal);
     return await this.db.query<ExecutionRecord>(
       `SELECT ${COLUMNS} FROM executions
         WHERE tenant_id = $1 AND parent_id IS NULL AND ($2::text IS NULL OR status = $2)
-          AND ($3::text IS NULL OR subject = $3)
+          AND ($3::text IS NULL OR (subject = $3 AND issuer = $5))
         ORDER BY created_at DESC, id DESC LIMIT $4`,
-      [tenant, options.status ?? null, ownOnly(principal), limit],
+      [tenant, options.status ?? null, own?.subject ?? null, limit, own?.issuer ?? null],
     );
   }
 
@@ -398,6 +423,25 @@ export class ExecutionService {
 
   async drain(): Promise<void> {
     await this.#writes.drain();
+  }
+
+  /**
+   * Trees whose root ended more than EXECUTION_RETENTION_DAYS ago are deleted (their children go
+   * with them): the table holds the recent history, not all of it. The audit log keeps what was
+   * done for as long as each context says.
+   */
+  async prune(now: Date): Promise<number> {
+    const before = new Date(now.getTime() - EXECUTION_RETENTION_DAYS * 86_400_000);
+    const [{ n }] = await this.db.query<{ n: number }>(
+      `WITH d AS (
+         DELETE FROM executions WHERE id IN (
+           SELECT id FROM executions
+            WHERE parent_id IS NULL AND status <> 'running' AND ended_at < $1 LIMIT 10000)
+         RETURNING 1)
+       SELECT count(*)::int AS n FROM d`,
+      [before],
+    );
+    return n;
   }
 
   #handle(record: ExecutionRecord, context: ResolvedContext, parentId?: string): ExecutionHandle {
@@ -466,6 +510,18 @@ export class ExecutionService {
     );
   }
 
+  /**
+   * Ending work is a write whatever the transport (REST has no tool list to hide it behind): the
+   * caller's own context must hold the tool, which a readonly operator's never does.
+   */
+  #requireEnding(
+    principal: Principal,
+    target: ExecutionRecord,
+    tool: "aegis.execution.cancel" | "aegis.execution.finish",
+  ): void {
+    this.contexts.requireTool(this.contexts.resolve(principal, undefined, target.tenant_id), tool);
+  }
+
   /** An execution the caller may see: in its tenants, and its own when it is a consumer. */
   async #visible(principal: Principal, id: string): Promise<ExecutionRecord> {
     if (!EXECUTION_ID_PATTERN.test(id)) {
@@ -478,7 +534,7 @@ export class ExecutionService {
     );
     const row = rows[0];
     const own = ownOnly(principal);
-    if (!row || (own !== null && row.subject !== own)) {
+    if (!row || (own !== null && (row.subject !== own.subject || row.issuer !== own.issuer))) {
       throw new AegisError("NOT_FOUND", `no execution ${id}`);
     }
     return row;
@@ -571,9 +627,24 @@ function sessionKeyOf(principal: Principal, sessionId: string): string {
     .digest("hex");
 }
 
-/** Consumers see their own executions only; an operator sees its tenants' (null). */
-function ownOnly(principal: Principal): string | null {
-  return principal.kind === "consumer" ? principal.sub : null;
+/**
+ * Consumers see their own executions only (their issuer's subject: an operator administering the
+ * tenant may carry the same subject); an operator sees its tenants' (null).
+ */
+function ownOnly(principal: Principal): { issuer: string; subject: string } | null {
+  return principal.kind === "consumer" ? { issuer: principal.iss, subject: principal.sub } : null;
+}
+
+/**
+ * A timeout is whole seconds, at least one: zero or less is a deadline already passed, and NaN no
+ * date at all (its row would fail the group commit of every execution written with it).
+ */
+function requireWholeSeconds(timeoutSecs: number | undefined): void {
+  if (timeoutSecs === undefined || (Number.isSafeInteger(timeoutSecs) && timeoutSecs >= 1)) return;
+  throw new AegisError(
+    "INVALID_ARGUMENT",
+    `a timeout is a whole number of seconds, at least 1 (not ${timeoutSecs})`,
+  );
 }
 
 function isCounted(tool: EdgeToolName): boolean {

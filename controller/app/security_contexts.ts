@@ -17,6 +17,8 @@ import type { OperatorClaims } from "../../shared/tokens/claims.ts";
 export interface ResolvedContext extends ContextLimits {
   name: string;
   tools: ReadonlySet<EdgeToolName>;
+  /** Tools the context lists that this caller may not use, and why (for a clear refusal). */
+  withheld?: ReadonlyMap<EdgeToolName, string>;
 }
 
 export class SecurityContexts {
@@ -55,33 +57,45 @@ export class SecurityContexts {
     const contextName = name ?? principal.context;
     const definition = this.#definition(contextName);
     const tools = new Set<EdgeToolName>();
+    const withheld = new Map<EdgeToolName, string>();
     for (const tool of definition.tools) {
       const traits = EDGE_TOOLS[tool];
-      if (traits.operatorOnly && principal.kind !== "operator") continue;
-      if (traits.writes && principal.aegis_role === "readonly") continue;
-      if ("role" in traits && traits.role && !principal.roles.includes(traits.role)) continue;
-      tools.add(tool);
+      if (traits.operatorOnly && principal.kind !== "operator") {
+        withheld.set(tool, "it is for operators only");
+      } else if (traits.writes && principal.aegis_role === "readonly") {
+        withheld.set(tool, "it changes things and your role is readonly");
+      } else if ("role" in traits && traits.role && !principal.roles.includes(traits.role)) {
+        withheld.set(tool, `it needs the role ${traits.role}`);
+      } else {
+        tools.add(tool);
+      }
     }
     const limits = applyOverrides(
       definition,
-      this.#config.tenants[tenantId ?? principal.tenant_id],
-      this.#config.users[principal.sub],
+      ownEntry(this.#config.tenants, tenantId ?? principal.tenant_id),
+      ownEntry(this.#config.users, principal.sub),
     );
-    return { name: contextName, tools, ...limits };
+    return { name: contextName, tools, withheld, ...limits };
   }
 
   /** Refuses a tool the context does not hold, whether or not the caller guessed its name. */
   requireTool(context: ResolvedContext, tool: string): asserts tool is EdgeToolName {
     if ((context.tools as ReadonlySet<string>).has(tool)) return;
+    const why = context.withheld?.get(tool as EdgeToolName);
     throw new AegisError(
       "FORBIDDEN",
-      `the tool ${tool} is not available in security context "${context.name}"`,
+      why
+        ? `you cannot use ${tool}: ${why}`
+        : `the tool ${tool} is not available in security context "${context.name}"`,
       { hint: "tools/list shows the tools your context allows." },
     );
   }
 
   #definition(name: string): SecurityContextDefinition {
-    const definition = this.#config.contexts[name];
+    // Own keys only: "constructor" names no context, whatever every object inherits.
+    const definition = Object.hasOwn(this.#config.contexts, name)
+      ? this.#config.contexts[name]
+      : undefined;
     if (!definition) {
       throw new AegisError("INVALID_ARGUMENT", `no security context is named "${name}"`, {
         hint: `Known contexts: ${this.names.join(", ")}.`,
@@ -140,4 +154,9 @@ function applyOverrides(
     }
   }
   return limits;
+}
+
+/** A config entry keyed by a caller-chosen name, never one every object inherits. */
+function ownEntry<T>(record: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
 }

@@ -124,7 +124,7 @@ Deno.test(`[${TEST_DB_KIND}] console fleet: a started operation on offline hosts
     const opId = location.match(/^\/console\/fleet\/(op-[0-9a-f]+)$/)?.[1];
     assert.ok(opId, location);
     // The response is gone; the operation still runs to its end on the controller.
-    await h.fleet.idle();
+    await h.actions.idle();
 
     const detail = await admin.get(`/console/fleet/${opId}`);
     assert.equal(detail.status, 200);
@@ -154,7 +154,7 @@ Deno.test(`[${TEST_DB_KIND}] console fleet: a started operation on offline hosts
       target: "all",
     });
     assert.equal(second.status, 303);
-    await h.fleet.idle();
+    await h.actions.idle();
     const ids = rowIds(await (await admin.get("/console/fleet")).text(), "ops", "data-op-id");
     assert.equal(ids.length, 2);
     assert.equal(ids[1], opId, "newest first");
@@ -215,7 +215,7 @@ Deno.test(`[${TEST_DB_KIND}] console fleet: readonly sees no start form and is r
     const started = await admin.submit("/console/fleet", { ...START, target: "n-a3" });
     assert.equal(started.status, 303);
     const opId = started.headers.get("location")!.split("/").at(-1)!;
-    await h.fleet.idle();
+    await h.actions.idle();
 
     const readonly = await h.signIn("t-a", "readonly");
     const list = await (await readonly.get("/console/fleet")).text();

@@ -177,6 +177,35 @@ export function buildServer(deps: McpToolDeps, caller: McpCaller): McpServer {
   );
 
   register(
+    "aegis.edge.tool.call",
+    "Call a tool an edge host offers (echo, cmd.run, ...) with JSON arguments; the host's own " +
+      "policy decides what runs. Output streams as progress notifications.",
+    z.object({
+      node_id: z.string().min(1).max(128),
+      tool: z.string().min(1).max(128),
+      arguments: z.record(z.string().max(256), z.unknown()).default({}),
+      timeout_secs: z.number().int().min(1).max(86_400).optional(),
+      ...ExecutionArgs,
+    }).strict(),
+    async (args, ctx) => {
+      const timeoutSecs = args.timeout_secs ?? 30;
+      return await runCommand(
+        deps,
+        ctx,
+        caller,
+        args.node_id,
+        {
+          tool: args.tool,
+          arguments: args.arguments,
+          timeoutSecs,
+        },
+        scopeOf(args),
+        "aegis.edge.tool.call",
+      );
+    },
+  );
+
+  register(
     "aegis.edge.enrollment_token.issue",
     "Issue a one-time enrollment token (and the commands that use it) for a new edge host.",
     z.object({
@@ -333,6 +362,7 @@ async function runCommand(
   nodeId: string,
   request: Parameters<ToolCallService["execute"]>[2],
   scope: ExecutionScope,
+  tool: EdgeToolName = "aegis.edge.command.run",
 ) {
   const progress = progressReporter(ctx);
   const output = { stdout: "", stderr: "", bytes: 0, clipped: false };
@@ -341,7 +371,7 @@ async function runCommand(
   for await (
     const event of deps.actions.runTool(caller.principal, nodeId, request, {
       ...scope,
-      tool: "aegis.edge.command.run",
+      tool,
       signal: callSignal(ctx, caller),
     })
   ) {
@@ -365,6 +395,7 @@ async function runCommand(
         timed_out: event.timed_out,
         truncated: event.truncated,
         duration_ms: event.duration_ms,
+        ...(event.result_json ? { result: parsedResult(event.result_json) } : {}),
       };
     } else if (event.type === "refused") {
       throw new AegisError(
@@ -414,6 +445,15 @@ async function runFleet(
   return { operation, summary, results, ...(done > results.length ? { truncated: true } : {}) };
 }
 
+/** A tool's JSON result as a value (left as text when a host sent something else). */
+function parsedResult(json: string): unknown {
+  try {
+    return JSON.parse(json);
+  } catch {
+    return json;
+  }
+}
+
 /** The call's cancellation, by whichever way the client sends it. */
 function callSignal(ctx: ServerContext, caller: McpCaller): AbortSignal {
   return caller.cancel ? AbortSignal.any([ctx.mcpReq.signal, caller.cancel]) : ctx.mcpReq.signal;
@@ -439,7 +479,8 @@ function progressReporter(ctx: ServerContext) {
 }
 
 function contextView(context: ReturnType<SecurityContexts["resolve"]>) {
-  return { ...context, tools: [...context.tools] };
+  const { withheld: _withheld, ...shown } = context;
+  return { ...shown, tools: [...context.tools] };
 }
 
 function ok(value: unknown): CallToolResult {

@@ -320,6 +320,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
   const pruning = setInterval(() => {
     enrollment.pruneExpired().catch(() => {});
     audit.prune(clock()).catch((error) => log(`audit pruning failed: ${error?.message}`));
+    executions.prune(clock()).catch((error) => log(`execution pruning failed: ${error?.message}`));
   }, 60_000);
   Deno.unrefTimer(pruning);
   // Executions past their deadline end with everything under them; cancellations whose relay

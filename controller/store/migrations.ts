@@ -297,9 +297,10 @@ CREATE TABLE executions (
   cancel_requested_by text,
   cancel_requested_at timestamptz
 );
--- One active top-level task per conversation, across every relay. (A lone tool call in a
--- conversation is a root too, named by session_key so that ending the conversation ends it.)
-CREATE UNIQUE INDEX executions_one_active_task ON executions (tenant_id, session_key)
+-- One active top-level task per conversation, whichever of the caller's tenants it acts on,
+-- across every relay. (A lone tool call in a conversation is a root too, named by session_key so
+-- that ending the conversation ends it.)
+CREATE UNIQUE INDEX executions_one_active_task ON executions (session_key)
   WHERE parent_id IS NULL AND status = 'running' AND kind = 'task' AND session_key IS NOT NULL;
 CREATE INDEX executions_session ON executions (session_key) WHERE status = 'running';
 CREATE INDEX executions_tree ON executions (root_id);
@@ -308,6 +309,8 @@ CREATE INDEX executions_rate ON executions (tenant_id, subject, created_at) WHER
 CREATE INDEX executions_running ON executions (tenant_id, subject) WHERE status = 'running';
 CREATE INDEX executions_roots ON executions (tenant_id, created_at DESC) WHERE parent_id IS NULL;
 CREATE INDEX executions_deadline ON executions (deadline_at) WHERE status = 'running';
+-- Ended trees, oldest first, for pruning.
+CREATE INDEX executions_ended ON executions (ended_at) WHERE parent_id IS NULL AND status <> 'running';
 `,
   },
   {

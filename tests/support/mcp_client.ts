@@ -15,7 +15,8 @@
 //   separate POST: a server that serves each POST with a fresh instance (createMcpHandler's
 //   stateless legacy leg) only cancels the call if it maps that notification to the running
 //   request itself. Either way the SDK rejects the call with SdkError REQUEST_TIMEOUT; here it
-//   becomes kind "cancelled".
+//   becomes kind "cancelled". A timeout cancels the same way. (On 2026-07-28 the server has to
+//   notice the closed connection: node:http does; Deno.serve did not always, see the test.)
 // - An HTTP failure (401, 403...) surfaces from the SDK as SdkHttpError { status, text } without
 //   the WWW-Authenticate header, or, for 403 insufficient_scope, as InsufficientScopeError
 //   without a status; the fetch wrapper below keeps the header so tests can check the challenge.
@@ -163,7 +164,10 @@ export async function connectMcp(
   let lastFailure: HttpFailure | undefined;
   const recordingFetch = async (input: string | URL, init?: RequestInit): Promise<Response> => {
     const response = await fetch(input, init);
-    if (!response.ok) {
+    // A 2025-11-25 client probes for the GET stream and a stateless server answers 405: that
+    // refusal is part of a normal connect, not a failure worth reporting.
+    const streamProbe = init?.method === "GET" && response.status === 405;
+    if (!response.ok && !streamProbe) {
       lastFailure = {
         status: response.status,
         wwwAuthenticate: response.headers.get("www-authenticate") ?? undefined,

@@ -1,8 +1,16 @@
 // The test MCP client against a real MCP server built here with the SDK's createMcpHandler and
-// bearer-auth helpers, served by Deno.serve on loopback: both protocol versions, the bearer and
-// identity headers on the wire, progress, cancellation as the server's handler sees it, and each
-// kind of failure as one typed error.
+// bearer-auth helpers, on loopback: both protocol versions, the bearer and identity headers on
+// the wire, progress, cancellation as the server's handler sees it, and each kind of failure as
+// one typed error.
+//
+// The server runs on node:http through @hono/node-server's getRequestListener, the stack the
+// controller serves with. Not Deno.serve: under Deno.serve (Deno 2.9.6) a client that closes a
+// pending POST on a fresh connection (how the SDK cancels on 2026-07-28) was not noticed by the
+// server (its socket sat in CLOSE-WAIT, request.signal never fired), so the handler ran on;
+// only a call on a reused keep-alive connection saw its abort. node:http sees every one.
 import assert from "node:assert/strict";
+import http from "node:http";
+import { getRequestListener } from "@hono/node-server";
 import * as z from "zod";
 import {
   type AuthInfo,
@@ -47,12 +55,20 @@ class TestServer {
   /** Resolved with performance.now() when that call's abort signal fires. */
   aborted = deferred<number>();
   readonly #legacyCalls = new Map<string, AbortController>();
-  readonly #server: Deno.HttpServer<Deno.NetAddr>;
-  readonly url: URL;
+  readonly #server: http.Server;
+  url!: URL;
 
-  constructor() {
+  static async start(): Promise<TestServer> {
+    const server = new TestServer();
+    await new Promise<void>((resolve) => server.#server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.#server.address() as { port: number };
+    server.url = new URL(`http://127.0.0.1:${port}/mcp`);
+    return server;
+  }
+
+  private constructor() {
     const handler = createMcpHandler((ctx) => this.#mcpServer(ctx.era));
-    this.#server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    this.#server = http.createServer(getRequestListener(async (req) => {
       const body = req.method === "POST" ? await req.clone().text() : "";
       const message = body.length < 64 * 1024 ? parseMessage(body) : undefined;
       this.seen.push({
@@ -69,8 +85,7 @@ class TestServer {
         );
       }
       return await handler.fetch(req, { authInfo: auth });
-    });
-    this.url = new URL(`http://127.0.0.1:${this.#server.addr.port}/mcp`);
+    }));
   }
 
   get resourceMetadataUrl(): string {
@@ -117,11 +132,14 @@ class TestServer {
         this.#legacyCalls.set(key, controller);
         signals.push(controller.signal);
       }
-      const signal = AbortSignal.any(signals);
       this.started.resolve(ctx.mcpReq.id);
+      // Listeners on each signal itself: a combined AbortSignal.any() is held only weakly by
+      // its sources, and a pending wait on it can be collected along with it.
       await new Promise<void>((resolve) => {
-        if (signal.aborted) resolve();
-        signal.addEventListener("abort", () => resolve(), { once: true });
+        for (const signal of signals) {
+          if (signal.aborted) resolve();
+          signal.addEventListener("abort", () => resolve(), { once: true });
+        }
       });
       this.aborted.resolve(performance.now());
       this.#legacyCalls.delete(key);
@@ -148,7 +166,21 @@ class TestServer {
   }
 
   async close(): Promise<void> {
-    await this.#server.shutdown();
+    this.#server.closeAllConnections();
+    await new Promise((resolve) => this.#server.close(resolve));
+  }
+}
+
+/** Waits for `promise`, failing (rather than hanging the suite) when it takes over 10 s. */
+async function settles<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not happen within 10 s`)), 10_000);
+  });
+  try {
+    return await Promise.race([promise, limit]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -171,7 +203,7 @@ function parseMessage(
 
 for (const protocol of MCP_PROTOCOLS) {
   Deno.test(`mcp client (${protocol}) against a createMcpHandler server`, async (t) => {
-    const server = new TestServer();
+    const server = await TestServer.start();
     const sessionId = crypto.randomUUID();
     const mcp = await connectMcp(server.url, {
       token: GOOD_TOKEN,
@@ -226,7 +258,7 @@ for (const protocol of MCP_PROTOCOLS) {
           const before = server.seen.length;
           const controller = new AbortController();
           const call = mcp.callTool("wait_for_cancel", {}, { signal: controller.signal });
-          const requestId = await server.started.promise;
+          const requestId = await settles(server.started.promise, "the call's start");
           const abortedAt = performance.now();
           controller.abort(new Error("the user pressed stop"));
           await assert.rejects(call, (e: McpCallError) => {
@@ -235,7 +267,7 @@ for (const protocol of MCP_PROTOCOLS) {
             assert.equal(e.code, "ABORTED");
             return true;
           });
-          const handlerSawAbort = await server.aborted.promise;
+          const handlerSawAbort = await settles(server.aborted.promise, "the handler's abort");
           assert.ok(
             handlerSawAbort - abortedAt < 1000,
             `the handler saw the abort ${handlerSawAbort - abortedAt} ms later`,
@@ -259,7 +291,7 @@ for (const protocol of MCP_PROTOCOLS) {
           (e: McpCallError) => e.kind === "timeout" && e.code === "TIMED_OUT",
         );
         // The SDK cancels a timed-out call too, so the handler is not left running.
-        await server.aborted.promise;
+        await settles(server.aborted.promise, "the timed-out handler's abort");
       });
 
       await t.step(
