@@ -53,7 +53,7 @@ try {
     const response = await fetch(`${controller.endpoint}/v1/edge/hosts/${nodeId}/calls`, {
       method: "POST",
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-      body: JSON.stringify({ tool: "echo", arguments: { text: "hello" } }),
+      body: JSON.stringify({ tool: "echo", arguments: { message: "hello" } }),
     });
     const text = await response.text();
     if (!text.includes('"exit"')) throw new Error(`REST echo failed: ${text}`);
@@ -71,7 +71,7 @@ try {
       const result = await mcp.callTool("aegis.edge.tool.call", {
         node_id: nodeId,
         tool: "echo",
-        arguments: { text: "hello" },
+        arguments: { message: "hello" },
       });
       if ((result.structuredContent as { exit_code?: number }).exit_code !== 0) {
         throw new Error(`MCP echo failed: ${JSON.stringify(result)}`);

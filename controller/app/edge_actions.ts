@@ -38,6 +38,15 @@ export interface AuditRecorder {
   record(event: AuditEvent): Promise<void>;
 }
 
+interface OpenArgs {
+  kind: ExecutionKind;
+  title: string;
+  tool: EdgeToolName;
+  timeoutSecs?: number;
+  tenantId?: string;
+  ref?: string;
+}
+
 /** The MCP tool each fleet operation is, for the security context's check. */
 export const FLEET_TOOLS: Record<OperationName, EdgeToolName> = {
   "exec": "aegis.edge.fleet.exec",
@@ -108,7 +117,8 @@ export class EdgeActions {
       throw error;
     } finally {
       if (execution.signal.aborted) status = "cancelled";
-      await execution.end(status, detail);
+      // Written with the next group commit; the caller's answer does not wait for it.
+      execution.end(status, detail).catch((e) => this.deps.log(`execution end lost: ${e}`));
       this.#audit(principal, execution, "tool.call", `${nodeId} ${request.tool}`, status, {
         node_id: nodeId,
         tool: request.tool,
@@ -277,17 +287,11 @@ export class EdgeActions {
     }).catch((e) => this.deps.log(`audit record lost: ${e}`));
   }
 
+  /** Opens the execution an action runs as; a refusal is recorded in the audit log. */
   async #open(
     principal: Principal,
     scope: ExecutionScope,
-    spec: {
-      kind: ExecutionKind;
-      title: string;
-      tool: EdgeToolName;
-      timeoutSecs?: number;
-      tenantId?: string;
-      ref?: string;
-    },
+    spec: OpenArgs,
   ): Promise<ExecutionHandle> {
     try {
       return await this.deps.executions.open(principal, { ...scope, ...spec });

@@ -220,6 +220,9 @@ export class ExecutionService {
     if (needsCheck(spec.kind, counted, context)) {
       await this.#insertChecked(record, counted, rootSession, context, actor);
     } else {
+      // Committed before the work starts: handing the handle back earlier and writing while the
+      // call travels was measured slower on the embedded database (the write shares the event
+      // loop with the call), and a cancel through any relay must find the row.
       await this.#writes.write({ op: "insert", record, counted, sessionKey: rootSession });
     }
     return this.#handle(record, context, parent?.id);
