@@ -265,6 +265,16 @@ export class TokenAuthority {
     // A token naming an external issuer is checked against that issuer only, never ours.
     const issuer = this.#external.issuerOf(trimmed);
     if (!issuer) {
+      // A token naming another issuer (a provider not configured, another controller) is refused
+      // as such, not with whatever checking it against our own key finds first (an algorithm
+      // we do not accept, an unknown kid), which sent people looking in the wrong place.
+      const named = unverifiedIssuer(trimmed);
+      if (named !== undefined && named !== this.issuer) {
+        throw new AegisError(
+          "UNAUTHENTICATED",
+          "the token's issuer is not trusted here (neither this controller nor one of auth.issuers)",
+        );
+      }
       const claims = await this.#verify(trimmed, AUDIENCE.operator, OperatorClaimsSchema, kinds);
       return operatorPrincipal(claims);
     }
@@ -275,7 +285,10 @@ export class TokenAuthority {
         if (cause instanceof UnknownIssuer) {
           throw new AegisError("UNAUTHENTICATED", `the ${what}'s issuer is not trusted`);
         }
-        throw this.#mapJoseError(cause, { ...kinds, what });
+        const error = this.#mapJoseError(cause, { ...kinds, what });
+        // The default hint (AEGIS_TOKEN, --token) is for operators at a terminal; a consumer's
+        // client gets its tokens from the identity provider.
+        throw issuer.kind === "consumer" ? withUserTokenHint(error) : error;
       });
     const roles = rolesAt(payload, issuer.roles_claim);
     if (issuer.kind === "operator") {
@@ -291,7 +304,8 @@ export class TokenAuthority {
 
   /** A consumer user: the tenant its realm gave it, the context its tier maps to. */
   #consumerPrincipal(payload: JWTPayload, issuer: TrustedIssuer, roles: string[]): Principal {
-    const refuse = (message: string) => new AegisError("UNAUTHENTICATED", message);
+    const refuse = (message: string) =>
+      withUserTokenHint(new AegisError("UNAUTHENTICATED", message));
     const tenant = claimAt(payload, issuer.tenant_claim);
     if (typeof tenant !== "string" || !new RegExp(issuer.tenant_pattern).test(tenant)) {
       throw refuse(`the user token's ${issuer.tenant_claim} claim is not a per-user tenant`);
@@ -369,7 +383,11 @@ export class TokenAuthority {
         );
       }
       if (error.claim === "aud") {
-        return new AegisError(kinds.malformed, `this is not an ${kinds.what} (wrong audience)`);
+        const article = /^[aeio]/.test(kinds.what) ? "an" : "a";
+        return new AegisError(
+          kinds.malformed,
+          `this is not ${article} ${kinds.what} (wrong audience)`,
+        );
       }
       return new AegisError(kinds.malformed, `the ${kinds.what} is invalid: ${error.message}`);
     }
@@ -407,6 +425,29 @@ function parseClaims<S extends z.ZodType>(
     throw new AegisError(kinds.malformed, `the ${kinds.what} lacks valid claims (${keys})`);
   }
   return parsed.data;
+}
+
+const USER_TOKEN_HINT =
+  "Sign in again through your identity provider; its client sends the token it issues as-is.";
+
+/** The same refusal of a consumer user's token, with a hint a user (not an operator) can act on. */
+function withUserTokenHint(error: AegisError): AegisError {
+  if (error.code !== "UNAUTHENTICATED") return error;
+  return new AegisError(error.code, error.message, {
+    hint: USER_TOKEN_HINT,
+    details: error.details,
+    cause: error.cause,
+  });
+}
+
+/** The `iss` a token claims, unverified (undefined when it cannot be read or names none). */
+function unverifiedIssuer(token: string): string | undefined {
+  try {
+    const iss = decodeJwt(token).iss;
+    return typeof iss === "string" ? iss : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The `jti` of a token already verified ("" when it has none). */

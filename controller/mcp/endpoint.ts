@@ -178,8 +178,9 @@ function ownOrigin(c: Context, deps: McpEndpointDeps): string {
   return new URL(c.req.url).origin;
 }
 
+/** Text fit for a quoted-string of a WWW-Authenticate parameter. */
 function quoted(text: string): string {
-  return text.replace(/["\\\r\n]/g, " ").slice(0, 200);
+  return text.replace(/"/g, "'").replace(/[\\\r\n\x00-\x1f\x7f]/g, " ").slice(0, 200);
 }
 
 function jsonRpcError(id: unknown, code: number, message: string): Response {

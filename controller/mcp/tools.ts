@@ -295,10 +295,22 @@ export function buildServer(deps: McpToolDeps, caller: McpCaller): McpServer {
             shell: z.string().min(1).max(65_536).optional(),
           }
           : {}),
+        // As `aegis edge fleet upgrade`: the daemon checks these again (daemon_update.ts).
+        ...(operation === "upgrade"
+          ? {
+            version: z.string().min(1).max(64).optional(),
+            connect_deadline_secs: z.number().int().min(5).max(3_600).default(60),
+          }
+          : {}),
       }).strict(),
       async (args, ctx) => {
         const { target, mode, on_error, deadline_secs, tenant_id, execution_id, context } = args;
-        const extra = args as { argv?: string[]; shell?: string };
+        const extra = args as {
+          argv?: string[];
+          shell?: string;
+          version?: string;
+          connect_deadline_secs?: number;
+        };
         if (operation === "exec" && Boolean(extra.argv) === Boolean(extra.shell)) {
           throw new AegisError("INVALID_ARGUMENT", "give exactly one of argv or shell");
         }
@@ -312,6 +324,11 @@ export function buildServer(deps: McpToolDeps, caller: McpCaller): McpServer {
             ? {
               ...(extra.argv ? { argv: extra.argv } : { shell: extra.shell }),
               timeout_secs: deadline_secs,
+            }
+            : operation === "upgrade"
+            ? {
+              connect_deadline_secs: extra.connect_deadline_secs,
+              ...(extra.version ? { version: extra.version } : {}),
             }
             : {},
           ...(tenant_id ? { tenantId: tenant_id } : {}),
@@ -333,6 +350,13 @@ export function buildServer(deps: McpToolDeps, caller: McpCaller): McpServer {
     "aegis.edge.fleet.refresh_tokens",
     "token.refresh",
     "Refresh the node tokens of every host a target selects, in waves.",
+  );
+
+  fleetTool(
+    "aegis.edge.fleet.upgrade",
+    "upgrade",
+    "Update every host a target selects to the release this controller serves, in waves; a " +
+      "host that does not reconnect on the new version in time rolls back by itself.",
   );
 
   register(
