@@ -180,7 +180,9 @@ function ownOrigin(c: Context, deps: McpEndpointDeps): string {
 
 /** Text fit for a quoted-string of a WWW-Authenticate parameter. */
 function quoted(text: string): string {
-  return text.replace(/"/g, "'").replace(/[\\\r\n\x00-\x1f\x7f]/g, " ").slice(0, 200);
+  // Printable ASCII only: a header value carries no control characters, and a backslash would
+  // start an escape.
+  return text.replace(/"/g, "'").replace(/[^\x20-\x7e]|\\/g, " ").slice(0, 200);
 }
 
 function jsonRpcError(id: unknown, code: number, message: string): Response {
