@@ -8,9 +8,10 @@
 //   {"type":"error", error}                instead of "end", when reading failed midway
 // The "end" line matters: an export cut short by a dropped connection would otherwise look like
 // a chain whose newest records were deleted.
+import { streamedError } from "./errors.ts";
 import type { Hono } from "hono";
 import { stream } from "hono/streaming";
-import { AegisError, toAegisError } from "../../shared/errors.ts";
+import { AegisError } from "../../shared/errors.ts";
 import type { AuditLog } from "../app/audit.ts";
 import { resolveTenant } from "../app/operators.ts";
 import type { ApiEnv } from "./auth.ts";
@@ -47,7 +48,7 @@ export function auditRoutes(v1: Hono<ApiEnv>, audit: AuditLog): void {
         }
         await write({ type: "end", records: count });
       } catch (error) {
-        await write({ type: "error", error: toAegisError(error).toJSON() });
+        await write({ type: "error", error: streamedError(error, c) });
       }
     });
   });

@@ -12,7 +12,7 @@ import {
 } from "../app/identity.ts";
 import type { TokenAuthority } from "../app/tokens.ts";
 
-export type ApiEnv = { Variables: { operator: Principal } };
+export type ApiEnv = { Variables: { operator: Principal; log: (message: string) => void } };
 
 /** The bearer token of a request, wrapped so that no log line or error can print it. */
 export function bearerToken(header: string | undefined): RedactedToken | undefined {

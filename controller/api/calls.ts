@@ -1,10 +1,10 @@
 // Tool calls over REST: the response is NDJSON, one event per line as it happens, so an
 // operator's `aegis edge exec` prints remote output live. Failures before the call reaches the
 // host are ordinary HTTP errors; failures after it started arrive as an `error` line.
+import { streamedError } from "./errors.ts";
 import type { Context } from "hono";
 import { stream } from "hono/streaming";
 import { z } from "zod";
-import { toAegisError } from "../../shared/errors.ts";
 import { toBase64 } from "../../shared/crypto/encoding.ts";
 import type { CallEvent, CallRequest } from "../app/tool_calls.ts";
 import type { EdgeActions } from "../app/edge_actions.ts";
@@ -74,7 +74,7 @@ async function streamCall(
       if (!first.done) await write(wire(first.value));
       for await (const event of events) await write(wire(event));
     } catch (error) {
-      await write({ type: "error", error: toAegisError(error).toJSON() });
+      await write({ type: "error", error: streamedError(error, c) });
     }
   });
 }

@@ -19,6 +19,16 @@ export function onApiError(log: (message: string) => void) {
 }
 
 /**
+ * An error that ends a streamed answer (an NDJSON `error` line), as the caller may see it: like
+ * onApiError, an INTERNAL error's own words go to the log (the app's, set by createApi) only.
+ */
+export function streamedError(error: unknown, c: Context): Record<string, unknown> {
+  const log = (c.get("log") as ((message: string) => void) | undefined) ??
+    ((message: string) => console.error(message));
+  return shownError(error, c, log).toJSON();
+}
+
+/**
  * The error as a caller may see it. An INTERNAL error's own words (a database's message, a
  * stack) stay in the log under a reference the caller is given; the log line quotes the path,
  * so a request cannot forge log lines with a newline in its URL.

@@ -1,9 +1,9 @@
 // Fleet operations over REST. Like tool calls, progress streams as NDJSON, one event a line;
 // `GET /v1/edge/fleet/operations/:opId` returns the kept results later.
+import { streamedError } from "./errors.ts";
 import type { Hono } from "hono";
 import { stream } from "hono/streaming";
 import { z } from "zod";
-import { toAegisError } from "../../shared/errors.ts";
 import { type FleetDispatcher, type OperationName, OPERATIONS } from "../app/fleet/dispatcher.ts";
 import type { EdgeActions } from "../app/edge_actions.ts";
 import { scopeOf } from "./executions.ts";
@@ -56,7 +56,7 @@ export function fleetRoutes(v1: Hono<ApiEnv>, fleet: FleetDispatcher, actions: E
         if (!first.done) await write(first.value);
         for await (const event of events) await write(event);
       } catch (error) {
-        await write({ type: "error", error: toAegisError(error).toJSON() });
+        await write({ type: "error", error: streamedError(error, c) });
       }
     });
   });

@@ -94,6 +94,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   );
   app.use("*", async (c, next) => {
     refuseControlCharacters(c);
+    c.set("log", deps.log);
     await next();
   });
   app.notFound((c) =>

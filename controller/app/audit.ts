@@ -12,6 +12,7 @@
 // the log function the controller passes), counts it in `failures`, and resolves all the same.
 // The action already happened (a node was revoked, a call ran); refusing to report that to its
 // caller because its record could not be written would make the two disagree, not undo it.
+import { storableText } from "../../shared/printable.ts";
 import { AegisError } from "../../shared/errors.ts";
 import {
   type AuditAnchor,
@@ -338,8 +339,10 @@ export class AuditLog {
     this.#failures++;
     const message = error instanceof Error ? error.message : String(error);
     this.log(
-      `audit: could not record ${event.action} on ${event.target} (tenant ${event.tenantId}, ` +
-        `by ${event.actor?.subject}): ${message}`,
+      `audit: could not record ${JSON.stringify(event.action)} on ` +
+        `${JSON.stringify(String(event.target).slice(0, 200))} (tenant ` +
+        `${JSON.stringify(event.tenantId)}, by ${JSON.stringify(event.actor?.subject)}): ` +
+        JSON.stringify(message),
     );
   }
 
@@ -415,10 +418,13 @@ function fromRow(row: Record<string, unknown>): AuditRecord {
   };
 }
 
-/** Cuts text to `max` UTF-16 units, marking the cut so a trimmed value never passes as whole. */
+/**
+ * Text as stored: repaired, without control characters, cut to `max` code points with the cut
+ * marked, so a trimmed value never passes as whole and no caller's text can make the database
+ * refuse the batch it shares with other tenants' records (shared/printable.ts).
+ */
 function cut(value: unknown, max: number): string {
-  const text = typeof value === "string" ? value : String(value ?? "");
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+  return storableText(value, max);
 }
 
 const utf8Bytes = (text: string) => new TextEncoder().encode(text).length;

@@ -21,6 +21,16 @@ interface Queued<T> {
 
 const DEFAULT_MAX_BATCH = 500;
 
+/**
+ * Whether the database refused the batch for what one of its rows holds (SQLSTATE class 22, data
+ * exception; 23, integrity constraint; 54, program limit) rather than for being unreachable or
+ * overloaded, when writing each row alone would only fail the same way more slowly.
+ */
+function isRowError(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === "string" && /^(22|23|54)/.test(code);
+}
+
 export class BatchWriter<T> {
   #queue: Queued<T>[] = [];
   #flushing?: Promise<void>;
@@ -80,7 +90,20 @@ export class BatchWriter<T> {
         await this.flush(batch.map((q) => q.row));
         for (const q of batch) q.resolve();
       } catch (error) {
-        for (const q of batch) q.reject(error);
+        if (batch.length > 1 && isRowError(error)) {
+          // One row the database refuses (bad data, a broken constraint) must not take the rest
+          // of the batch with it: each row is written alone, so only that one fails.
+          for (const q of batch) {
+            try {
+              await this.flush([q.row]);
+              q.resolve();
+            } catch (own) {
+              q.reject(own);
+            }
+          }
+        } else {
+          for (const q of batch) q.reject(error);
+        }
       }
     }
   }

@@ -70,3 +70,28 @@ Deno.test("BatchWriter flushes in its own async context, not the first writer's"
   await als.run("inside a transaction", () => writer.write(1));
   assert.deepEqual(seen, [undefined]);
 });
+
+Deno.test("a batch the database refuses for one row's data is written row by row: only that row fails", async () => {
+  const written: string[][] = [];
+  const writer = new BatchWriter<string>((rows) => {
+    written.push(rows);
+    if (rows.includes("bad")) {
+      return Promise.reject(Object.assign(new Error("invalid byte sequence"), { code: "22021" }));
+    }
+    return Promise.resolve();
+  });
+  const results = await Promise.allSettled(["a", "bad", "b"].map((row) => writer.write(row)));
+  assert.deepEqual(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled"]);
+  assert.deepEqual(written, [["a", "bad", "b"], ["a"], ["bad"], ["b"]]);
+});
+
+Deno.test("a batch that failed for another reason (the database unreachable) fails whole, without retries", async () => {
+  let flushes = 0;
+  const writer = new BatchWriter<string>(() => {
+    flushes++;
+    return Promise.reject(new Error("connection refused"));
+  });
+  const results = await Promise.allSettled(["a", "b"].map((row) => writer.write(row)));
+  assert.deepEqual(results.map((r) => r.status), ["rejected", "rejected"]);
+  assert.equal(flushes, 1);
+});

@@ -13,6 +13,7 @@ import type { EdgeToolName } from "./edge_tools.ts";
 import type { ExecutionHandle, ExecutionKind, ExecutionService } from "./executions.ts";
 import { type Actor, actorOf, type Principal, requireOperatorKind } from "./identity.ts";
 import { requireWriter, tenantsOf } from "./operators.ts";
+import type { SecurityContexts } from "./security_contexts.ts";
 
 /** Where new work goes in the execution tree: under an execution, or in a conversation. */
 export interface ExecutionScope {
@@ -63,18 +64,77 @@ export interface EdgeActionsDeps {
   daemons: DaemonRepository;
   executions: ExecutionService;
   audit?: AuditRecorder;
+  /** The caller's own context, for how long its refusals are kept (absent: 365 days). */
+  contexts?: SecurityContexts;
   log: (message: string) => void;
+}
+
+/** Refusals of one caller for one reason are recorded once per window, with a count. */
+const REFUSAL_WINDOW_MS = 60_000;
+/** Distinct (caller, action, reason) keys tracked at once; past it, each refusal is recorded. */
+const MAX_REFUSAL_KEYS = 10_000;
+
+/**
+ * Coalesces repeats: the first occurrence of a key is reported at once; later ones within the
+ * window are counted, and reported together by the first occurrence after the window (or by
+ * flush() at shutdown). No timers: nothing runs for a key nobody repeats. Bounded in keys.
+ */
+class RepeatCounter {
+  readonly #windows = new Map<
+    string,
+    { opened: number; count: number; report: (count: number) => void }
+  >();
+
+  constructor(private readonly windowMs: number, private readonly maxKeys: number) {}
+
+  add(key: string, report: (count: number) => void, now = Date.now()): void {
+    const open = this.#windows.get(key);
+    if (open && now - open.opened < this.windowMs) {
+      open.count++;
+      open.report = report;
+      return;
+    }
+    if (open) {
+      this.#windows.delete(key);
+      if (open.count > 0) open.report(open.count);
+    }
+    report(1);
+    if (this.#windows.size >= this.maxKeys) this.#closeExpired(now);
+    if (this.#windows.size < this.maxKeys) {
+      this.#windows.set(key, { opened: now, count: 0, report });
+    }
+  }
+
+  /** Reports every count not reported yet. */
+  flush(): void {
+    for (const window of this.#windows.values()) if (window.count > 0) window.report(window.count);
+    this.#windows.clear();
+  }
+
+  #closeExpired(now: number): void {
+    for (const [key, window] of this.#windows) {
+      if (now - window.opened < this.windowMs) continue;
+      this.#windows.delete(key);
+      if (window.count > 0) window.report(window.count);
+    }
+  }
 }
 
 export class EdgeActions {
   /** Operations startFleet() runs detached, so shutdown and tests can wait for them. */
   readonly #detached = new Set<Promise<void>>();
+  readonly #refusals = new RepeatCounter(REFUSAL_WINDOW_MS, MAX_REFUSAL_KEYS);
 
   constructor(private readonly deps: EdgeActionsDeps) {}
 
   /** Resolves once every operation startFleet() began has ended. */
   async idle(): Promise<void> {
     while (this.#detached.size > 0) await Promise.all([...this.#detached]);
+  }
+
+  /** At shutdown: repeated refusals counted but not yet recorded are recorded. */
+  flushRefusals(): void {
+    this.#refusals.flush();
   }
 
   /**
@@ -176,7 +236,8 @@ export class EdgeActions {
         : "failed";
       const detail = failure ??
         (summary ? `${summary.status}${summary.reason ? `: ${summary.reason}` : ""}` : "ended");
-      await execution.end(status, detail);
+      // Recorded first: a failing write of the execution's end must not cost the audit record.
+      execution.end(status, detail).catch((e) => this.deps.log(`execution end lost: ${e}`));
       this.#audit(principal, execution, "fleet.operation", request.target, status, {
         operation: request.operation,
         ...(opId ? { op_id: opId } : {}),
@@ -226,22 +287,33 @@ export class EdgeActions {
       tool: "aegis.edge.enrollment_token.issue",
       tenantId: request.tenant_id,
     });
+    let issued: IssuedEnrollmentToken | undefined;
+    let failure: AegisError | undefined;
     try {
-      const issued = await this.deps.enrollment.issueToken(principal, request);
+      issued = await this.deps.enrollment.issueToken(principal, request);
       execution.setRef(issued.jti);
-      await execution.end("succeeded");
-      this.#audit(principal, execution, "enrollment_token.issue", issued.jti, "ok", {
-        name: issued.name,
-        expires_at: issued.expires_at,
-        ...(issued.hostname_pattern ? { hostname_pattern: issued.hostname_pattern } : {}),
-      });
       return issued;
     } catch (error) {
-      await execution.end("failed", toAegisError(error).message);
-      this.#audit(principal, execution, "enrollment_token.issue", "", "failed", {
-        error: toAegisError(error).code,
-      });
+      failure = toAegisError(error);
       throw error;
+    } finally {
+      // Whatever happens to the execution's own record, the audit log says what was issued.
+      this.#audit(
+        principal,
+        execution,
+        "enrollment_token.issue",
+        issued?.jti ?? "",
+        issued ? "ok" : "failed",
+        issued
+          ? {
+            name: issued.name,
+            expires_at: issued.expires_at,
+            ...(issued.hostname_pattern ? { hostname_pattern: issued.hostname_pattern } : {}),
+          }
+          : { error: failure?.code },
+      );
+      execution.end(issued ? "succeeded" : "failed", failure?.message)
+        .catch((e) => this.deps.log(`execution end lost: ${e}`));
     }
   }
 
@@ -259,32 +331,56 @@ export class EdgeActions {
       tenantId: host.tenant_id,
       ref: host.node_id,
     });
+    let revoked: boolean | undefined;
+    let failure: AegisError | undefined;
     try {
-      const revoked = await this.deps.revocation.revoke(
-        host.node_id,
-        `revoked by ${principal.sub}`,
-      );
-      await execution.end("succeeded", revoked ? "revoked" : "was already revoked");
-      this.#audit(principal, execution, "node.revoke", host.node_id, revoked ? "ok" : "unchanged");
+      revoked = await this.deps.revocation.revoke(host.node_id, `revoked by ${principal.sub}`);
       return { node_id: host.node_id, revoked };
     } catch (error) {
-      await execution.end("failed", toAegisError(error).message);
+      failure = toAegisError(error);
       throw error;
+    } finally {
+      this.#audit(
+        principal,
+        execution,
+        "node.revoke",
+        host.node_id,
+        revoked === undefined ? "failed" : revoked ? "ok" : "unchanged",
+        failure ? { error: failure.code } : undefined,
+      );
+      execution.end(
+        failure ? "failed" : "succeeded",
+        failure?.message ?? (revoked ? "revoked" : "was already revoked"),
+      ).catch((e) => this.deps.log(`execution end lost: ${e}`));
     }
   }
 
-  /** Records an action refused before it became an execution (a limit, a context, a role). */
+  /**
+   * Records an action refused before it became an execution (a limit, a context, a role). A
+   * caller refused again and again for the same reason (a script hammering past its quota) gets
+   * one record a minute carrying how many times, not one record a refusal; the record is kept as
+   * long as the caller's own context keeps its records.
+   */
   refused(principal: Principal, action: string, target: string, error: unknown): void {
     const aegis = toAegisError(error);
-    void this.deps.audit?.record({
-      tenantId: principal.tenant_id,
-      actor: actorOf(principal),
-      action,
-      target: target.slice(0, 200),
-      outcome: "refused",
-      detail: { code: aegis.code, message: aegis.message.slice(0, 300) },
-      retentionDays: 365,
-    }).catch((e) => this.deps.log(`audit record lost: ${e}`));
+    const record = (count: number) =>
+      void this.deps.audit?.record({
+        tenantId: principal.tenant_id,
+        actor: actorOf(principal),
+        action,
+        target,
+        outcome: "refused",
+        detail: {
+          code: aegis.code,
+          message: aegis.message.slice(0, 300),
+          ...(count > 1 ? { times: count } : {}),
+        },
+        retentionDays: this.#retentionOf(principal),
+      }).catch((e) => this.deps.log(`audit record lost: ${e}`));
+    this.#refusals.add(
+      JSON.stringify([principal.tenant_id, principal.iss, principal.sub, action, aegis.code]),
+      record,
+    );
   }
 
   /** Opens the execution an action runs as; a refusal is recorded in the audit log. */
@@ -322,6 +418,14 @@ export class EdgeActions {
         );
       },
     };
+  }
+
+  #retentionOf(principal: Principal): number {
+    try {
+      return this.deps.contexts?.resolve(principal).audit_retention_days ?? 365;
+    } catch {
+      return 365;
+    }
   }
 
   #audit(

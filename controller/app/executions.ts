@@ -7,6 +7,7 @@
 // per day and concurrency. Cancelling an execution cancels every running descendant, on this
 // relay through its abort signal and on the others through the relay bus, which in turn cancels
 // the remote calls (and so kills the hosts' process trees).
+import { storableText } from "../../shared/printable.ts";
 import { createHash } from "node:crypto";
 import { AegisError } from "../../shared/errors.ts";
 import type { Db, Queryable } from "../store/db.ts";
@@ -33,6 +34,8 @@ export const MAX_LIST = 200;
 /** How long an ended execution tree stays listed (longer than the day the rate limits count). */
 export const EXECUTION_RETENTION_DAYS = 30;
 const TITLE_MAX = 200;
+const DETAIL_MAX = 500;
+const REF_MAX = 128;
 
 export interface ExecutionRecord {
   id: string;
@@ -200,14 +203,14 @@ export class ExecutionService {
       parent_id: parent?.id ?? null,
       tenant_id: tenantId,
       kind: spec.kind,
-      title: spec.title.slice(0, TITLE_MAX),
+      title: storableText(spec.title, TITLE_MAX),
       context: context.name,
       identity_kind: actor.kind,
       issuer: actor.issuer,
       subject: actor.subject,
       status: "running",
       detail: null,
-      ref: spec.ref ?? null,
+      ref: spec.ref === undefined ? null : storableText(spec.ref, REF_MAX),
       relay_id: this.relayId,
       // A child never outlives its parent.
       deadline_at: new Date(Math.min(now.getTime() + lifetime * 1000, parentDeadline)),
@@ -248,10 +251,10 @@ export class ExecutionService {
       id,
       parent_id: parent.record.id,
       kind: spec.kind,
-      title: spec.title.slice(0, TITLE_MAX),
+      title: storableText(spec.title, TITLE_MAX),
       status: "running",
       detail: null,
-      ref: spec.ref ?? null,
+      ref: spec.ref === undefined ? null : storableText(spec.ref, REF_MAX),
       relay_id: this.relayId,
       deadline_at: new Date(
         Math.min(
@@ -277,7 +280,7 @@ export class ExecutionService {
     this.#requireEnding(principal, target, "aegis.execution.cancel");
     return await this.#cancelTree(
       [target.id],
-      `cancelled by ${principal.sub}${reason ? `: ${reason.slice(0, 200)}` : ""}`,
+      storableText(`cancelled by ${principal.sub}${reason ? `: ${reason}` : ""}`, DETAIL_MAX),
       principal.sub,
     );
   }
@@ -458,8 +461,8 @@ export class ExecutionService {
       context,
       signal,
       setRef: (ref: string) => {
-        record.ref = ref;
-        void this.#writes.write({ op: "ref", id: record.id, ref }).catch((e) =>
+        record.ref = storableText(ref, REF_MAX);
+        void this.#writes.write({ op: "ref", id: record.id, ref: record.ref }).catch((e) =>
           this.log(`execution ${record.id}: ref not recorded: ${e}`)
         );
       },
@@ -471,7 +474,7 @@ export class ExecutionService {
           op: "end",
           id: record.id,
           status,
-          detail: detail?.slice(0, 500) ?? null,
+          detail: detail === undefined ? null : storableText(detail, DETAIL_MAX),
           at: this.clock(),
         });
       },

@@ -205,6 +205,7 @@ export async function startController(options: ControllerOptions): Promise<Runni
     daemons,
     executions,
     audit,
+    contexts,
     log,
   });
   const bootstrap = {
@@ -357,7 +358,10 @@ export async function startController(options: ControllerOptions): Promise<Runni
           daemons.drain(),
           calls.flushHistory().catch(() => {}),
           executions.drain().catch(() => {}),
-          audit.drain().catch(() => {}),
+          (async () => {
+            actions.flushRefusals();
+            await audit.drain();
+          })().catch(() => {}),
         ]);
         await db.close();
       }

@@ -2,6 +2,7 @@
 // rolling=N, parallel) run through a sliding window of that width, with a failure policy (continue, stop-after=N, fail-fast) and a deadline
 // per node. Each node's work is an ordinary tool call, so it lands in that host's history too.
 // The bookkeeping (operation, per-node results) lives here, on the controller, and is kept.
+import { storableText } from "../../../shared/printable.ts";
 import { AegisError } from "../../../shared/errors.ts";
 import type { Queryable } from "../../store/db.ts";
 import type { Clock } from "../clock.ts";
@@ -548,7 +549,9 @@ export class FleetDispatcher {
     wave: number,
     outcome: Outcome,
   ): Promise<Extract<FleetEvent, { type: "result" }>> {
-    const { status, detail, exitCode } = outcome;
+    const { status, exitCode } = outcome;
+    // A host's own words (its refusal message) are stored and shown: repaired and bounded first.
+    const detail = storableText(outcome.detail, 1_000);
     await writer.submit({
       node_id: host.node_id,
       name: host.name,
