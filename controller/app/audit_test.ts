@@ -313,12 +313,15 @@ Deno.test(`[${TEST_DB_KIND}] a record that cannot be written is logged, never th
     await audit.record(event(1, { retentionDays: 0 }));
     await audit.record(event(2, { tenantId: "" }));
     assert.equal(audit.failures, 2);
-    assert.match(logged[0], /could not record node\.revoke on n-1 .*retention must be 1-3650 days/);
+    assert.match(
+      logged[0],
+      /could not record "node\.revoke" on "n-1" .*retention must be 1-3650 days/,
+    );
     // The database refusing the write (here: the table is gone) is logged the same way.
     await db.query("ALTER TABLE audit_log RENAME TO audit_log_gone");
     await audit.record(event(3));
     assert.equal(audit.failures, 3);
-    assert.match(logged[2], /could not record node\.revoke on n-3 \(tenant t1, by alice\)/);
+    assert.match(logged[2], /could not record "node\.revoke" on "n-3" \(tenant "t1", by "alice"\)/);
   });
 });
 
