@@ -147,13 +147,16 @@ export class EdgeActions {
     request: CallRequest,
     scope: ExecutionScope & { tool: EdgeToolName; signal?: AbortSignal },
   ): AsyncGenerator<CallEvent> {
-    const execution = await this.#open(principal, scope, {
+    // The execution's row is committed while the call travels; the caller hears of the call
+    // only once it is (so a cancel through any relay finds it).
+    const { handle: execution, recorded } = await this.#openConcurrently(principal, scope, {
       kind: "command",
       title: `${request.tool} on ${nodeId}`,
       tool: scope.tool,
       timeoutSecs: request.timeoutSecs,
       ref: nodeId,
     });
+    let told = false;
     const signal = scope.signal
       ? AbortSignal.any([scope.signal, execution.signal])
       : execution.signal;
@@ -161,6 +164,10 @@ export class EdgeActions {
     let detail = "";
     try {
       for await (const event of this.deps.calls.execute(principal, nodeId, request, signal)) {
+        if (!told) {
+          await recorded;
+          told = true;
+        }
         if (event.type === "started") execution.setRef(event.call_id);
         if (event.type === "exit") {
           status = event.exit_code === 0 && !event.timed_out ? "succeeded" : "failed";
@@ -381,6 +388,20 @@ export class EdgeActions {
       JSON.stringify([principal.tenant_id, principal.iss, principal.sub, action, aegis.code]),
       record,
     );
+  }
+
+  /** #open() for a call: its row is committed while the call starts (openConcurrently). */
+  async #openConcurrently(
+    principal: Principal,
+    scope: ExecutionScope,
+    spec: OpenArgs,
+  ): Promise<{ handle: ExecutionHandle; recorded: Promise<void> }> {
+    try {
+      return await this.deps.executions.openConcurrently(principal, { ...scope, ...spec });
+    } catch (error) {
+      this.refused(principal, spec.tool, spec.title, error);
+      throw error;
+    }
   }
 
   /** Opens the execution an action runs as; a refusal is recorded in the audit log. */

@@ -138,6 +138,27 @@ export class ExecutionService {
    * task in one conversation, or a used-up rate or concurrency limit.
    */
   async open(who: OperatorClaims | Principal, spec: OpenSpec): Promise<ExecutionHandle> {
+    const { handle, recorded } = await this.openConcurrently(who, spec);
+    try {
+      await recorded;
+    } catch (error) {
+      this.#live.delete(handle.record.id);
+      throw error;
+    }
+    return handle;
+  }
+
+  /**
+   * As open(), but an execution that needs no count (no limit applies) is handed back while its
+   * row is still on its way to the database: `recorded` settles once it is committed. The work
+   * may start meanwhile, and the caller must await `recorded` before telling anyone the work
+   * started (so a cancel through any relay finds the row). Should the write fail, the work's
+   * signal aborts. On PostgreSQL the commit then overlaps the call instead of preceding it.
+   */
+  async openConcurrently(
+    who: OperatorClaims | Principal,
+    spec: OpenSpec,
+  ): Promise<{ handle: ExecutionHandle; recorded: Promise<void> }> {
     const principal = asPrincipal(who);
     if (spec.sessionId !== undefined && !SESSION_ID_PATTERN.test(spec.sessionId)) {
       throw new AegisError(
@@ -222,13 +243,15 @@ export class ExecutionService {
     const rootSession = parent ? null : sessionKey;
     if (needsCheck(spec.kind, counted, context)) {
       await this.#insertChecked(record, counted, rootSession, context, actor);
-    } else {
-      // Committed before the work starts: handing the handle back earlier and writing while the
-      // call travels was measured slower on the embedded database (the write shares the event
-      // loop with the call), and a cancel through any relay must find the row.
-      await this.#writes.write({ op: "insert", record, counted, sessionKey: rootSession });
+      return { handle: this.#handle(record, context, parent?.id), recorded: Promise.resolve() };
     }
-    return this.#handle(record, context, parent?.id);
+    const recorded = this.#writes.write({ op: "insert", record, counted, sessionKey: rootSession });
+    const handle = this.#handle(record, context, parent?.id);
+    recorded.catch((error) => {
+      this.log(`execution ${record.id} could not be recorded; its work is stopped: ${error}`);
+      this.abortLocal([record.id]);
+    });
+    return { handle, recorded };
   }
 
   /**
