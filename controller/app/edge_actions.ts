@@ -2,6 +2,7 @@
 // each runs inside an execution (executions.ts: the security context, the ceiling rule, limits,
 // cascade cancellation) and ends with a record in the tenant's audit log. Transports only
 // translate their protocol to these calls.
+import type { AuditLog } from "./audit.ts";
 import type { FleetEvent, NodeOutcome } from "../../shared/fleet_events.ts";
 import { AegisError, toAegisError } from "../../shared/errors.ts";
 import type { CallEvent, CallRequest, ToolCallService } from "./tool_calls.ts";
@@ -11,7 +12,7 @@ import type { RevocationService } from "./revocation.ts";
 import type { DaemonRepository } from "./daemons.ts";
 import type { EdgeToolName } from "./edge_tools.ts";
 import type { ExecutionHandle, ExecutionKind, ExecutionService } from "./executions.ts";
-import { type Actor, actorOf, type Principal, requireOperatorKind } from "./identity.ts";
+import { actorOf, type Principal, requireOperatorKind } from "./identity.ts";
 import { requireWriter, tenantsOf } from "./operators.ts";
 import type { SecurityContexts } from "./security_contexts.ts";
 
@@ -23,21 +24,8 @@ export interface ExecutionScope {
   context?: string;
 }
 
-/** What the audit log takes (controller/app/audit.ts). */
-export interface AuditEvent {
-  tenantId: string;
-  actor: Actor;
-  action: string;
-  target: string;
-  outcome: string;
-  detail?: Record<string, unknown>;
-  executionId?: string;
-  retentionDays: number;
-}
-
-export interface AuditRecorder {
-  record(event: AuditEvent): Promise<void>;
-}
+/** What actions need of the audit log (AuditLog, controller/app/audit.ts). */
+export type AuditRecorder = Pick<AuditLog, "record">;
 
 interface OpenArgs {
   kind: ExecutionKind;
