@@ -2,6 +2,7 @@
 // here, on the operator's machine, with shared/audit_chain.ts. The controller only hands over
 // records; whether they are intact is decided by this client, so a database edited behind the
 // controller's back (or a controller that lies) cannot vouch for itself.
+import { readNdjson } from "./ndjson.ts";
 import type { Command } from "@commander-js/extra-typings";
 import type { Io } from "../../shared/cli/io.ts";
 import { AegisError, ERROR_CODES } from "../../shared/errors.ts";
@@ -223,50 +224,30 @@ async function openFile(path: string): Promise<Deno.FsFile> {
   }
 }
 
-/** An export's lines, parsed as they arrive, each bounded in size. */
+/** An export's lines, parsed as they arrive, each bounded in size (readNdjson). */
 async function* exportLines(
   body: ReadableStream<Uint8Array>,
   source: string,
 ): AsyncGenerator<Line> {
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = "";
   let number = 0;
-  const parse = (text: string): Line => {
-    number++;
-    try {
-      const line = JSON.parse(text) as Line;
-      if (line && typeof line === "object" && typeof line.type === "string") return line;
-    } catch {
-      // reported below, with the line's number
-    }
-    throw malformed(source, `line ${number} is not an export line`);
-  };
   try {
-    while (true) {
-      let chunk: ReadableStreamReadResult<string>;
-      try {
-        chunk = await reader.read();
-      } catch (error) {
-        throw new AegisError(
-          "UNREACHABLE",
-          `lost ${source} in the middle of the export: ${(error as Error).message}`,
-        );
+    for await (const line of readNdjson<Line>(body, source, undefined, MAX_LINE_BYTES)) {
+      number++;
+      if (!line || typeof line !== "object" || typeof line.type !== "string") {
+        throw malformed(source, `line ${number} is not an export line`);
       }
-      if (chunk.done) break;
-      buffered += chunk.value;
-      let newline;
-      while ((newline = buffered.indexOf("\n")) >= 0) {
-        const text = buffered.slice(0, newline).trim();
-        buffered = buffered.slice(newline + 1);
-        if (text) yield parse(text);
-      }
-      if (buffered.length > MAX_LINE_BYTES) {
-        throw malformed(source, `line ${number + 1} is longer than ${MAX_LINE_BYTES} bytes`);
-      }
+      yield line;
     }
-    if (buffered.trim()) yield parse(buffered.trim());
-  } finally {
-    await reader.cancel().catch(() => {});
+  } catch (error) {
+    // A line that is not JSON, or too long, says so as an export problem.
+    if (error instanceof AegisError && error.code === "INVALID_ARGUMENT") {
+      throw malformed(
+        source,
+        error.message.replace(/ from .*? is not JSON$/, " is not an export line")
+          .replace(/ from .*? is /, " is "),
+      );
+    }
+    throw error;
   }
 }
 
