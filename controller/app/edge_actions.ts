@@ -109,15 +109,13 @@ class RepeatCounter {
 }
 
 export class EdgeActions {
-  /** Operations startFleet() runs detached, so shutdown and tests can wait for them. */
-  readonly #detached = new Set<Promise<void>>();
   readonly #refusals = new RepeatCounter(REFUSAL_WINDOW_MS, MAX_REFUSAL_KEYS);
 
   constructor(private readonly deps: EdgeActionsDeps) {}
 
   /** Resolves once every operation startFleet() began has ended. */
   async idle(): Promise<void> {
-    while (this.#detached.size > 0) await Promise.all([...this.#detached]);
+    await this.deps.fleet.idle();
   }
 
   /** At shutdown: repeated refusals counted but not yet recorded are recorded. */
@@ -251,24 +249,13 @@ export class EdgeActions {
     request: FleetRequest,
     scope: ExecutionScope = {},
   ): Promise<Extract<FleetEvent, { type: "operation" }>> {
-    const events = this.fleet(principal, request, scope);
-    const first = await events.next();
-    if (first.done || first.value.type !== "operation") {
-      throw new AegisError("INTERNAL", "a fleet operation began without its operation event");
-    }
-    const opId = first.value.op_id;
-    const rest = (async () => {
-      try {
-        for (let next = await events.next(); !next.done; next = await events.next()) {
-          // Progress is kept in fleet_results; nobody reads the events here.
-        }
-      } catch (error) {
-        this.deps.log(`fleet operation ${opId} failed part-way: ${(error as Error)?.stack}`);
-      }
-    })();
-    this.#detached.add(rest);
-    rest.finally(() => this.#detached.delete(rest));
-    return first.value;
+    // The dispatcher runs it detached (and marks it interrupted should it fail part-way).
+    return await this.deps.fleet.start(
+      principal,
+      request,
+      this.deps.log,
+      this.fleet(principal, request, scope),
+    );
   }
 
   async issueEnrollmentToken(

@@ -279,8 +279,9 @@ export class FleetDispatcher {
     operator: Operator,
     request: FleetRequest,
     log: (message: string) => void,
+    /** The operation's events when a caller wraps run() (EdgeActions: as an execution). */
+    events: AsyncGenerator<FleetEvent> = this.run(operator, request),
   ): Promise<Extract<FleetEvent, { type: "operation" }>> {
-    const events = this.run(operator, request);
     const first = await events.next();
     if (first.done || first.value.type !== "operation") {
       throw new AegisError("INTERNAL", "a fleet operation began without its operation event");
