@@ -366,27 +366,26 @@ export class EdgeActions {
   }
 
   /** #open() for a call: its row is committed while the call starts (openConcurrently). */
-  async #openConcurrently(
-    principal: Principal,
-    scope: ExecutionScope,
-    spec: OpenArgs,
-  ): Promise<{ handle: ExecutionHandle; recorded: Promise<void> }> {
-    try {
-      return await this.deps.executions.openConcurrently(principal, { ...scope, ...spec });
-    } catch (error) {
-      this.refused(principal, spec.tool, spec.title, error);
-      throw error;
-    }
+  #openConcurrently(principal: Principal, scope: ExecutionScope, spec: OpenArgs) {
+    return this.#auditRefusal(
+      principal,
+      spec,
+      () => this.deps.executions.openConcurrently(principal, { ...scope, ...spec }),
+    );
   }
 
   /** Opens the execution an action runs as; a refusal is recorded in the audit log. */
-  async #open(
-    principal: Principal,
-    scope: ExecutionScope,
-    spec: OpenArgs,
-  ): Promise<ExecutionHandle> {
+  #open(principal: Principal, scope: ExecutionScope, spec: OpenArgs) {
+    return this.#auditRefusal(
+      principal,
+      spec,
+      () => this.deps.executions.open(principal, { ...scope, ...spec }),
+    );
+  }
+
+  async #auditRefusal<T>(principal: Principal, spec: OpenArgs, open: () => Promise<T>): Promise<T> {
     try {
-      return await this.deps.executions.open(principal, { ...scope, ...spec });
+      return await open();
     } catch (error) {
       this.refused(principal, spec.tool, spec.title, error);
       throw error;
